@@ -1,0 +1,98 @@
+"""Error codes of PROTOCOL.md §6 and the one exception type that carries them.
+
+Raised anywhere (validation, store, hub); turned into a wire error reply in exactly one
+place (the hub's dispatcher), so every failure a client sees has a code and a reason.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ErrorCode(IntEnum):
+    INTERNAL = 100001
+    INVALID_PARAMETER = 100002
+    ROOM_EXISTS = 100003
+    ROOM_NOT_FOUND = 100004
+    NOT_A_MEMBER = 100005
+    FORBIDDEN = 100006
+    USER_NOT_FOUND = 100007
+    NO_INVITATION = 100008
+    RATE_LIMITED = 100009
+    UNAUTHENTICATED = 100010
+    UNKNOWN_OP = 100011
+    ROOM_FULL = 100012
+    MALFORMED_FRAME = 100013
+
+    @property
+    def reason(self) -> str:
+        return self.name
+
+
+# Where several errors apply, the first in this order wins (PROTOCOL.md §6).
+PRECEDENCE: tuple[ErrorCode, ...] = (
+    ErrorCode.MALFORMED_FRAME,
+    ErrorCode.UNAUTHENTICATED,
+    ErrorCode.UNKNOWN_OP,
+    ErrorCode.RATE_LIMITED,
+    ErrorCode.INVALID_PARAMETER,
+    ErrorCode.ROOM_NOT_FOUND,
+    ErrorCode.USER_NOT_FOUND,
+    ErrorCode.NOT_A_MEMBER,
+    ErrorCode.FORBIDDEN,
+    ErrorCode.ROOM_EXISTS,
+    ErrorCode.ROOM_FULL,
+    ErrorCode.NO_INVITATION,
+)
+
+
+class RoomError(Exception):
+    """A failure with a wire error code; the message is shown to the client."""
+
+    def __init__(
+        self,
+        code: ErrorCode | int,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+        self.field = field
+        self.retry_after_ms = retry_after_ms
+
+    @property
+    def reason(self) -> str:
+        return self.code.reason
+
+    def to_wire(self) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "code": int(self.code),
+            "reason": self.code.reason,
+            "message": self.message,
+        }
+        if self.field is not None:
+            error["field"] = self.field
+        if self.retry_after_ms is not None:
+            error["retry_after_ms"] = self.retry_after_ms
+        return error
+
+    @classmethod
+    def from_wire(cls, error: dict[str, Any]) -> RoomError:
+        return cls(
+            error.get("code", ErrorCode.INTERNAL),
+            str(error.get("message", "")),
+            field=error.get("field"),
+            retry_after_ms=error.get("retry_after_ms"),
+        )
+
+    def __repr__(self) -> str:
+        extra = f", field={self.field!r}" if self.field else ""
+        return f"RoomError({self.code.reason}, {self.message!r}{extra})"
+
+
+def invalid(field: str, message: str) -> RoomError:
+    return RoomError(ErrorCode.INVALID_PARAMETER, message, field=field)

@@ -1,0 +1,38 @@
+"""Size limits of PROTOCOL.md §3, in UTF-8 bytes (never characters)."""
+
+from __future__ import annotations
+
+import re
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.@:-]{1,64}")
+PROP_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+# App keys go inside Redis hash tags `{app:room}`; no ':' so the tag is unambiguous.
+APP_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+ID_MAX_BYTES = 64
+ROOM_NAME_MAX_BYTES = 128
+NICKNAME_MAX_BYTES = 32
+AVATAR_MAX_BYTES = 1024
+CUSTOM_INFO_MAX_BYTES = 60
+EXTENSION_MAX_BYTES = 2048
+NOTIFICATION_EXTENSION_MAX_CHARS = 2048
+PROP_VALUE_MAX_BYTES = 1024
+PROPS_PER_MEMBER = 32
+PROPERTIES_PER_UPDATE = 32
+LEVEL_MAX = 2**31 - 1
+INVITEES_MIN = 1
+INVITEES_MAX = 100
+INITIAL_MEMBERS_MAX = 100
+HISTORY_LIMIT_MAX = 200
+HISTORY_LIMIT_DEFAULT = 50
+DIRECT_ROOM_MAX_MEMBERS = 2
+
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024
+# Decoder caps: a request never needs more than this, so anything larger is hostile.
+MAX_CONTAINERS_PER_FRAME = 4096
+MAX_CONTAINER_LEN = 1024
+MAX_NESTING = 32
+
+
+def utf8_len(value: str) -> int:
+    return len(value.encode("utf-8", "surrogatepass"))

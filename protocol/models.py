@@ -1,0 +1,337 @@
+"""Frozen pydantic models of the wire objects (PROTOCOL.md §2–§4).
+
+Request args are strict (no "0" for an int, no bytes for a string), reject unknown
+arguments, and count sizes in UTF-8 bytes. Reply and event models are what the Python
+client parses; the hub builds its outgoing dicts directly and never re-validates them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from . import limits
+from .codec import to_json_value
+from .errors import RoomError, invalid
+
+
+def _max_bytes(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if limits.utf8_len(value) > limit:
+            raise ValueError(f"must be at most {limit} bytes of UTF-8")
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_id(value: str) -> str:
+    if not limits.ID_PATTERN.fullmatch(value):
+        raise ValueError("must be 1-64 characters of [A-Za-z0-9_.@:-]")
+    return value
+
+
+Id = Annotated[StrictStr, AfterValidator(_check_id)]
+RoomName = Annotated[StrictStr, _max_bytes(limits.ROOM_NAME_MAX_BYTES)]
+Nickname = Annotated[StrictStr, _max_bytes(limits.NICKNAME_MAX_BYTES)]
+Avatar = Annotated[StrictStr, _max_bytes(limits.AVATAR_MAX_BYTES)]
+CustomInfo = Annotated[StrictStr, _max_bytes(limits.CUSTOM_INFO_MAX_BYTES)]
+Extension = Annotated[StrictStr, _max_bytes(limits.EXTENSION_MAX_BYTES)]
+Level = Annotated[StrictInt, Field(ge=0, le=limits.LEVEL_MAX)]
+RoleName = Literal["owner", "admin", "member", "guest"]
+ReplyShape = Literal["room", "ack"]
+RoomType = Literal["group", "direct"]
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class OpArgs(_Args):
+    """Every op but auth: server tokens may act as `operator` (NetEase's operator_account_id)."""
+
+    operator: Id | None = None
+
+
+class MutatingArgs(OpArgs):
+    reply: ReplyShape = "room"
+
+
+class AuthArgs(_Args):
+    key: StrictStr
+    token: StrictStr
+    resume: dict[Id, Annotated[StrictInt, Field(ge=0)]] | None = None
+
+
+class UserUpsertArgs(MutatingArgs):
+    id: Id
+    nickname: Nickname | None = None
+    avatar: Avatar | None = None
+
+
+class RoomCreateArgs(MutatingArgs):
+    room: Id | None = None
+    name: RoomName = ""
+    type: RoomType = "group"
+    members: Annotated[list[Id], Field(max_length=limits.INITIAL_MEMBERS_MAX)] = []
+    owner: Id | None = None
+
+
+class RoomArgs(OpArgs):
+    room: Id
+
+
+class RoomListArgs(OpArgs):
+    pass
+
+
+class MemberAddArgs(MutatingArgs):
+    room: Id
+    invitees: Annotated[
+        list[Id], Field(min_length=limits.INVITEES_MIN, max_length=limits.INVITEES_MAX)
+    ]
+    invitation_required: StrictBool = False
+    system_message: StrictBool = False
+
+
+class RoomMutationArgs(MutatingArgs):
+    """invitation.accept, invitation.decline, room.leave."""
+
+    room: Id
+
+
+class MemberTargetArgs(MutatingArgs):
+    room: Id
+    user: Id
+
+
+class MemberUpdateArgs(MutatingArgs):
+    room: Id
+    user: Id
+    properties: Annotated[
+        dict[StrictStr, Any],
+        Field(min_length=1, max_length=limits.PROPERTIES_PER_UPDATE),
+    ]
+    system_message: StrictBool = False
+    notification_extension: Annotated[
+        StrictStr, Field(max_length=limits.NOTIFICATION_EXTENSION_MAX_CHARS)
+    ] | None = None
+
+
+class RoomHistoryArgs(OpArgs):
+    room: Id
+    after_seq: Annotated[StrictInt, Field(ge=0)] = 0
+    limit: Annotated[StrictInt, Field(ge=1, le=limits.HISTORY_LIMIT_MAX)] = (
+        limits.HISTORY_LIMIT_DEFAULT
+    )
+
+
+# --- member.update properties -------------------------------------------------------------
+
+BUILTIN_PROPERTIES: dict[str, Any] = {
+    "role": RoleName,
+    "nickname": Nickname,
+    "avatar": Avatar,
+    "level": Level,
+    "custom_info": CustomInfo,
+    "extension": Extension,
+}
+# Member fields that are not settable and so may not be custom prop names either.
+RESERVED_NAMES = frozenset({"id", "props", "joined_ms"})
+
+
+class PropertyChange(BaseModel):
+    """One validated entry of member.update `properties`.
+
+    `value_json` is the canonical JSON of the new value (None = remove a custom prop), which
+    the store compares and stores as is, so values round-trip exactly.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    builtin: bool
+    value: Any
+    value_json: bytes | None
+
+
+def _builtin_validators() -> dict[str, Any]:
+    from pydantic import TypeAdapter
+
+    return {
+        name: TypeAdapter(kind, config=ConfigDict(strict=True))
+        for name, kind in BUILTIN_PROPERTIES.items()
+    }
+
+
+_BUILTIN_ADAPTERS = _builtin_validators()
+
+
+def _json_finite(value: Any, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise invalid(path, "numbers must be finite")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _json_finite(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _json_finite(item, f"{path}.{index}")
+
+
+def property_changes(properties: dict[str, Any]) -> list[PropertyChange]:
+    """Validate member.update properties; raise RoomError naming `properties.<name>`."""
+    from pydantic import ValidationError
+
+    changes: list[PropertyChange] = []
+    for name, value in properties.items():
+        path = f"properties.{name}"
+        adapter = _BUILTIN_ADAPTERS.get(name)
+        if adapter is not None:
+            if value is None:
+                raise invalid(path, f"{name} cannot be removed (null is only for custom props)")
+            try:
+                value = adapter.validate_python(value)
+            except ValidationError as exc:
+                detail = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise invalid(path, f"{name}: {detail}") from None
+            changes.append(PropertyChange(name=name, builtin=True, value=value,
+                                          value_json=to_json_value(value)))
+            continue
+        if name in RESERVED_NAMES:
+            raise invalid(path, f"'{name}' is a Member field and cannot be set")
+        if not limits.PROP_NAME_PATTERN.fullmatch(name):
+            raise invalid(path, "custom property names match [A-Za-z_][A-Za-z0-9_.-]{0,63}")
+        if value is None:
+            changes.append(PropertyChange(name=name, builtin=False, value=None, value_json=None))
+            continue
+        _json_finite(value, path)
+        try:
+            encoded = to_json_value(value)
+        except (TypeError, ValueError) as exc:
+            raise invalid(path, f"value is not representable in JSON: {exc}") from None
+        if len(encoded) > limits.PROP_VALUE_MAX_BYTES:
+            raise invalid(path, f"value must encode to at most {limits.PROP_VALUE_MAX_BYTES} bytes")
+        changes.append(PropertyChange(name=name, builtin=False, value=value, value_json=encoded))
+    return changes
+
+
+# --- objects in replies and events --------------------------------------------------------
+
+
+class _Object(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Member(_Object):
+    id: str
+    role: RoleName
+    nickname: str = ""
+    avatar: str = ""
+    level: int = 0
+    custom_info: str = ""
+    extension: str = ""
+    props: dict[str, Any] = {}
+    joined_ms: int = 0
+
+
+class Invitation(_Object):
+    user: str
+    inviter: str
+    time_ms: int
+
+
+class Room(_Object):
+    id: str
+    name: str = ""
+    type: RoomType = "group"
+    owner: str
+    created_ms: int
+    seq: int
+    members: list[Member] = []
+    invitations: list[Invitation] = []
+
+    def member(self, user: str) -> Member | None:
+        return next((m for m in self.members if m.id == user), None)
+
+
+SystemMessageType = Literal[
+    "createRoom",
+    "addMember",
+    "inviteMember",
+    "acceptInvitation",
+    "declineInvitation",
+    "assignAdmin",
+    "revokeAdmin",
+    "setRole",
+    "updateMember",
+    "removeMember",
+    "leaveRoom",
+]
+
+
+class SystemMessage(_Object):
+    room: str
+    seq: int
+    type: SystemMessageType
+    sender: str
+    targets: list[str]
+    changes: dict[str, Any] = {}
+    notify: bool
+    extension: str | None = None
+    time_ms: int
+
+
+class User(_Object):
+    id: str
+    nickname: str = ""
+    avatar: str = ""
+
+
+class ServerInfo(_Object):
+    version: str
+    node: str
+
+
+class AuthResult(_Object):
+    user: str
+    rooms: list[str]
+    server: ServerInfo
+
+
+class Ack(_Object):
+    room: str
+    seq: int
+
+
+class HistoryPage(_Object):
+    messages: list[SystemMessage]
+    more: bool
+
+
+__all__ = [
+    "Ack",
+    "AuthArgs",
+    "AuthResult",
+    "HistoryPage",
+    "Invitation",
+    "Member",
+    "MemberAddArgs",
+    "MemberTargetArgs",
+    "MemberUpdateArgs",
+    "MutatingArgs",
+    "OpArgs",
+    "PropertyChange",
+    "Room",
+    "RoomArgs",
+    "RoomCreateArgs",
+    "RoomError",
+    "RoomHistoryArgs",
+    "RoomListArgs",
+    "RoomMutationArgs",
+    "ServerInfo",
+    "SystemMessage",
+    "User",
+    "UserUpsertArgs",
+    "property_changes",
+]
