@@ -1,0 +1,97 @@
+"""The `roomhub` command: `serve` a hub node, mint a `token`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from .auth import mint_token
+from .settings import Settings
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run a hub node",
+                       description="Run a hub node. Every flag can also be set as ROOMHUB_<NAME>.")
+    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="TCP port (default 8765; 0 = any free port)")
+    p.add_argument("--redis", help="redis://HOST:PORT/DB; absent = embedded in-memory store")
+    p.add_argument("--app", action="append", dest="apps", metavar="KEY=SECRET",
+                   help="an app and its token secret (repeatable); env ROOMHUB_APPS=K=S,K2=S2")
+    p.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
+                   help="allow browser clients from this Origin (repeatable); default: any")
+    p.add_argument("--node-id", help="this node's name in auth replies and logs")
+    p.add_argument("--history-max", type=int, help="system messages kept per room (10000)")
+    p.add_argument("--max-frame-bytes", type=int, help="largest accepted frame (65536)")
+    p.add_argument("--max-room-members", type=int, help="member cap per room (10000)")
+    p.add_argument("--log-level", default="INFO")
+
+
+def _token_parser(sub: Any) -> None:
+    p = sub.add_parser("token", help="print a JWT for a user (or a server token)")
+    p.add_argument("--key", required=True, help="the app key (only echoed in the hint)")
+    p.add_argument("--secret", required=True, help="the app secret the token is signed with")
+    p.add_argument("--user", required=True, help="user id (the token's sub)")
+    p.add_argument("--server", action="store_true", help="a server-scope token")
+    p.add_argument("--ttl", type=float, default=24 * 3600, help="seconds until it expires")
+
+
+def _settings(ns: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(ns, name)
+        for name in ("host", "port", "redis", "apps", "allowed_origins", "node_id",
+                     "history_max", "max_frame_bytes", "max_room_members")
+        if getattr(ns, name, None) is not None
+    }
+    return Settings(**overrides)
+
+
+def _announce(settings: Settings) -> Settings:
+    out = sys.stderr
+    if settings.embedded:
+        print("*" * 72, file=out)
+        print("roomhub: EMBEDDED IN-MEMORY STORE — all rooms are lost when this process", file=out)
+        print("exits. Use --redis redis://HOST:6379/0 for anything you want to keep.", file=out)
+        print("*" * 72, file=out)
+    if not settings.apps:
+        key, secret = "dev", secrets.token_urlsafe(24)
+        settings = settings.model_copy(update={"apps": {key: secret}})
+        print(f"roomhub: no --app given; created a dev app  key={key}  secret={secret}", file=out)
+        print(f"  mint a token:  roomhub token --key {key} --secret {secret} --user alice",
+              file=out)
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="roomhub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _token_parser(sub)
+    ns = parser.parse_args(argv)
+    if ns.command == "token":
+        print(mint_token(ns.secret, ns.user, server=ns.server, ttl=ns.ttl))
+        return 0
+    logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = _announce(_settings(ns))
+    except ValidationError as exc:
+        parser.error(str(exc))
+    from .node import serve_forever
+
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve_forever(settings))
+    else:
+        uvloop.run(serve_forever(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Delivery of system messages to this node's connections, in seq order per room.
+
+Every message reaches the node through Redis pub/sub (even on a single node: one code
+path): on the room's channel, and on the inbox channel of each newcomer, whose node may not
+follow the room yet. Per room the node keeps a `RoomFeed`: the seq it has delivered up to
+and the room's member ids. A message that skips seqs is held back while the gap is read
+from the room's log, so members always see 1, 2, 3 … with no gap and no repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import orjson
+
+from roomhub.protocol.codec import Encoding, event_frame_from_json
+
+from .store import Store, room_channel, user_inbox
+
+log = logging.getLogger("roomhub.fanout")
+
+ADDS = frozenset({"createRoom", "addMember", "acceptInvitation"})
+REMOVES = frozenset({"removeMember", "leaveRoom"})
+
+
+class Recipient(Protocol):
+    encoding: Encoding
+
+    def push(self, data: bytes) -> None: ...
+
+
+class Message:
+    """One published system message, parsed once, framed once per encoding."""
+
+    __slots__ = ("raw", "room", "seq", "type", "targets", "_frames")
+
+    def __init__(self, raw: bytes) -> None:
+        body = orjson.loads(raw)
+        self.raw = raw
+        self.room: str = body["room"]
+        self.seq: int = body["seq"]
+        self.type: str = body["type"]
+        self.targets: list[str] = body["targets"]
+        self._frames: dict[Encoding, bytes] = {}
+
+    def frame(self, encoding: Encoding) -> bytes:
+        data = self._frames.get(encoding)
+        if data is None:
+            data = self._frames[encoding] = event_frame_from_json(self.raw, encoding)
+        return data
+
+
+class RoomFeed:
+    __slots__ = ("app", "room", "last_seq", "members", "pending", "busy")
+
+    def __init__(self, app: str, room: str) -> None:
+        self.app = app
+        self.room = room
+        self.last_seq = 0
+        self.members: set[str] = set()
+        self.pending: dict[int, Message] = {}
+        self.busy = True  # until the first snapshot is read; messages wait in `pending`
+
+
+class Fanout:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.feeds: dict[tuple[str, str], RoomFeed] = {}
+        self.local: dict[tuple[str, str], set[Recipient]] = {}  # (app, user) -> connections
+        self._channels: dict[bytes, tuple[str, str | None]] = {}  # channel -> (app, room|None)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.subscriber = store.subscriber(self._on_published)
+
+    def start(self) -> None:
+        self.subscriber.start()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.subscriber.close()
+
+    # connections --------------------------------------------------------------------------
+
+    async def attach(self, app: str, user: str, conn: Recipient, rooms: Iterable[str]) -> None:
+        """Start delivering to `conn` every message of the user's rooms (and its inbox)."""
+        conns = self.local.get((app, user))
+        if conns is None:
+            conns = self.local[(app, user)] = set()
+            channel = user_inbox(app, user)
+            self._channels[channel.encode()] = (app, None)
+            await self.subscriber.subscribe(channel)
+        conns.add(conn)
+        await asyncio.gather(*(self.follow(app, room) for room in rooms))
+
+    def detach(self, app: str, user: str, conn: Recipient) -> None:
+        key = (app, user)
+        conns = self.local.get(key)
+        if conns is None:
+            return
+        conns.discard(conn)
+        if conns:
+            return
+        del self.local[key]
+        self._release(user_inbox(app, user))
+        for feed in [f for f in self.feeds.values() if f.app == app and user in f.members]:
+            if not self._has_local_member(feed):
+                self._forget(feed)
+
+    # feeds ----------------------------------------------------------------------------------
+
+    async def follow(self, app: str, room: str, first: Message | None = None) -> None:
+        """Track a room: subscribe, then read its seq and members (so nothing falls between)."""
+        key = (app, room)
+        feed = self.feeds.get(key)
+        if feed is not None:
+            if first is not None:
+                self._offer(feed, first)
+            return
+        feed = self.feeds[key] = RoomFeed(app, room)
+        if first is not None:
+            feed.pending[first.seq] = first
+        channel = room_channel(app, room)
+        self._channels[channel.encode()] = (app, room)
+        try:
+            await self.subscriber.subscribe(channel)
+            snapshot = await self.store.snapshot(app, room)
+            if snapshot is None:
+                self._forget(feed)
+                return
+            seq, members = snapshot
+            if first is not None and first.seq <= seq:
+                # Woken by an inbox message: rewind the snapshot to just before it and replay
+                # from there, so the newcomer gets that message and every one after it.
+                raws = await self.store.log_range(app, room, first.seq - 1, seq)
+                replay = [Message(raw) for raw in raws]
+                if replay and replay[0].seq == first.seq:
+                    for message in reversed(replay):
+                        if message.type in ADDS:
+                            members.difference_update(message.targets)
+                        elif message.type in REMOVES:
+                            members.update(message.targets)
+                    seq = first.seq - 1
+                    for message in replay:
+                        feed.pending.setdefault(message.seq, message)
+            feed.last_seq, feed.members = seq, members
+        except Exception:
+            log.exception("could not follow room %s/%s", app, room)
+            self._forget(feed)
+            raise
+        feed.busy = False
+        self._drain(feed)
+
+    def _forget(self, feed: RoomFeed) -> None:
+        if self.feeds.get((feed.app, feed.room)) is feed:
+            del self.feeds[(feed.app, feed.room)]
+            self._release(room_channel(feed.app, feed.room))
+
+    def _release(self, channel: str) -> None:
+        """Unsubscribe, unless the channel is wanted again by the time the command goes out."""
+        self._channels.pop(channel.encode(), None)
+
+        async def unsubscribe() -> None:
+            if channel.encode() not in self._channels:
+                await self.subscriber.unsubscribe(channel)
+
+        self._spawn(unsubscribe())
+
+    def _has_local_member(self, feed: RoomFeed) -> bool:
+        if len(feed.members) <= len(self.local):
+            return any((feed.app, user) in self.local for user in feed.members)
+        return any(a == feed.app and u in feed.members for (a, u) in self.local)
+
+    def _on_published(self, channel: bytes, data: bytes) -> None:
+        route = self._channels.get(channel)
+        if route is None:
+            return
+        app, _ = route
+        message = Message(data)
+        feed = self.feeds.get((app, message.room))
+        if feed is None:
+            self._spawn(self.follow(app, message.room, first=message))
+        else:
+            self._offer(feed, message)
+
+    def _offer(self, feed: RoomFeed, message: Message) -> None:
+        if message.seq <= feed.last_seq:
+            return
+        feed.pending[message.seq] = message
+        if not feed.busy:
+            self._drain(feed)
+
+    def _drain(self, feed: RoomFeed) -> None:
+        while feed.pending:
+            message = feed.pending.pop(feed.last_seq + 1, None)
+            if message is None:
+                stale = [seq for seq in feed.pending if seq <= feed.last_seq]
+                for seq in stale:
+                    del feed.pending[seq]
+                if feed.pending:
+                    feed.busy = True
+                    self._spawn(self._heal(feed, min(feed.pending)))
+                return
+            self._deliver(feed, message)
+            feed.last_seq = message.seq
+        if not self._has_local_member(feed):
+            self._forget(feed)
+
+    async def _heal(self, feed: RoomFeed, upto: int) -> None:
+        """Read the messages pub/sub skipped (seq last+1 .. upto-1) from the room's log."""
+        try:
+            raws = await self.store.log_range(feed.app, feed.room, feed.last_seq, upto - 1)
+            for raw in raws:
+                message = Message(raw)
+                feed.pending.setdefault(message.seq, message)
+            if feed.last_seq + 1 not in feed.pending:
+                log.warning("room %s/%s: log no longer holds seq %d; skipping to %d",
+                            feed.app, feed.room, feed.last_seq + 1, min(feed.pending))
+                feed.last_seq = min(feed.pending) - 1
+        finally:
+            feed.busy = False
+        self._drain(feed)
+
+    def _deliver(self, feed: RoomFeed, message: Message) -> None:
+        if message.type in ADDS:
+            feed.members.update(message.targets)
+        recipients: set[str] = set(message.targets)
+        local = self.local
+        app = feed.app
+        if len(feed.members) <= len(local):
+            recipients.update(u for u in feed.members if (app, u) in local)
+        else:
+            recipients.update(u for (a, u) in local if a == app and u in feed.members)
+        for user in recipients:
+            for conn in local.get((app, user), ()):
+                conn.push(message.frame(conn.encoding))
+        if message.type in REMOVES:
+            feed.members.difference_update(message.targets)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+

@@ -1,0 +1,255 @@
+"""The WebSocket endpoint: handshake, first-frame auth, request dispatch, replies.
+
+All writes to a client go through `Connection.push`, which frames the bytes and hands them
+to the transport without awaiting (replies and events alike, so they stay ordered), and
+closes a client whose unsent bytes pile up past the limit instead of buffering forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from redis.exceptions import RedisError
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+
+from roomhub.protocol import codec, ops
+from roomhub.protocol.codec import Encoding
+from roomhub.protocol.errors import ErrorCode, RoomError
+
+from . import __version__
+from .auth import Authenticator
+from .fanout import Fanout
+from .service import Caller, Service
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger("roomhub.hub")
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_GARBAGE = 4400
+CLOSE_SLOW_CONSUMER = 4008
+CLOSE_GOING_AWAY = 1001
+GARBAGE_LIMIT = 16  # consecutive undecodable frames before close 4400
+
+
+def select_subprotocol(_conn: ServerConnection, offered: Any) -> Subprotocol | None:
+    """No offer: msgpack. An offer with none of ours: refuse the handshake (HTTP 400)."""
+    if not offered:
+        return None
+    for name in offered:
+        if name in codec.SUBPROTOCOLS:
+            return Subprotocol(name)
+    raise NegotiationError(f"unsupported subprotocols {', '.join(offered)}; "
+                           f"use {' or '.join(codec.SUBPROTOCOLS)}")
+
+
+class Connection:
+    """One client: its encoding, identity, and the non-blocking write path."""
+
+    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight")
+
+    def __init__(self, ws: ServerConnection, encoding: Encoding, settings: Settings) -> None:
+        self.ws = ws
+        self.encoding = encoding
+        self.caller: Caller | None = None
+        self.send_buffer_limit = settings.send_buffer_limit
+        self.inflight = asyncio.Semaphore(settings.max_inflight)
+
+    def push(self, data: bytes) -> None:
+        ws = self.ws
+        if ws.protocol.state is not State.OPEN:
+            return
+        if ws.transport.get_write_buffer_size() > self.send_buffer_limit:
+            log.warning("closing slow consumer %s", ws.remote_address)
+            ws.protocol.send_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
+            ws.send_data()
+            ws.transport.abort()
+            return
+        if self.encoding is Encoding.MSGPACK:
+            ws.protocol.send_binary(data)
+        else:
+            ws.protocol.send_text(data)
+        ws.send_data()
+
+    def reply(self, re: Any, result: Any) -> None:
+        self.push(codec.encode({"re": re, "ok": True, "result": result}, self.encoding))
+
+    def error(self, re: Any, error: RoomError) -> None:
+        self.push(codec.encode({"re": re, "ok": False, "error": error.to_wire()}, self.encoding))
+
+
+class Hub:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.service = Service(store)
+        self.fanout = Fanout(store)
+        self.auth = Authenticator(settings.apps)
+        self.server: Server | None = None
+        self._handlers = {name: self.service.handler(name) for name in ops.OPS if name != "auth"}
+
+    async def start(self) -> Server:
+        self.fanout.start()
+        origins: Any = None
+        if self.settings.allowed_origins:
+            origins = [*self.settings.allowed_origins, None]  # None: non-browser clients
+        self.server = await serve(
+            self.handle,
+            self.settings.host,
+            self.settings.port,
+            subprotocols=[Subprotocol(p) for p in codec.SUBPROTOCOLS],
+            select_subprotocol=select_subprotocol,
+            process_request=self._check_path,
+            origins=origins,
+            max_size=self.settings.max_frame_bytes,
+            compression=None,
+            ping_interval=self.settings.ping_interval,
+            ping_timeout=self.settings.ping_timeout,
+            server_header=f"roomhub/{__version__}",
+        )
+        return self.server
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close(close_connections=True)
+            await self.server.wait_closed()
+        await self.fanout.close()
+
+    @staticmethod
+    def _check_path(conn: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] != "/ws":
+            return conn.respond(HTTPStatus.NOT_FOUND, "roomhub serves WebSocket at /ws\n")
+        return None
+
+    # connection lifecycle -------------------------------------------------------------------
+
+    async def handle(self, ws: ServerConnection) -> None:
+        encoding = Encoding(ws.subprotocol) if ws.subprotocol else Encoding.MSGPACK
+        conn = Connection(ws, encoding, self.settings)
+        try:
+            caller = await self._authenticate(conn)
+        except (asyncio.TimeoutError, TimeoutError):
+            await ws.close(CLOSE_UNAUTHENTICATED, "auth deadline passed")
+            return
+        except ConnectionClosed:
+            return
+        if caller is None:
+            await ws.close(CLOSE_UNAUTHENTICATED, "not authenticated")
+            return
+        conn.caller = caller
+        try:
+            await self._serve(conn)
+        except ConnectionClosed:
+            pass
+        finally:
+            if not caller.server:
+                self.fanout.detach(caller.app, caller.user, conn)
+
+    async def _authenticate(self, conn: Connection) -> Caller | None:
+        """Read frames until a good `auth` (None: close with 4401), within the deadline."""
+        async with asyncio.timeout(self.settings.auth_timeout):
+            while True:
+                data = await conn.ws.recv()
+                re: Any = None
+                try:
+                    request = ops.parse_request(self._decode(data, conn))
+                    re = request.id
+                    if request.op != "auth":
+                        raise RoomError(ErrorCode.UNAUTHENTICATED, "the first op must be auth")
+                    try:
+                        args = ops.validate_args(ops.OPS["auth"], request.args)
+                    except RoomError as exc:
+                        raise RoomError(ErrorCode.UNAUTHENTICATED, exc.message) from None
+                    caller = self.auth.verify(args.key, args.token)
+                except RoomError as exc:
+                    conn.error(re, exc)
+                    if exc.code is ErrorCode.MALFORMED_FRAME:
+                        continue
+                    return None
+                try:
+                    result = await self._welcome(conn, caller)
+                except RoomError as exc:
+                    conn.error(re, exc)
+                    return None
+                except Exception as exc:
+                    conn.error(re, _internal(exc))
+                    return None
+                conn.reply(re, result)
+                return caller
+
+    async def _welcome(self, conn: Connection, caller: Caller) -> dict[str, Any]:
+        rooms: list[str] = []
+        if not caller.server:
+            await self.store.register_user(caller.app, caller.user)
+            # Subscribe before reading the room list: a room added in between still arrives.
+            await self.fanout.attach(caller.app, caller.user, conn, ())
+            listed = await self.store.user_rooms(caller.app, caller.user)
+            rooms = [room["id"] for room in listed]
+            await asyncio.gather(*(self.fanout.follow(caller.app, r) for r in rooms))
+        return {
+            "user": caller.user,
+            "rooms": rooms,
+            "server": {"version": __version__, "node": self.settings.node_id},
+        }
+
+    def _decode(self, data: bytes | str, conn: Connection) -> dict[str, Any]:
+        return codec.decode(data, conn.encoding, max_bytes=self.settings.max_frame_bytes)
+
+    async def _serve(self, conn: Connection) -> None:
+        garbage = 0
+        tasks: set[asyncio.Task[None]] = set()
+        async for data in conn.ws:
+            re: Any = None
+            try:
+                request = ops.parse_request(self._decode(data, conn))
+                garbage = 0
+                re = request.id
+                if request.op == "auth":
+                    raise RoomError(ErrorCode.INVALID_PARAMETER, "already authenticated")
+                spec = ops.lookup(request.op)
+                args = ops.validate_args(spec, request.args)
+            except RoomError as exc:
+                conn.error(re, exc)
+                if exc.code is ErrorCode.MALFORMED_FRAME:
+                    garbage += 1
+                    if garbage >= GARBAGE_LIMIT:
+                        await conn.ws.close(CLOSE_GARBAGE, "too many malformed frames")
+                        return
+                continue
+            await conn.inflight.acquire()
+            task = asyncio.create_task(self._execute(conn, re, spec.name, args))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    async def _execute(self, conn: Connection, re: Any, op: str, args: Any) -> None:
+        try:
+            assert conn.caller is not None
+            result = await self._handlers[op](conn.caller, args)
+        except RoomError as exc:
+            conn.error(re, exc)
+        except Exception as exc:
+            conn.error(re, _internal(exc))
+        else:
+            conn.reply(re, result)
+        finally:
+            conn.inflight.release()
+
+
+def _internal(exc: Exception) -> RoomError:
+    if isinstance(exc, RedisError | OSError | asyncio.TimeoutError):
+        log.warning("store unavailable: %r", exc)
+        return RoomError(ErrorCode.INTERNAL, "store unavailable; safe to retry")
+    log.exception("unexpected failure", exc_info=exc)
+    return RoomError(ErrorCode.INTERNAL, "internal error; safe to retry")

@@ -1,0 +1,36 @@
+-- member.add. Params: invitees = [{id, nickname, avatar}], invitation (bool), notify (bool).
+if not room_exists() then return not_found() end
+local op, err = operator_member()
+if err then return err end
+if op and not allowed('invite', op.role, nil, false) then
+  return fail(100006, "a '" .. op.role .. "' cannot add members")
+end
+local room_type = redis.call('HGET', K_META, 'type')
+local invitation = P.invitation and room_type ~= 'direct'
+local fresh = {}
+for _, profile in ipairs(P.invitees) do
+  local is_member = redis.call('HEXISTS', K_MEMBERS, profile.id) == 1
+  local is_invited = redis.call('HEXISTS', K_INVITES, profile.id) == 1
+  if not is_member and not (invitation and is_invited) then fresh[#fresh + 1] = profile end
+end
+if #fresh == 0 then return done() end
+local ids = {}
+for i, profile in ipairs(fresh) do ids[i] = profile.id end
+if invitation then
+  for _, id in ipairs(ids) do
+    redis.call('HSET', K_INVITES, id, cjson.encode({inviter = P.sender, time_ms = now_ms()}))
+  end
+  emit('inviteMember', ids, '{}', P.notify, nil, ids)
+  return done()
+end
+local cap = P.max_members
+if room_type == 'direct' then cap = math.min(cap, 2) end
+if redis.call('HLEN', K_MEMBERS) + #fresh > cap then
+  return fail(100012, 'the ' .. room_type .. ' room holds at most ' .. int(cap) .. ' members')
+end
+for _, profile in ipairs(fresh) do
+  redis.call('HDEL', K_INVITES, profile.id)
+  put_member(profile.id, new_member(profile, 'member'))
+end
+emit('addMember', ids, '{}', P.notify, nil, ids)
+return done()

@@ -1,0 +1,73 @@
+"""Assembles a hub node from settings: the Redis client (real or embedded), store, hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+
+from .hub import Hub
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger("roomhub")
+
+
+def _clients(settings: Settings) -> tuple[aioredis.Redis, aioredis.Redis]:
+    """(command client, pub/sub client). Embedded: both on one in-process fakeredis server."""
+    if settings.redis is None:
+        import fakeredis
+
+        server = fakeredis.FakeServer()
+        return fakeredis.FakeAsyncRedis(server=server), fakeredis.FakeAsyncRedis(server=server)
+    commands = aioredis.from_url(
+        settings.redis,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    # Pub/sub reads block between messages: no socket timeout on that connection.
+    pubsub = aioredis.from_url(settings.redis, socket_connect_timeout=settings.redis_timeout)
+    return commands, pubsub
+
+
+def build_store(settings: Settings) -> Store:
+    commands, pubsub = _clients(settings)
+    return Store(
+        commands,
+        history_max=settings.history_max,
+        max_room_members=settings.max_room_members,
+        make_pubsub_client=lambda: pubsub,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_hub(settings: Settings) -> AsyncIterator[Hub]:
+    """A started hub node; stopped (connections closed with 1001) on exit."""
+    store = build_store(settings)
+    await store.ping()
+    hub = Hub(settings, store)
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+        await store.close()
+
+
+async def serve_forever(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    async with running_hub(settings) as hub:
+        log.info("roomhub node %s listening on ws://%s:%d/ws", settings.node_id,
+                 settings.host, hub.port)
+        if ready is not None:
+            ready.set()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")

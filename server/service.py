@@ -1,0 +1,194 @@
+"""The ops of PROTOCOL.md §4 on top of the store: who is acting, pre-checks that need data
+outside the room's slot (users), and the per-user room index around each room script."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from roomhub.protocol import limits, models
+from roomhub.protocol.errors import ErrorCode, RoomError, invalid
+from roomhub.protocol.roles import SERVER
+
+from .store import OpOutcome, Store, TargetNotMember
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: an app's user, or the app's backend with a server token."""
+
+    app: str
+    user: str
+    server: bool = False
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Who an op is performed as: `operator` None means an unchecked server call."""
+
+    sender: str
+    operator: str | None
+
+
+def acting(caller: Caller, args: models.OpArgs) -> Acting:
+    if args.operator is not None:
+        if not caller.server:
+            raise invalid("operator", "only server tokens may pass operator")
+        return Acting(args.operator, args.operator)
+    if caller.server:
+        return Acting(SERVER, None)
+    return Acting(caller.user, caller.user)
+
+
+def acting_user(caller: Caller, args: models.OpArgs, op: str) -> str:
+    """The user an op is about when it can only be done as somebody (accept, leave, list)."""
+    who = acting(caller, args)
+    if who.operator is None:
+        raise invalid("operator", f"{op} with a server token needs 'operator' (the user)")
+    return who.operator
+
+
+def _result(outcome: OpOutcome, room: str, reply: str, empty: bool = False) -> dict[str, Any]:
+    if reply == "ack":
+        return {"room": room, "seq": outcome.seq}
+    if empty:
+        return {}
+    assert outcome.room is not None
+    return outcome.room
+
+
+class Service:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _known(self, app: str, users: list[str]) -> list[dict[str, str]]:
+        """Profiles of `users` in order, or 100007 naming the first unknown one."""
+        profiles = await self.store.profiles(app, users)
+        for user in users:
+            if user not in profiles:
+                raise RoomError(ErrorCode.USER_NOT_FOUND, f"user '{user}' does not exist")
+        return [
+            {"id": u, "nickname": profiles[u].get("nickname", ""), "avatar": profiles[u].get("avatar", "")}
+            for u in users
+        ]
+
+    async def _not_member(self, app: str, user: str, error: TargetNotMember) -> RoomError:
+        if not await self.store.user_known(app, user):
+            return RoomError(ErrorCode.USER_NOT_FOUND, f"user '{user}' does not exist")
+        return RoomError(ErrorCode.NOT_A_MEMBER, error.message)
+
+    async def user_upsert(self, caller: Caller, args: models.UserUpsertArgs) -> dict[str, Any]:
+        if not caller.server:
+            raise RoomError(ErrorCode.FORBIDDEN, "user.upsert needs a server token")
+        profile = {k: v for k, v in (("nickname", args.nickname), ("avatar", args.avatar))
+                   if v is not None}
+        return await self.store.upsert_user(caller.app, args.id, profile)
+
+    async def room_create(self, caller: Caller, args: models.RoomCreateArgs) -> dict[str, Any]:
+        who = acting(caller, args)
+        if caller.server:
+            if args.owner is None:
+                raise invalid("owner", "owner is required with a server token")
+            owner = args.owner
+        else:
+            if args.owner is not None:
+                raise invalid("owner", "owner is only for server tokens: the caller owns the room")
+            owner = caller.user
+        room = args.room or secrets.token_urlsafe(12)
+        members = list(dict.fromkeys([owner, *args.members]))
+        profiles = await self._known(caller.app, members)
+        await self.store.index_rooms(caller.app, members, room)
+        outcome = await self.store.create_room(
+            caller.app, room, sender=who.sender, owner=owner, name=args.name,
+            room_type=args.type, members=profiles, reply=args.reply,
+        )
+        return _result(outcome, room, args.reply)
+
+    async def room_get(self, caller: Caller, args: models.RoomArgs) -> dict[str, Any]:
+        return await self.store.get_room(caller.app, args.room, viewer=acting(caller, args).operator)
+
+    async def room_list(self, caller: Caller, args: models.RoomListArgs) -> dict[str, Any]:
+        user = acting_user(caller, args, "room.list")
+        return {"rooms": await self.store.user_rooms(caller.app, user)}
+
+    async def member_add(self, caller: Caller, args: models.MemberAddArgs) -> dict[str, Any]:
+        who = acting(caller, args)
+        invitees = list(dict.fromkeys(args.invitees))
+        profiles = await self._known(caller.app, invitees)
+        await self.store.index_rooms(caller.app, invitees, args.room)
+        outcome = await self.store.add_members(
+            caller.app, args.room, sender=who.sender, operator=who.operator, invitees=profiles,
+            invitation=args.invitation_required, notify=args.system_message, reply=args.reply,
+        )
+        return _result(outcome, args.room, args.reply)
+
+    async def _answer(self, caller: Caller, args: models.RoomMutationArgs, accept: bool) -> dict[str, Any]:
+        op = "invitation.accept" if accept else "invitation.decline"
+        user = acting_user(caller, args, op)
+        profile = (await self._known(caller.app, [user]))[0] if accept else {}
+        outcome = await self.store.answer_invitation(
+            caller.app, args.room, user=user, accept=accept, profile=profile,
+            reply=args.reply if accept else "ack",
+        )
+        if not accept:
+            await self.store.unindex_room(caller.app, user, args.room)
+        return _result(outcome, args.room, args.reply, empty=not accept)
+
+    async def invitation_accept(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
+        return await self._answer(caller, args, accept=True)
+
+    async def invitation_decline(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
+        return await self._answer(caller, args, accept=False)
+
+    async def member_update(self, caller: Caller, args: models.MemberUpdateArgs) -> dict[str, Any]:
+        who = acting(caller, args)
+        changes = []
+        for change in models.property_changes(args.properties):
+            entry: dict[str, Any] = {"name": change.name, "builtin": change.builtin}
+            if change.value_json is not None:
+                entry["json"] = change.value_json.decode()
+            changes.append(entry)
+        extension = args.notification_extension
+        try:
+            outcome = await self.store.update_member(
+                caller.app, args.room, sender=who.sender, operator=who.operator, user=args.user,
+                changes=changes, notify=args.system_message,
+                extension_json=None if extension is None else orjson.dumps(extension).decode(),
+                max_props=limits.PROPS_PER_MEMBER, reply=args.reply,
+            )
+        except TargetNotMember as exc:
+            raise await self._not_member(caller.app, args.user, exc) from None
+        return _result(outcome, args.room, args.reply)
+
+    async def member_remove(self, caller: Caller, args: models.MemberTargetArgs) -> dict[str, Any]:
+        who = acting(caller, args)
+        try:
+            outcome = await self.store.remove_member(
+                caller.app, args.room, sender=who.sender, operator=who.operator, user=args.user,
+                leave=False, reply=args.reply,
+            )
+        except TargetNotMember as exc:
+            raise await self._not_member(caller.app, args.user, exc) from None
+        await self.store.unindex_room(caller.app, args.user, args.room)
+        return _result(outcome, args.room, args.reply)
+
+    async def room_leave(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
+        user = acting_user(caller, args, "room.leave")
+        outcome = await self.store.remove_member(
+            caller.app, args.room, sender=user, operator=user, user=user, leave=True, reply="ack",
+        )
+        await self.store.unindex_room(caller.app, user, args.room)
+        return _result(outcome, args.room, args.reply, empty=True)
+
+    async def room_history(self, caller: Caller, args: models.RoomHistoryArgs) -> dict[str, Any]:
+        entries, more = await self.store.history(
+            caller.app, args.room, viewer=acting(caller, args).operator,
+            after_seq=args.after_seq, limit=args.limit,
+        )
+        return {"messages": [orjson.loads(raw) for raw in entries], "more": more}
+
+    def handler(self, op: str) -> Any:
+        return getattr(self, op.replace(".", "_"))

@@ -1,0 +1,74 @@
+"""The one settings object: CLI flags over ROOMHUB_* environment variables over defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from roomhub.protocol import limits
+
+
+def parse_apps(value: Any) -> dict[str, str]:
+    """`KEY=SECRET` items (a list, or one comma-separated string) into {key: secret}."""
+    if isinstance(value, dict):
+        items = [f"{k}={v}" for k, v in value.items()]
+    elif isinstance(value, str):
+        items = [part for part in value.split(",") if part.strip()]
+    else:
+        items = list(value or [])
+    apps: dict[str, str] = {}
+    for item in items:
+        key, sep, secret = item.strip().partition("=")
+        if not sep or not secret:
+            raise ValueError(f"app must be KEY=SECRET, got {item!r}")
+        if not limits.APP_KEY_PATTERN.fullmatch(key):
+            raise ValueError(f"app key {key!r} must be 1-64 characters of [A-Za-z0-9_-]")
+        apps[key] = secret
+    return apps
+
+
+def default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROOMHUB_", frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    redis: str | None = Field(None, description="redis:// URL; absent = embedded in-memory store")
+    apps: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    node_id: str = Field(default_factory=default_node_id)
+
+    max_frame_bytes: int = Field(limits.DEFAULT_MAX_FRAME_BYTES, ge=1024)
+    auth_timeout: float = Field(10.0, gt=0)
+    history_max: int = Field(10_000, ge=1, description="system messages kept per room")
+    max_room_members: int = Field(10_000, ge=2)
+    # A connection whose unsent bytes exceed this is a slow consumer and is closed (4008).
+    send_buffer_limit: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+    max_inflight: int = Field(64, ge=1, description="concurrent requests per connection")
+    ping_interval: float | None = Field(20.0, gt=0)
+    ping_timeout: float | None = Field(20.0, gt=0)
+    redis_timeout: float = Field(5.0, gt=0, description="seconds before a Redis call fails")
+
+    @field_validator("apps", mode="before")
+    @classmethod
+    def _apps(cls, value: Any) -> dict[str, str]:
+        return parse_apps(value)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return list(value or [])
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis is None

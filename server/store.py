@@ -1,0 +1,392 @@
+"""The one place that talks to Redis: room scripts, users, history, and pub/sub.
+
+Every mutating op is one Lua script (server/lua/) that checks the rules, writes the room's
+hashes, appends the system message to the room's stream and publishes it — atomically, in
+one round trip. All keys of a room share the hash tag {app:room}, so a room lives in one
+Redis Cluster slot. The embedded store is the same code over an in-process fakeredis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from roomhub.protocol import roles
+from roomhub.protocol.errors import ErrorCode, RoomError
+
+log = logging.getLogger("roomhub.store")
+
+TARGET_NOT_MEMBER = -100005  # from the scripts: the caller decides 100007 vs 100005
+MEMBER_FIELDS = ("role", "nickname", "avatar", "level", "custom_info", "extension")
+
+
+def room_tag(app: str, room: str) -> str:
+    return f"{{{app}:{room}}}"
+
+
+def room_keys(app: str, room: str) -> list[str]:
+    tag = room_tag(app, room)
+    return [f"rh:{tag}:meta", f"rh:{tag}:members", f"rh:{tag}:invites", f"rh:{tag}:log"]
+
+
+def room_channel(app: str, room: str) -> str:
+    return f"rh:{room_tag(app, room)}:events"
+
+
+def user_inbox(app: str, user: str) -> str:
+    return f"rh:{{{app}:{user}}}:inbox"
+
+
+def user_rooms_key(app: str, user: str) -> str:
+    return f"rh:{{{app}:{user}}}:rooms"
+
+
+def users_key(app: str) -> str:
+    return f"rh:{{{app}}}:users"
+
+
+def _load_lua(name: str) -> str:
+    return resources.files("roomhub.server").joinpath("lua", name).read_text("utf-8")
+
+
+def _room_script(name: str) -> str:
+    prelude = _load_lua("_prelude.lua").replace("__POLICY__", roles.rules_json().decode())
+    return prelude + "\n" + _load_lua(name)
+
+
+# --- turning script replies into wire objects ----------------------------------------------
+
+
+def _pairs(flat: list[bytes]) -> Iterable[tuple[bytes, bytes]]:
+    it = iter(flat)
+    return zip(it, it)
+
+
+def member_from_record(user: str, record: bytes) -> dict[str, Any]:
+    stored = orjson.loads(record)
+    props = stored.get("props") or {}  # an empty Lua table may come back as []
+    return {
+        "id": user,
+        "role": stored["role"],
+        "nickname": stored.get("nickname", ""),
+        "avatar": stored.get("avatar", ""),
+        "level": int(stored.get("level", 0)),
+        "custom_info": stored.get("custom_info", ""),
+        "extension": stored.get("extension", ""),
+        "props": {name: orjson.loads(value) for name, value in props.items()},
+        "joined_ms": int(stored.get("joined_ms", 0)),
+    }
+
+
+def room_from_state(
+    room: str, meta: list[bytes], members: list[bytes] | None, invites: list[bytes]
+) -> dict[str, Any]:
+    fields = {k.decode(): v.decode() for k, v in _pairs(meta)}
+    invitations = []
+    for user, raw in _pairs(invites):
+        invite = orjson.loads(raw)
+        invitations.append(
+            {"user": user.decode(), "inviter": invite["inviter"], "time_ms": int(invite["time_ms"])}
+        )
+    invitations.sort(key=lambda i: (i["time_ms"], i["user"]))
+    result: dict[str, Any] = {
+        "id": room,
+        "name": fields.get("name", ""),
+        "type": fields.get("type", "group"),
+        "owner": fields.get("owner", ""),
+        "created_ms": int(fields.get("created_ms", 0)),
+        "seq": int(fields.get("seq", 0)),
+    }
+    if members is not None:
+        listed = [member_from_record(u.decode(), rec) for u, rec in _pairs(members)]
+        listed.sort(key=lambda m: (m["joined_ms"], m["id"]))
+        result["members"] = listed
+    result["invitations"] = invitations
+    return result
+
+
+@dataclass(frozen=True)
+class OpOutcome:
+    seq: int
+    room: dict[str, Any] | None  # the complete Room when asked for with reply="room"
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+class Store:
+    """Typed access to rooms, users and history for one Redis (or the embedded fakeredis)."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        history_max: int,
+        max_room_members: int,
+        make_pubsub_client: Callable[[], aioredis.Redis] | None = None,
+    ) -> None:
+        self.redis = client
+        self.history_max = history_max
+        self.max_room_members = max_room_members
+        self._make_pubsub_client = make_pubsub_client or (lambda: client)
+        self._scripts = {
+            name: client.register_script(_room_script(f"{name}.lua"))
+            for name in (
+                "room_create",
+                "member_add",
+                "invitation_answer",
+                "member_update",
+                "member_remove",
+                "room_read",
+            )
+        }
+        self._upsert = client.register_script(_load_lua("user_upsert.lua"))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    # users ---------------------------------------------------------------------------------
+
+    async def register_user(self, app: str, user: str) -> None:
+        await self._upsert(keys=[users_key(app)], args=[user, "{}", "1"])
+
+    async def upsert_user(self, app: str, user: str, profile: dict[str, str]) -> dict[str, str]:
+        raw = await self._upsert(keys=[users_key(app)], args=[user, orjson.dumps(profile), "0"])
+        stored = orjson.loads(raw)
+        return {"id": user, "nickname": stored.get("nickname", ""), "avatar": stored.get("avatar", "")}
+
+    async def profiles(self, app: str, users: list[str]) -> dict[str, dict[str, str]]:
+        """Known users among `users`, with their profiles; unknown ones are absent."""
+        if not users:
+            return {}
+        raws = await self.redis.hmget(users_key(app), users)
+        return {user: orjson.loads(raw) for user, raw in zip(users, raws) if raw is not None}
+
+    async def user_known(self, app: str, user: str) -> bool:
+        return bool(await self.redis.hexists(users_key(app), user))
+
+    # per-user room index (a superset of the truth; rooms are checked before use) -------------
+
+    async def index_rooms(self, app: str, users: Iterable[str], room: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.sadd(user_rooms_key(app, user), room)
+            await pipe.execute()
+
+    async def unindex_room(self, app: str, user: str, room: str) -> None:
+        await self.redis.srem(user_rooms_key(app, user), room)
+
+    async def user_rooms(self, app: str, user: str) -> list[dict[str, Any]]:
+        """Rooms the user is a member of or invited to, as Rooms without members."""
+        candidates = sorted(r.decode() for r in await self.redis.smembers(user_rooms_key(app, user)))
+        if not candidates:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room in candidates:
+                meta, members, invites, _ = room_keys(app, room)
+                pipe.hgetall(meta)
+                pipe.hexists(members, user)
+                pipe.hgetall(invites)
+            replies = await pipe.execute()
+        rooms, stale = [], []
+        for index, room in enumerate(candidates):
+            meta, is_member, invites = replies[3 * index : 3 * index + 3]
+            if not meta or not (is_member or user.encode() in invites):
+                stale.append(room)
+                continue
+            flat_meta = [x for kv in meta.items() for x in kv]
+            flat_invites = [x for kv in invites.items() for x in kv]
+            rooms.append(room_from_state(room, flat_meta, None, flat_invites))
+        if stale:
+            await self.redis.srem(user_rooms_key(app, user), *stale)
+        return rooms
+
+    # rooms ---------------------------------------------------------------------------------
+
+    def _params(self, app: str, room: str, sender: str, operator: str | None, reply: str,
+                **extra: Any) -> bytes:
+        params = {
+            "room": room,
+            "sender": sender,
+            "reply": reply,
+            "history_max": self.history_max,
+            "max_members": self.max_room_members,
+            "room_channel": room_channel(app, room),
+            "user_channel_prefix": f"rh:{{{app}:",
+            "user_channel_suffix": "}:inbox",
+            **extra,
+        }
+        if operator is not None:
+            params["operator"] = operator
+        return orjson.dumps(params)
+
+    async def _run(self, script: str, app: str, room: str, params: bytes) -> list[Any]:
+        reply = await self._scripts[script](keys=room_keys(app, room), args=[params])
+        code = int(reply[0])
+        if code != 0:
+            message = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+            field = reply[2].decode() if len(reply) > 2 and reply[2] else None
+            raise RoomError(code, message, field=field) if code > 0 else TargetNotMember(message)
+        return reply  # type: ignore[no-any-return]
+
+    def _outcome(self, room: str, reply: list[Any]) -> OpOutcome:
+        state = room_from_state(room, reply[3], reply[4], reply[5]) if len(reply) > 3 else None
+        return OpOutcome(int(reply[2]), state)
+
+    async def create_room(self, app: str, room: str, *, sender: str, owner: str, name: str,
+                          room_type: str, members: list[dict[str, str]], reply: str) -> OpOutcome:
+        params = self._params(app, room, sender, None, reply, owner=owner, name=name,
+                              type=room_type, members=members)
+        return self._outcome(room, await self._run("room_create", app, room, params))
+
+    async def add_members(self, app: str, room: str, *, sender: str, operator: str | None,
+                          invitees: list[dict[str, str]], invitation: bool, notify: bool,
+                          reply: str) -> OpOutcome:
+        params = self._params(app, room, sender, operator, reply, invitees=invitees,
+                              invitation=invitation, notify=notify)
+        return self._outcome(room, await self._run("member_add", app, room, params))
+
+    async def answer_invitation(self, app: str, room: str, *, user: str, accept: bool,
+                                profile: dict[str, str], reply: str) -> OpOutcome:
+        params = self._params(app, room, user, None, reply, user=user, accept=accept,
+                              profile=profile)
+        return self._outcome(room, await self._run("invitation_answer", app, room, params))
+
+    async def update_member(self, app: str, room: str, *, sender: str, operator: str | None,
+                            user: str, changes: list[dict[str, Any]], notify: bool,
+                            extension_json: str | None, max_props: int,
+                            reply: str) -> OpOutcome:
+        extra: dict[str, Any] = {"user": user, "changes": changes, "notify": notify,
+                                 "max_props": max_props}
+        if extension_json is not None:
+            extra["extension_json"] = extension_json
+        params = self._params(app, room, sender, operator, reply, **extra)
+        return self._outcome(room, await self._run("member_update", app, room, params))
+
+    async def remove_member(self, app: str, room: str, *, sender: str, operator: str | None,
+                            user: str, leave: bool, reply: str) -> OpOutcome:
+        params = self._params(app, room, sender, operator, reply, user=user, leave=leave)
+        return self._outcome(room, await self._run("member_remove", app, room, params))
+
+    async def get_room(self, app: str, room: str, *, viewer: str | None) -> dict[str, Any]:
+        extra: dict[str, Any] = {"invitees_may": True}
+        if viewer is not None:
+            extra["viewer"] = viewer
+        params = self._params(app, room, "", None, "room", **extra)
+        outcome = self._outcome(room, await self._run("room_read", app, room, params))
+        assert outcome.room is not None
+        return outcome.room
+
+    async def history(self, app: str, room: str, *, viewer: str | None, after_seq: int,
+                      limit: int) -> tuple[list[bytes], bool]:
+        """System messages (as stored JSON) with seq > after_seq, and whether more follow."""
+        extra: dict[str, Any] = {"history": {"after": after_seq, "limit": limit}}
+        if viewer is not None:
+            extra["viewer"] = viewer
+        params = self._params(app, room, "", None, "ack", **extra)
+        reply = await self._run("room_read", app, room, params)
+        entries = [fields[1] for _, fields in reply[3]]
+        return entries[:limit], len(entries) > limit
+
+    async def log_range(self, app: str, room: str, after_seq: int, upto_seq: int | None = None,
+                        count: int | None = None) -> list[bytes]:
+        """Raw log entries after `after_seq` (for the hub's gap healing; no permission check)."""
+        end = f"{upto_seq}-0" if upto_seq is not None else "+"
+        entries = await self.redis.xrange(room_keys(app, room)[3], f"({after_seq}-0", end,
+                                          count=count)
+        return [fields[b"m"] for _, fields in entries]
+
+    async def snapshot(self, app: str, room: str) -> tuple[int, set[str]] | None:
+        """The room's seq and member ids, read together; None if the room does not exist."""
+        meta, members, _, _ = room_keys(app, room)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(meta, "seq")
+            pipe.hkeys(members)
+            seq, ids = await pipe.execute()
+        if seq is None:
+            return None
+        return int(seq), {user.decode() for user in ids}
+
+    def subscriber(self, on_message: Callable[[bytes, bytes], None]) -> Subscriber:
+        return Subscriber(self._make_pubsub_client(), on_message)
+
+
+class TargetNotMember(RoomError):
+    """The op's target is not a member; the caller tells an unknown user (100007) apart."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.NOT_A_MEMBER, message)
+
+
+class Subscriber:
+    """One pub/sub connection for the node; `subscribe` returns once Redis confirmed it."""
+
+    def __init__(self, client: aioredis.Redis, on_message: Callable[[bytes, bytes], None]) -> None:
+        self._client = client
+        self._pubsub = client.pubsub()
+        self._on_message = on_message
+        self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()  # redis-py has no pub/sub connection before SUBSCRIBE
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._read(), name="roomhub-pubsub")
+
+    async def subscribe(self, *channels: str) -> None:
+        loop = asyncio.get_running_loop()
+        waits = []
+        for channel in channels:
+            future: asyncio.Future[None] = loop.create_future()
+            self._confirmations.setdefault(channel.encode(), []).append(future)
+            waits.append(future)
+        await self._pubsub.subscribe(*channels)
+        self._connected.set()
+        await asyncio.gather(*waits)
+
+    async def unsubscribe(self, *channels: str) -> None:
+        await self._pubsub.unsubscribe(*channels)
+
+    async def _read(self) -> None:
+        await self._connected.wait()
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("pub/sub connection failed: %r", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind in ("message", b"message"):
+                try:
+                    self._on_message(message["channel"], message["data"])
+                except Exception:
+                    log.exception("failed to handle a published message")
+            elif kind in ("subscribe", b"subscribe"):
+                for future in self._confirmations.pop(message["channel"], []):
+                    if not future.done():
+                        future.set_result(None)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self._pubsub.aclose()
+
