@@ -1,0 +1,71 @@
+"""Fixtures: one real redis-server for the session, hubs started per test on free ports."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from roomhub.server.hub import Hub
+from roomhub.server.node import running_hub
+from roomhub.server.settings import Settings
+
+from .support import APP, SECRET, RawClient, RedisProcess
+
+
+@pytest.fixture(scope="session")
+def redis_process() -> Iterator[RedisProcess]:
+    server = RedisProcess()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_process: RedisProcess) -> str:
+    redis_process.flush()
+    return redis_process.url
+
+
+HubFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_hub() -> AsyncIterator[HubFactory]:
+    """start_hub(redis=URL|None, **settings) -> a running Hub; all stopped at test end."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(redis: str | None = None, **overrides: Any) -> Hub:
+            options: dict[str, Any] = {"port": 0, "apps": {APP: SECRET}, "redis": redis}
+            options.update(overrides)
+            return await stack.enter_async_context(running_hub(Settings(**options)))
+
+        yield start
+
+
+@pytest.fixture(params=["redis", "embedded"])
+async def hub(request: pytest.FixtureRequest, start_hub: HubFactory) -> Hub:
+    """One hub node, on a real redis-server and on the embedded store."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    return await start_hub(redis=url)
+
+
+@pytest.fixture
+async def two_hubs(redis_url: str, start_hub: HubFactory) -> tuple[Hub, Hub]:
+    """Two hub nodes sharing one real Redis."""
+    return await start_hub(redis=redis_url), await start_hub(redis=redis_url)
+
+
+def ws_url(hub: Hub) -> str:
+    return f"ws://127.0.0.1:{hub.port}/ws"
+
+
+@pytest.fixture
+def connect(hub: Hub) -> Callable[..., Any]:
+    """connect(encoding="msgpack") -> async context manager of a RawClient on `hub`."""
+
+    def open_client(encoding: str = "msgpack", on: Hub | None = None) -> Any:
+        return RawClient.connect(ws_url(on or hub), encoding)
+
+    return open_client
