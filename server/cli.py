@@ -25,6 +25,12 @@ def _serve_parser(sub: Any) -> None:
                    help="an app and its token secret (repeatable); env ROOMHUB_APPS=K=S,K2=S2")
     p.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
                    help="allow browser clients from this Origin (repeatable); default: any")
+    p.add_argument("--rate-limit", type=int,
+                   help="mutating ops per second per app, across all nodes (200; 0 = off)")
+    p.add_argument("--app-rate-limit", action="append", dest="app_rate_limits",
+                   metavar="KEY=N", help="ceiling for one app, overriding --rate-limit")
+    p.add_argument("--conn-rate-limit", type=int,
+                   help="mutating ops per second per user connection (50; 0 = off)")
     p.add_argument("--node-id", help="this node's name in auth replies and logs")
     p.add_argument("--history-max", type=int, help="system messages kept per room (10000)")
     p.add_argument("--max-frame-bytes", type=int, help="largest accepted frame (65536)")
@@ -45,7 +51,8 @@ def _settings(ns: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(ns, name)
         for name in ("host", "port", "redis", "apps", "allowed_origins", "node_id",
-                     "history_max", "max_frame_bytes", "max_room_members")
+                     "history_max", "max_frame_bytes", "max_room_members", "rate_limit",
+                     "app_rate_limits", "conn_rate_limit")
         if getattr(ns, name, None) is not None
     }
     return Settings(**overrides)

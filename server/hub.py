@@ -26,6 +26,7 @@ from roomhub.protocol.errors import ErrorCode, RoomError
 from . import __version__
 from .auth import Authenticator
 from .fanout import Fanout
+from .ratelimit import SlidingWindow
 from .service import Caller, Service
 from .settings import Settings
 from .store import Store
@@ -53,7 +54,7 @@ def select_subprotocol(_conn: ServerConnection, offered: Any) -> Subprotocol | N
 class Connection:
     """One client: its encoding, identity, and the non-blocking write path."""
 
-    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight")
+    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight", "rate")
 
     def __init__(self, ws: ServerConnection, encoding: Encoding, settings: Settings) -> None:
         self.ws = ws
@@ -61,6 +62,7 @@ class Connection:
         self.caller: Caller | None = None
         self.send_buffer_limit = settings.send_buffer_limit
         self.inflight = asyncio.Semaphore(settings.max_inflight)
+        self.rate: SlidingWindow | None = None  # user connections only (§8)
 
     def push(self, data: bytes) -> None:
         ws = self.ws
@@ -149,6 +151,8 @@ class Hub:
             await ws.close(CLOSE_UNAUTHENTICATED, "not authenticated")
             return
         conn.caller = caller
+        if not caller.server and self.settings.conn_rate_limit > 0:
+            conn.rate = SlidingWindow(self.settings.conn_rate_limit)
         try:
             await self._serve(conn)
         except ConnectionClosed:
@@ -219,7 +223,10 @@ class Hub:
                 if request.op == "auth":
                     raise RoomError(ErrorCode.INVALID_PARAMETER, "already authenticated")
                 spec = ops.lookup(request.op)
-                args = ops.validate_args(spec, request.args)
+                if spec.mutating and conn.rate is not None:
+                    wait_ms = conn.rate.admit()
+                    if wait_ms:
+                        raise _rate_limited(wait_ms, "this connection")
             except RoomError as exc:
                 conn.error(re, exc)
                 if exc.code is ErrorCode.MALFORMED_FRAME:
@@ -229,14 +236,18 @@ class Hub:
                         return
                 continue
             await conn.inflight.acquire()
-            task = asyncio.create_task(self._execute(conn, re, spec.name, args))
+            task = asyncio.create_task(self._execute(conn, re, spec, request.args))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-    async def _execute(self, conn: Connection, re: Any, op: str, args: Any) -> None:
+    async def _execute(self, conn: Connection, re: Any, spec: ops.OpSpec, raw_args: Any) -> None:
+        caller = conn.caller
+        assert caller is not None
         try:
-            assert conn.caller is not None
-            result = await self._handlers[op](conn.caller, args)
+            if spec.mutating:
+                await self._admit(conn, caller)
+            args = ops.validate_args(spec, raw_args)
+            result = await self._handlers[spec.name](caller, args)
         except RoomError as exc:
             conn.error(re, exc)
         except Exception as exc:
@@ -245,6 +256,22 @@ class Hub:
             conn.reply(re, result)
         finally:
             conn.inflight.release()
+
+    async def _admit(self, conn: Connection, caller: Caller) -> None:
+        """The app's ceiling, shared by all nodes through Redis (§8); 0 = off."""
+        ceiling = self.settings.ceiling(caller.app)
+        if ceiling <= 0:
+            return
+        wait_ms = await self.store.admit(caller.app, ceiling, self.settings.node_id)
+        if wait_ms:
+            if conn.rate is not None:
+                conn.rate.refund()
+            raise _rate_limited(wait_ms, f"app '{caller.app}' ({ceiling}/s)")
+
+
+def _rate_limited(wait_ms: int, who: str) -> RoomError:
+    return RoomError(ErrorCode.RATE_LIMITED, f"rate limit of {who} reached; retry in {wait_ms} ms",
+                     retry_after_ms=wait_ms)
 
 
 def _internal(exc: Exception) -> RoomError:

@@ -14,7 +14,7 @@ from roomhub.protocol import limits
 
 
 def parse_apps(value: Any) -> dict[str, str]:
-    """`KEY=SECRET` items (a list, or one comma-separated string) into {key: secret}."""
+    """`KEY=VALUE` items (a list, or one comma-separated string) into {key: value}."""
     if isinstance(value, dict):
         items = [f"{k}={v}" for k, v in value.items()]
     elif isinstance(value, str):
@@ -25,7 +25,7 @@ def parse_apps(value: Any) -> dict[str, str]:
     for item in items:
         key, sep, secret = item.strip().partition("=")
         if not sep or not secret:
-            raise ValueError(f"app must be KEY=SECRET, got {item!r}")
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
         if not limits.APP_KEY_PATTERN.fullmatch(key):
             raise ValueError(f"app key {key!r} must be 1-64 characters of [A-Za-z0-9_-]")
         apps[key] = secret
@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     node_id: str = Field(default_factory=default_node_id)
 
+    rate_limit: int = Field(200, ge=0, description="mutating ops per second per app; 0 = off")
+    app_rate_limits: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict, description="per-app ceilings overriding rate_limit")
+    conn_rate_limit: int = Field(50, ge=0, description="per user connection; 0 = off")
     max_frame_bytes: int = Field(limits.DEFAULT_MAX_FRAME_BYTES, ge=1024)
     auth_timeout: float = Field(10.0, gt=0)
     history_max: int = Field(10_000, ge=1, description="system messages kept per room")
@@ -61,6 +65,14 @@ class Settings(BaseSettings):
     @classmethod
     def _apps(cls, value: Any) -> dict[str, str]:
         return parse_apps(value)
+
+    @field_validator("app_rate_limits", mode="before")
+    @classmethod
+    def _app_rates(cls, value: Any) -> dict[str, int]:
+        return {key: int(rate) for key, rate in parse_apps(value).items()}
+
+    def ceiling(self, app: str) -> int:
+        return self.app_rate_limits.get(app, self.rate_limit)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

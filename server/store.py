@@ -49,6 +49,10 @@ def user_rooms_key(app: str, user: str) -> str:
     return f"rh:{{{app}:{user}}}:rooms"
 
 
+def rate_key(app: str) -> str:
+    return f"rh:{{{app}}}:rate"
+
+
 def users_key(app: str) -> str:
     return f"rh:{{{app}}}:users"
 
@@ -149,12 +153,20 @@ class Store:
             )
         }
         self._upsert = client.register_script(_load_lua("user_upsert.lua"))
+        self._rate = client.register_script(_load_lua("rate_limit.lua"))
+        self._admissions = 0
 
     async def close(self) -> None:
         await self.redis.aclose()
 
     async def ping(self) -> None:
         await self.redis.ping()
+
+    async def admit(self, app: str, ceiling: int, node: str) -> int:
+        """0 if the app may run one more mutating op now, else ms until it may (§8)."""
+        self._admissions += 1
+        return int(await self._rate(keys=[rate_key(app)],
+                                    args=[ceiling, f"{node}:{self._admissions}"]))
 
     # users ---------------------------------------------------------------------------------
 

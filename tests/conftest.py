@@ -33,11 +33,16 @@ HubFactory = Callable[..., Any]
 
 @pytest.fixture
 async def start_hub() -> AsyncIterator[HubFactory]:
-    """start_hub(redis=URL|None, **settings) -> a running Hub; all stopped at test end."""
+    """start_hub(redis=URL|None, **settings) -> a running Hub; all stopped at test end.
+
+    Rate limits are off unless a test sets them: the contract tests send bursts, and the
+    limiter has tests of its own.
+    """
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(redis: str | None = None, **overrides: Any) -> Hub:
-            options: dict[str, Any] = {"port": 0, "apps": {APP: SECRET}, "redis": redis}
+            options: dict[str, Any] = {"port": 0, "apps": {APP: SECRET}, "redis": redis,
+                                       "rate_limit": 0, "conn_rate_limit": 0}
             options.update(overrides)
             return await stack.enter_async_context(running_hub(Settings(**options)))
 
