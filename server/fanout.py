@@ -27,9 +27,7 @@ REMOVES = frozenset({"removeMember", "leaveRoom"})
 
 
 class Recipient(Protocol):
-    encoding: Encoding
-
-    def push(self, data: bytes) -> None: ...
+    def deliver(self, message: Message) -> None: ...
 
 
 class Message:
@@ -51,6 +49,26 @@ class Message:
         if data is None:
             data = self._frames[encoding] = event_frame_from_json(self.raw, encoding)
         return data
+
+
+def visible_to(user: str, is_member_now: bool, messages: list[Message]) -> list[Message]:
+    """The messages `user` may see: those sent while a member, and those about them.
+
+    Walks back from the present, undoing membership changes, so a room the user left
+    replays up to (and including) their leaving, and nothing after it.
+    """
+    member = is_member_now
+    seen: list[Message] = []
+    for message in reversed(messages):
+        about_user = user in message.targets
+        if member or about_user:
+            seen.append(message)
+        if about_user and message.type in ADDS:
+            member = False
+        elif about_user and message.type in REMOVES:
+            member = True
+    seen.reverse()
+    return seen
 
 
 class RoomFeed:
@@ -235,7 +253,7 @@ class Fanout:
             recipients.update(u for (a, u) in local if a == app and u in feed.members)
         for user in recipients:
             for conn in local.get((app, user), ()):
-                conn.push(message.frame(conn.encoding))
+                conn.deliver(message)
         if message.type in REMOVES:
             feed.members.difference_update(message.targets)
 

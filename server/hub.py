@@ -25,7 +25,7 @@ from roomhub.protocol.errors import ErrorCode, RoomError
 
 from . import __version__
 from .auth import Authenticator
-from .fanout import Fanout
+from .fanout import Fanout, Message, visible_to
 from .ratelimit import SlidingWindow
 from .service import Caller, Service
 from .settings import Settings
@@ -54,7 +54,7 @@ def select_subprotocol(_conn: ServerConnection, offered: Any) -> Subprotocol | N
 class Connection:
     """One client: its encoding, identity, and the non-blocking write path."""
 
-    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight", "rate")
+    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight", "rate", "held")
 
     def __init__(self, ws: ServerConnection, encoding: Encoding, settings: Settings) -> None:
         self.ws = ws
@@ -63,6 +63,21 @@ class Connection:
         self.send_buffer_limit = settings.send_buffer_limit
         self.inflight = asyncio.Semaphore(settings.max_inflight)
         self.rate: SlidingWindow | None = None  # user connections only (§8)
+        # Rooms being resumed: their live messages wait here until the replay is written.
+        self.held: dict[str, list[Message]] = {}
+
+    def deliver(self, message: Message) -> None:
+        held = self.held.get(message.room) if self.held else None
+        if held is not None:
+            held.append(message)
+        else:
+            self.push(message.frame(self.encoding))
+
+    def release(self, room: str, after_seq: int) -> None:
+        """Write the live messages held during a replay that the replay did not cover."""
+        for message in self.held.pop(room, ()):
+            if message.seq > after_seq:
+                self.push(message.frame(self.encoding))
 
     def push(self, data: bytes) -> None:
         ws = self.ws
@@ -95,6 +110,7 @@ class Hub:
         self.fanout = Fanout(store)
         self.auth = Authenticator(settings.apps)
         self.server: Server | None = None
+        self._inflight: set[asyncio.Task[None]] = set()  # referenced so they are never GC'd
         self._handlers = {name: self.service.handler(name) for name in ops.OPS if name != "auth"}
 
     async def start(self) -> Server:
@@ -123,10 +139,15 @@ class Hub:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop accepting, close clients with 1001 (they reconnect elsewhere), and let the
+        ops already running finish, so every op a client sent is either applied and
+        acknowledged, or not applied."""
         if self.server is not None:
             self.server.close(close_connections=True)
             await self.server.wait_closed()
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=drain_timeout)
         await self.fanout.close()
 
     @staticmethod
@@ -183,19 +204,23 @@ class Hub:
                         continue
                     return None
                 try:
-                    result = await self._welcome(conn, caller)
+                    result = await self._welcome(conn, caller, args.resume or {})
+                    conn.reply(re, result)
+                    for room, last_seq in (args.resume or {}).items():
+                        await self._replay(conn, caller, room, last_seq)
                 except RoomError as exc:
                     conn.error(re, exc)
                     return None
                 except Exception as exc:
                     conn.error(re, _internal(exc))
                     return None
-                conn.reply(re, result)
                 return caller
 
-    async def _welcome(self, conn: Connection, caller: Caller) -> dict[str, Any]:
+    async def _welcome(self, conn: Connection, caller: Caller,
+                       resume: dict[str, int]) -> dict[str, Any]:
         rooms: list[str] = []
         if not caller.server:
+            conn.held = {room: [] for room in resume}
             await self.store.register_user(caller.app, caller.user)
             # Subscribe before reading the room list: a room added in between still arrives.
             await self.fanout.attach(caller.app, caller.user, conn, ())
@@ -208,12 +233,41 @@ class Hub:
             "server": {"version": __version__, "node": self.settings.node_id},
         }
 
+    async def _replay(self, conn: Connection, caller: Caller, room: str, last_seq: int) -> None:
+        """Resume one room: every message after `last_seq` the user may see, in order, before
+        any live one — or `resync` when the history no longer reaches back that far."""
+        if caller.server:
+            return
+        current = 0
+        try:
+            current, is_member, raws = await self.store.replay(
+                caller.app, room, user=caller.user, after_seq=last_seq)
+            messages = [Message(raw) for raw in raws]
+            gapless = last_seq <= current and (
+                not messages and last_seq == current or
+                bool(messages) and messages[0].seq == last_seq + 1
+            )
+            if not gapless:
+                self._resync(conn, room, current)
+            else:
+                for message in visible_to(caller.user, is_member, messages):
+                    conn.push(message.frame(conn.encoding))
+        except RoomError as exc:
+            if exc.code is not ErrorCode.ROOM_NOT_FOUND:
+                raise
+            self._resync(conn, room, 0)
+        finally:
+            conn.release(room, max(current, last_seq))
+
+    @staticmethod
+    def _resync(conn: Connection, room: str, seq: int) -> None:
+        conn.push(codec.encode({"event": "resync", "room": room, "seq": seq}, conn.encoding))
+
     def _decode(self, data: bytes | str, conn: Connection) -> dict[str, Any]:
         return codec.decode(data, conn.encoding, max_bytes=self.settings.max_frame_bytes)
 
     async def _serve(self, conn: Connection) -> None:
         garbage = 0
-        tasks: set[asyncio.Task[None]] = set()
         async for data in conn.ws:
             re: Any = None
             try:
@@ -237,8 +291,8 @@ class Hub:
                 continue
             await conn.inflight.acquire()
             task = asyncio.create_task(self._execute(conn, re, spec, request.args))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
 
     async def _execute(self, conn: Connection, re: Any, spec: ops.OpSpec, raw_args: Any) -> None:
         caller = conn.caller

@@ -150,6 +150,7 @@ class Store:
                 "member_update",
                 "member_remove",
                 "room_read",
+                "room_replay",
             )
         }
         self._upsert = client.register_script(_load_lua("user_upsert.lua"))
@@ -310,6 +311,13 @@ class Store:
         reply = await self._run("room_read", app, room, params)
         entries = [fields[1] for _, fields in reply[3]]
         return entries[:limit], len(entries) > limit
+
+    async def replay(self, app: str, room: str, *, user: str,
+                     after_seq: int) -> tuple[int, bool, list[bytes]]:
+        """(current seq, user is a member now, stored messages with seq > after_seq)."""
+        params = self._params(app, room, "", None, "ack", user=user, after=after_seq)
+        reply = await self._run("room_replay", app, room, params)
+        return int(reply[2]), bool(reply[3]), [fields[1] for _, fields in reply[4]]
 
     async def log_range(self, app: str, room: str, after_seq: int, upto_seq: int | None = None,
                         count: int | None = None) -> list[bytes]:

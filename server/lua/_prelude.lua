@@ -80,7 +80,7 @@ local function emit(mtype, targets, changes_json, notify, extension_json, newcom
     ',"notify":' .. (notify and 'true' or 'false') ..
     ',"extension":' .. (extension_json or 'null') .. ',"time_ms":' .. int(now_ms()) .. '}'
   redis.call('HSET', K_META, 'seq', SEQ)
-  redis.call('XADD', K_LOG, 'MAXLEN', '~', P.history_max, int(SEQ) .. '-0', 'm', msg)
+  redis.call('XADD', K_LOG, 'MAXLEN', P.history_max, int(SEQ) .. '-0', 'm', msg)
   redis.call('PUBLISH', P.room_channel, msg)
   for _, user in ipairs(newcomers or {}) do
     redis.call('PUBLISH', P.user_channel_prefix .. user .. P.user_channel_suffix, msg)

@@ -1,0 +1,116 @@
+"""Resume (PROTOCOL.md §4): replay what a client missed, in order, before any live event of
+the room, with no gap and no duplicate — also while the room keeps changing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..conftest import HubFactory, ws_url
+from ..support import APP, RawClient, token
+
+
+async def _room_with(url: str, *members: str) -> None:
+    async with RawClient.connect(url) as admin:
+        await admin.auth("backend", server=True)
+        for user in ("owner", *members):
+            await admin.call("user.upsert", {"id": user})
+        await admin.call("room.create", {"room": "r", "owner": "owner", "members": list(members)})
+
+
+async def _update(client: RawClient, user: str, value: Any) -> int:
+    ack = await client.call("member.update", {"room": "r", "user": user,
+                                              "properties": {"score": value}, "reply": "ack"})
+    return int(ack["seq"])
+
+
+async def test_resume_replays_missed_messages_then_continues_live(hub: Any) -> None:
+    url = ws_url(hub)
+    await _room_with(url, "alice")
+    async with RawClient.connect(url) as owner:
+        await owner.auth("owner")
+        async with RawClient.connect(url) as alice:
+            await alice.auth("alice")
+            last = await _update(owner, "owner", 1)
+            seen = await alice.events_until(last)
+            assert seen[-1]["seq"] == last
+        missed = [await _update(owner, "owner", n) for n in (2, 3, 4)]
+        async with RawClient.connect(url) as alice:
+            welcome = await alice.call("auth", {"key": APP, "token": token("alice"),
+                                                "resume": {"r": last}})
+            assert welcome["rooms"] == ["r"]
+            replayed = await alice.events_until(missed[-1])
+            assert [m["seq"] for m in replayed] == missed
+            assert [m["changes"]["score"] for m in replayed] == [2, 3, 4]
+            live = await _update(owner, "owner", 5)
+            assert [m["seq"] for m in await alice.events_until(live)] == [live]
+            await alice.no_event(0.2)
+
+
+async def test_resume_of_a_room_left_replays_up_to_the_removal(hub: Any) -> None:
+    url = ws_url(hub)
+    await _room_with(url, "alice")
+    async with RawClient.connect(url) as owner:
+        await owner.auth("owner")
+        before = await _update(owner, "owner", 1)
+        await _update(owner, "owner", 2)
+        removed = await owner.call("member.remove", {"room": "r", "user": "alice",
+                                                     "reply": "ack"})
+        await _update(owner, "owner", 3)  # after the removal: not alice's to see
+        async with RawClient.connect(url) as alice:
+            await alice.call("auth", {"key": APP, "token": token("alice"),
+                                      "resume": {"r": before}})
+            replayed = await alice.events_until(removed["seq"])
+            assert [m["type"] for m in replayed] == ["updateMember", "removeMember"]
+            await alice.no_event(0.3)
+
+
+async def test_resync_when_history_no_longer_reaches_back(
+    redis_url: str, start_hub: HubFactory
+) -> None:
+    hub = await start_hub(redis=redis_url, history_max=5)
+    url = ws_url(hub)
+    await _room_with(url, "alice")
+    async with RawClient.connect(url) as owner:
+        await owner.auth("owner")
+        last = 0
+        for n in range(10):
+            last = await _update(owner, "owner", n)
+        async with RawClient.connect(url) as alice:
+            await alice.call("auth", {"key": APP, "token": token("alice"), "resume": {"r": 1}})
+            frame = await asyncio.wait_for(alice.events.get(), 5)
+            assert frame == {"event": "resync", "room": "r", "seq": last}
+            page = await alice.call("room.history", {"room": "r"})
+            assert [m["seq"] for m in page["messages"]] == list(range(last - 4, last + 1))
+
+
+async def test_resume_races_live_traffic_without_gap_or_duplicate(
+    redis_url: str, start_hub: HubFactory
+) -> None:
+    """A writer keeps changing the room on another node while alice resumes."""
+    node_a = await start_hub(redis=redis_url)
+    node_b = await start_hub(redis=redis_url)
+    await _room_with(ws_url(node_a), "alice")
+    async with RawClient.connect(ws_url(node_a)) as owner:
+        await owner.auth("owner")
+        first = await _update(owner, "owner", 0)
+        stop = asyncio.Event()
+
+        async def write() -> int:
+            n, last = 1, first
+            while not stop.is_set():
+                last = await _update(owner, "owner", n)
+                n += 1
+            return last
+
+        writer = asyncio.create_task(write())
+        await asyncio.sleep(0.2)
+        async with RawClient.connect(ws_url(node_b)) as alice:
+            await alice.call("auth", {"key": APP, "token": token("alice"),
+                                      "resume": {"r": first}})
+            await asyncio.sleep(0.3)
+            stop.set()
+            last = await writer
+            seen = await alice.events_until(last, timeout=10)
+            assert [m["seq"] for m in seen] == list(range(first + 1, last + 1))
+            await alice.no_event(0.2)
