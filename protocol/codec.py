@@ -2,6 +2,8 @@
 
 Decoding is where hostile input bites first, so the msgpack decoder runs with explicit caps on
 string, container and total sizes: a frame of nested empty maps cannot balloon into heap.
+JSON has no such hooks in orjson; there the frame size limit (64 KiB by default) bounds what
+a frame can become (about 2 MB of objects at worst, freed with the request).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import msgpack
 import orjson
 
 from .errors import ErrorCode, RoomError
-from .limits import DEFAULT_MAX_FRAME_BYTES, MAX_CONTAINER_LEN, MAX_CONTAINERS_PER_FRAME
+from .limits import DEFAULT_MAX_FRAME_BYTES, MAX_ARRAY_LEN, MAX_CONTAINERS_PER_FRAME, MAX_MAP_LEN
 
 
 class Encoding(str, Enum):
@@ -73,8 +75,8 @@ def decode(
                 strict_map_key=True,
                 max_str_len=max_bytes,
                 max_bin_len=max_bytes,
-                max_array_len=MAX_CONTAINER_LEN,
-                max_map_len=MAX_CONTAINER_LEN,
+                max_array_len=MAX_ARRAY_LEN,
+                max_map_len=MAX_MAP_LEN,
                 max_ext_len=max_bytes,
                 object_hook=budget.on_map,
                 list_hook=budget.on_list,

@@ -82,8 +82,9 @@ class RoomError(Exception):
 
     @classmethod
     def from_wire(cls, error: dict[str, Any]) -> RoomError:
+        code = error.get("code")
         return cls(
-            error.get("code", ErrorCode.INTERNAL),
+            code if code in ErrorCode._value2member_map_ else ErrorCode.INTERNAL,
             str(error.get("message", "")),
             field=error.get("field"),
             retry_after_ms=error.get("retry_after_ms"),

@@ -30,7 +30,13 @@ DIRECT_ROOM_MAX_MEMBERS = 2
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 # Decoder caps: a request never needs more than this, so anything larger is hostile.
 MAX_CONTAINERS_PER_FRAME = 4096
-MAX_CONTAINER_LEN = 1024
+# A custom prop value is at most 1024 bytes of JSON, so no legitimate array holds more than
+# 511 items; maps (e.g. `resume`, one entry per room) may hold up to 1024 entries. msgpack
+# pre-allocates an array's declared length, so this cap also bounds the transient memory of a
+# hostile frame of nested array headers (about 4 MiB at msgpack's own depth limit).
+MAX_ARRAY_LEN = 512
+MAX_MAP_LEN = 1024
+# Custom prop values are the only place a request may nest freely.
 MAX_NESTING = 32
 
 

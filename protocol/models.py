@@ -168,15 +168,18 @@ def _builtin_validators() -> dict[str, Any]:
 _BUILTIN_ADAPTERS = _builtin_validators()
 
 
-def _json_finite(value: Any, path: str) -> None:
+def _json_finite(value: Any, path: str, depth: int = 0) -> None:
+    """Reject what JSON cannot carry faithfully, and nesting past MAX_NESTING."""
+    if depth > limits.MAX_NESTING:
+        raise invalid(path, f"value nests deeper than {limits.MAX_NESTING} levels")
     if isinstance(value, float) and not math.isfinite(value):
         raise invalid(path, "numbers must be finite")
     if isinstance(value, dict):
         for key, item in value.items():
-            _json_finite(item, f"{path}.{key}")
+            _json_finite(item, f"{path}.{key}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _json_finite(item, f"{path}.{index}")
+            _json_finite(item, f"{path}.{index}", depth + 1)
 
 
 def property_changes(properties: dict[str, Any]) -> list[PropertyChange]:

@@ -45,12 +45,18 @@ class Request:
     args: dict[str, Any]
 
 
+def reply_id(frame: dict[str, Any]) -> int | str | None:
+    """The `re` for a reply to this frame: its id if it is a valid one, else null."""
+    request_id = frame.get("id")
+    if isinstance(request_id, int | str) and not isinstance(request_id, bool):
+        return request_id
+    return None
+
+
 def parse_request(frame: dict[str, Any]) -> Request:
     """Split a decoded frame into id, op and raw args (validated later, per op)."""
-    request_id = frame.get("id")
-    if request_id is not None and (
-        isinstance(request_id, bool) or not isinstance(request_id, int | str)
-    ):
+    request_id = reply_id(frame)
+    if request_id is None and frame.get("id") is not None:
         raise RoomError(ErrorCode.MALFORMED_FRAME, "id must be an integer or a string")
     op = frame.get("op")
     if op is None:
@@ -78,7 +84,10 @@ def validate_args(spec: OpSpec, args: Any) -> Any:
         return spec.args.model_validate(args)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or "args"
+        loc = list(first["loc"])
+        if "[key]" in loc:  # a bad map key: name the map, not pydantic's marker
+            loc = loc[: loc.index("[key]") - 1]
+        field = ".".join(str(part) for part in loc) or "args"
         if first["type"] == "extra_forbidden":
             message = f"{spec.name} takes no argument '{field}'"
         elif first["type"] == "missing":

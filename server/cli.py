@@ -40,7 +40,7 @@ def _serve_parser(sub: Any) -> None:
 
 def _token_parser(sub: Any) -> None:
     p = sub.add_parser("token", help="print a JWT for a user (or a server token)")
-    p.add_argument("--key", required=True, help="the app key (only echoed in the hint)")
+    p.add_argument("--key", required=True, help="the app key the token is for")
     p.add_argument("--secret", required=True, help="the app secret the token is signed with")
     p.add_argument("--user", required=True, help="user id (the token's sub)")
     p.add_argument("--server", action="store_true", help="a server-scope token")
@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     _token_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "token":
-        print(mint_token(ns.secret, ns.user, server=ns.server, ttl=ns.ttl))
+        token = mint_token(ns.secret, ns.user, server=ns.server, ttl=ns.ttl)
+        print(token)  # stdout holds only the token, for scripts
+        print(f'first frame: {{"op": "auth", "args": {{"key": "{ns.key}", "token": "<above>"}}}}',
+              file=sys.stderr)
         return 0
     logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

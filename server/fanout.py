@@ -29,6 +29,8 @@ REMOVES = frozenset({"removeMember", "leaveRoom"})
 class Recipient(Protocol):
     def deliver(self, message: Message) -> None: ...
 
+    def resync(self, room: str, seq: int) -> None: ...
+
 
 class Message:
     """One published system message, parsed once, framed once per encoding."""
@@ -84,15 +86,18 @@ class RoomFeed:
 
 
 class Fanout:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, node: str, probe_interval: float = 5.0) -> None:
         self.store = store
+        self.epoch = ""
         self.feeds: dict[tuple[str, str], RoomFeed] = {}
         self.local: dict[tuple[str, str], set[Recipient]] = {}  # (app, user) -> connections
         self._channels: dict[bytes, tuple[str, str | None]] = {}  # channel -> (app, room|None)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.subscriber = store.subscriber(self._on_published)
+        self.subscriber = store.subscriber(self._on_published, self._on_reconnect, node,
+                                           probe_interval)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        self.epoch = await self.store.epoch()
         self.subscriber.start()
 
     async def close(self) -> None:
@@ -129,8 +134,12 @@ class Fanout:
 
     # feeds ----------------------------------------------------------------------------------
 
-    async def follow(self, app: str, room: str, first: Message | None = None) -> None:
-        """Track a room: subscribe, then read its seq and members (so nothing falls between)."""
+    async def follow(self, app: str, room: str, first: Message | None = None,
+                     resync: Iterable[str] = ()) -> None:
+        """Track a room: subscribe, then read its seq and members (so nothing falls between).
+
+        `resync`: users (besides the members) whose connections lost track of the room and
+        are told to re-read it, before any message after the new snapshot."""
         key = (app, room)
         feed = self.feeds.get(key)
         if feed is not None:
@@ -145,7 +154,8 @@ class Fanout:
         try:
             await self.subscriber.subscribe(channel)
             snapshot = await self.store.snapshot(app, room)
-            if snapshot is None:
+            if snapshot is None:  # no such room (any more): nothing to follow
+                self._tell_resync(app, room, 0, resync)
                 self._forget(feed)
                 return
             seq, members = snapshot
@@ -164,12 +174,19 @@ class Fanout:
                     for message in replay:
                         feed.pending.setdefault(message.seq, message)
             feed.last_seq, feed.members = seq, members
+            if resync:
+                self._tell_resync(app, room, seq, {*resync, *members})
         except Exception:
             log.exception("could not follow room %s/%s", app, room)
             self._forget(feed)
             raise
         feed.busy = False
         self._drain(feed)
+
+    def _tell_resync(self, app: str, room: str, seq: int, users: Iterable[str]) -> None:
+        for user in users:
+            for conn in self.local.get((app, user), ()):
+                conn.resync(room, seq)
 
     def _forget(self, feed: RoomFeed) -> None:
         if self.feeds.get((feed.app, feed.room)) is feed:
@@ -226,20 +243,53 @@ class Fanout:
         if not self._has_local_member(feed):
             self._forget(feed)
 
-    async def _heal(self, feed: RoomFeed, upto: int) -> None:
-        """Read the messages pub/sub skipped (seq last+1 .. upto-1) from the room's log."""
+    async def _heal(self, feed: RoomFeed, upto: int | None = None) -> None:
+        """Read the messages pub/sub skipped (after last_seq, before `upto`) from the log.
+
+        If the log no longer holds them, the feed starts over from a fresh snapshot and its
+        local members are told to `resync`."""
         try:
-            raws = await self.store.log_range(feed.app, feed.room, feed.last_seq, upto - 1)
-            for raw in raws:
-                message = Message(raw)
-                feed.pending.setdefault(message.seq, message)
-            if feed.last_seq + 1 not in feed.pending:
-                log.warning("room %s/%s: log no longer holds seq %d; skipping to %d",
-                            feed.app, feed.room, feed.last_seq + 1, min(feed.pending))
-                feed.last_seq = min(feed.pending) - 1
-        finally:
+            raws = await self.store.log_range(
+                feed.app, feed.room, feed.last_seq, None if upto is None else upto - 1)
+        except Exception as exc:
+            log.warning("room %s/%s: cannot read the log yet (%r)", feed.app, feed.room, exc)
+            await asyncio.sleep(0.5)
             feed.busy = False
+            self._drain(feed)
+            return
+        for raw in raws:
+            message = Message(raw)
+            if message.seq > feed.last_seq:
+                feed.pending.setdefault(message.seq, message)
+        if feed.pending and feed.last_seq + 1 not in feed.pending:
+            log.warning("room %s/%s: log no longer holds seq %d; resyncing its members",
+                        feed.app, feed.room, feed.last_seq + 1)
+            self._restart(feed)
+            return
+        feed.busy = False
         self._drain(feed)
+
+    def _restart(self, feed: RoomFeed) -> None:
+        self._forget(feed)
+        self._spawn(self.follow(feed.app, feed.room, resync=[
+            user for user in feed.members if (feed.app, user) in self.local]))
+
+    def _on_reconnect(self) -> None:
+        self._spawn(self._recover())
+
+    async def _recover(self) -> None:
+        """Back on Redis: catch every feed up from its log, or resync all if data was lost."""
+        epoch = await self.store.epoch()
+        lost = epoch != self.epoch
+        self.epoch = epoch
+        if lost:
+            log.error("Redis lost its data (new epoch): every client must re-read its rooms")
+        for feed in list(self.feeds.values()):
+            if lost:
+                self._restart(feed)
+            elif not feed.busy:
+                feed.busy = True
+                self._spawn(self._heal(feed))
 
     def _deliver(self, feed: RoomFeed, message: Message) -> None:
         if message.type in ADDS:
@@ -260,5 +310,10 @@ class Fanout:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fan-out task failed", exc_info=task.exception())
 

@@ -73,6 +73,9 @@ class Connection:
         else:
             self.push(message.frame(self.encoding))
 
+    def resync(self, room: str, seq: int) -> None:
+        self.push(codec.encode({"event": "resync", "room": room, "seq": seq}, self.encoding))
+
     def release(self, room: str, after_seq: int) -> None:
         """Write the live messages held during a replay that the replay did not cover."""
         for message in self.held.pop(room, ()):
@@ -107,14 +110,14 @@ class Hub:
         self.settings = settings
         self.store = store
         self.service = Service(store)
-        self.fanout = Fanout(store)
+        self.fanout = Fanout(store, settings.node_id, settings.pubsub_probe_interval)
         self.auth = Authenticator(settings.apps)
         self.server: Server | None = None
         self._inflight: set[asyncio.Task[None]] = set()  # referenced so they are never GC'd
         self._handlers = {name: self.service.handler(name) for name in ops.OPS if name != "auth"}
 
     async def start(self) -> Server:
-        self.fanout.start()
+        await self.fanout.start()
         origins: Any = None
         if self.settings.allowed_origins:
             origins = [*self.settings.allowed_origins, None]  # None: non-browser clients
@@ -189,8 +192,9 @@ class Hub:
                 data = await conn.ws.recv()
                 re: Any = None
                 try:
-                    request = ops.parse_request(self._decode(data, conn))
-                    re = request.id
+                    frame = self._decode(data, conn)
+                    re = ops.reply_id(frame)
+                    request = ops.parse_request(frame)
                     if request.op != "auth":
                         raise RoomError(ErrorCode.UNAUTHENTICATED, "the first op must be auth")
                     try:
@@ -248,20 +252,18 @@ class Hub:
                 bool(messages) and messages[0].seq == last_seq + 1
             )
             if not gapless:
-                self._resync(conn, room, current)
+                # Non-members learn nothing of the room, not even its seq: re-reading it
+                # tells them they are out (100005) or that it is gone (100004).
+                conn.resync(room, current if is_member else 0)
             else:
                 for message in visible_to(caller.user, is_member, messages):
                     conn.push(message.frame(conn.encoding))
         except RoomError as exc:
             if exc.code is not ErrorCode.ROOM_NOT_FOUND:
                 raise
-            self._resync(conn, room, 0)
+            conn.resync(room, 0)
         finally:
             conn.release(room, max(current, last_seq))
-
-    @staticmethod
-    def _resync(conn: Connection, room: str, seq: int) -> None:
-        conn.push(codec.encode({"event": "resync", "room": room, "seq": seq}, conn.encoding))
 
     def _decode(self, data: bytes | str, conn: Connection) -> dict[str, Any]:
         return codec.decode(data, conn.encoding, max_bytes=self.settings.max_frame_bytes)
@@ -271,16 +273,15 @@ class Hub:
         async for data in conn.ws:
             re: Any = None
             try:
-                request = ops.parse_request(self._decode(data, conn))
+                frame = self._decode(data, conn)
                 garbage = 0
-                re = request.id
+                re = ops.reply_id(frame)
+                request = ops.parse_request(frame)
                 if request.op == "auth":
                     raise RoomError(ErrorCode.INVALID_PARAMETER, "already authenticated")
                 spec = ops.lookup(request.op)
-                if spec.mutating and conn.rate is not None:
-                    wait_ms = conn.rate.admit()
-                    if wait_ms:
-                        raise _rate_limited(wait_ms, "this connection")
+                if spec.mutating:  # admission is decided here, before the op is queued (§8)
+                    await self._admit(conn, conn.caller)
             except RoomError as exc:
                 conn.error(re, exc)
                 if exc.code is ErrorCode.MALFORMED_FRAME:
@@ -298,8 +299,6 @@ class Hub:
         caller = conn.caller
         assert caller is not None
         try:
-            if spec.mutating:
-                await self._admit(conn, caller)
             args = ops.validate_args(spec, raw_args)
             result = await self._handlers[spec.name](caller, args)
         except RoomError as exc:
@@ -311,8 +310,14 @@ class Hub:
         finally:
             conn.inflight.release()
 
-    async def _admit(self, conn: Connection, caller: Caller) -> None:
-        """The app's ceiling, shared by all nodes through Redis (§8); 0 = off."""
+    async def _admit(self, conn: Connection, caller: Caller | None) -> None:
+        """The connection's limit (in memory), then the app's ceiling, shared by all nodes
+        through Redis (§8); a limit of 0 is off."""
+        assert caller is not None
+        if conn.rate is not None:
+            wait_ms = conn.rate.admit()
+            if wait_ms:
+                raise _rate_limited(wait_ms, "this connection")
         ceiling = self.settings.ceiling(caller.app)
         if ceiling <= 0:
             return

@@ -9,6 +9,8 @@ import signal
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from .hub import Hub
 from .settings import Settings
@@ -23,12 +25,22 @@ def _clients(settings: Settings) -> tuple[aioredis.Redis, aioredis.Redis]:
         import fakeredis
 
         server = fakeredis.FakeServer()
-        return fakeredis.FakeAsyncRedis(server=server), fakeredis.FakeAsyncRedis(server=server)
-    commands = aioredis.from_url(
+        # In-process "connections" are cheap; the pool only needs to outnumber in-flight ops.
+        commands = fakeredis.FakeAsyncRedis(server=server, max_connections=100_000)
+        return commands, fakeredis.FakeAsyncRedis(server=server)
+    # Fail fast when Redis is away (the client gets 100001 and may retry): one quick retry
+    # covers a pooled connection that died with a Redis restart, no long backoff.
+    # Ops beyond the pool size wait for a free connection (up to redis_timeout) instead of
+    # failing at once.
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis,
+        max_connections=settings.redis_pool_size,
+        timeout=settings.redis_timeout,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
     )
+    commands = aioredis.Redis.from_pool(pool)  # owns the pool: closed with the client
     # Pub/sub reads block between messages: no socket timeout on that connection.
     pubsub = aioredis.from_url(settings.redis, socket_connect_timeout=settings.redis_timeout)
     return commands, pubsub

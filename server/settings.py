@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_inflight: int = Field(64, ge=1, description="concurrent requests per connection")
     ping_interval: float | None = Field(20.0, gt=0)
     ping_timeout: float | None = Field(20.0, gt=0)
+    pubsub_probe_interval: float = Field(5.0, gt=0, description="seconds between probes")
+    redis_pool_size: int = Field(64, ge=1, description="Redis connections for commands")
     redis_timeout: float = Field(5.0, gt=0, description="seconds before a Redis call fails")
 
     @field_validator("apps", mode="before")

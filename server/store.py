@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +18,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from roomhub.protocol import roles
@@ -24,6 +26,7 @@ from roomhub.protocol.errors import ErrorCode, RoomError
 
 log = logging.getLogger("roomhub.store")
 
+EPOCH_KEY = "rh:epoch"
 TARGET_NOT_MEMBER = -100005  # from the scripts: the caller decides 100007 vs 100005
 MEMBER_FIELDS = ("role", "nickname", "avatar", "level", "custom_info", "extension")
 
@@ -140,7 +143,7 @@ class Store:
         self.redis = client
         self.history_max = history_max
         self.max_room_members = max_room_members
-        self._make_pubsub_client = make_pubsub_client or (lambda: client)
+        self._pubsub_client = make_pubsub_client() if make_pubsub_client else client
         self._scripts = {
             name: client.register_script(_room_script(f"{name}.lua"))
             for name in (
@@ -159,6 +162,8 @@ class Store:
 
     async def close(self) -> None:
         await self.redis.aclose()
+        if self._pubsub_client is not self.redis:
+            await self._pubsub_client.aclose()
 
     async def ping(self) -> None:
         await self.redis.ping()
@@ -338,8 +343,17 @@ class Store:
             return None
         return int(seq), {user.decode() for user in ids}
 
-    def subscriber(self, on_message: Callable[[bytes, bytes], None]) -> Subscriber:
-        return Subscriber(self._make_pubsub_client(), on_message)
+    def subscriber(self, on_message: Callable[[bytes, bytes], None],
+                   on_reconnect: Callable[[], None], node: str,
+                   probe_interval: float = 5.0) -> Subscriber:
+        return Subscriber(self._pubsub_client, on_message, on_reconnect,
+                          f"rh:node:{node}:probe", probe_interval)
+
+    async def epoch(self) -> str:
+        """An id of this Redis dataset, made on first use: a new one means the data was lost."""
+        await self.redis.set(EPOCH_KEY, secrets.token_hex(8), nx=True)
+        value = await self.redis.get(EPOCH_KEY)
+        return value.decode() if value else ""
 
 
 class TargetNotMember(RoomError):
@@ -349,19 +363,47 @@ class TargetNotMember(RoomError):
         super().__init__(ErrorCode.NOT_A_MEMBER, message)
 
 
-class Subscriber:
-    """One pub/sub connection for the node; `subscribe` returns once Redis confirmed it."""
+class _PubSub(PubSub):
+    """redis-py's PubSub, which re-subscribes by itself on reconnect, telling us it did."""
 
-    def __init__(self, client: aioredis.Redis, on_message: Callable[[bytes, bytes], None]) -> None:
+    def __init__(self, pool: Any, on_reconnect: Callable[[], None]) -> None:
+        super().__init__(pool)
+        self._notify_reconnect = on_reconnect
+
+    async def on_connect(self, connection: Any) -> None:
+        resubscribing = bool(self.channels)  # empty on the first connect, set on reconnects
+        await super().on_connect(connection)
+        if resubscribing:
+            self._notify_reconnect()
+
+
+class Subscriber:
+    """One pub/sub connection for the node; `subscribe` returns once Redis confirmed it.
+
+    redis-py re-subscribes by itself when the connection comes back; `on_reconnect` then
+    lets the node read from the logs whatever was published while it was away. A probe
+    message published to the node's own channel every `probe_interval` seconds catches a
+    connection that is up but silently stopped delivering: it is dropped and reconnected.
+    """
+
+    def __init__(self, client: aioredis.Redis, on_message: Callable[[bytes, bytes], None],
+                 on_reconnect: Callable[[], None], probe_channel: str,
+                 probe_interval: float) -> None:
         self._client = client
-        self._pubsub = client.pubsub()
+        self._pubsub = _PubSub(client.connection_pool, self._reconnected)
         self._on_message = on_message
+        self._on_reconnect = on_reconnect
+        self._probe_channel = probe_channel.encode()
+        self._probe_interval = probe_interval
+        self._probe_seen = asyncio.Event()
+        self._probe_task: asyncio.Task[None] | None = None
         self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()  # redis-py has no pub/sub connection before SUBSCRIBE
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._read(), name="roomhub-pubsub")
+        self._probe_task = asyncio.create_task(self._probe(), name="roomhub-pubsub-probe")
 
     async def subscribe(self, *channels: str) -> None:
         loop = asyncio.get_running_loop()
@@ -379,19 +421,25 @@ class Subscriber:
 
     async def _read(self) -> None:
         await self._connected.wait()
+        broken = False
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                log.warning("pub/sub connection failed: %r", exc)
-                await asyncio.sleep(0.5)
+                if not broken:
+                    log.warning("pub/sub connection lost: %r; reconnecting", exc)
+                broken = True
+                await asyncio.sleep(0.2)
                 continue
+            broken = False
             if message is None:
                 continue
             kind = message["type"]
-            if kind in ("message", b"message"):
+            if message["channel"] == self._probe_channel:
+                self._probe_seen.set()
+            elif kind in ("message", b"message"):
                 try:
                     self._on_message(message["channel"], message["data"])
                 except Exception:
@@ -401,12 +449,35 @@ class Subscriber:
                     if not future.done():
                         future.set_result(None)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    def _reconnected(self) -> None:
+        log.warning("pub/sub connection is back; healing from the logs")
+        self._on_reconnect()
+
+    async def _probe(self) -> None:
+        await self.subscribe(self._probe_channel.decode())
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            self._probe_seen.clear()
             try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+                await self._client.publish(self._probe_channel, b"probe")
+                await asyncio.wait_for(self._probe_seen.wait(), self._probe_interval)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                continue  # Redis itself is away: the reader reconnects when it returns
+            except asyncio.TimeoutError:
+                log.warning("pub/sub connection stopped delivering; reconnecting it")
+                connection = self._pubsub.connection
+                if connection is not None:
+                    await connection.disconnect()
+
+    async def close(self) -> None:
+        for task in (self._task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
         await self._pubsub.aclose()
 

@@ -55,15 +55,19 @@ def redis_server_binary() -> str:
 class RedisProcess:
     """A real redis-server on a free loopback port, without persistence."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, persistent: bool = False) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="roomhub-redis-")
-        self.proc = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        self.args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+                     "--save", "", "--dir", self.dir,
+                     "--appendonly", "yes" if persistent else "no",
+                     "--appendfsync", "everysec", *extra]
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:
             try:

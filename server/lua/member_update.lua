@@ -6,6 +6,20 @@ local target = get_member(P.user)
 if target == nil then
   return fail(TARGET_NOT_MEMBER, "'" .. P.user .. "' is not a member of the room")
 end
+-- The props limit is an argument error (100002), which outranks 100005/100006 (§6).
+if type(target.props) ~= 'table' then target.props = {} end
+local count = 0
+for _ in pairs(target.props) do count = count + 1 end
+for _, change in ipairs(P.changes) do
+  if not change.builtin then
+    local had = target.props[change.name] ~= nil
+    if change.json ~= nil and not had then count = count + 1 end
+    if change.json == nil and had then count = count - 1 end
+  end
+end
+if count > P.max_props then
+  return fail(100002, 'a member has at most ' .. int(P.max_props) .. ' custom props', 'properties')
+end
 local op, err = operator_member()
 if err then return err end
 local op_role = op and op.role or nil
@@ -20,7 +34,6 @@ for _, change in ipairs(P.changes) do
   end
 end
 local old_role, new_role = target.role, target.role
-if type(target.props) ~= 'table' then target.props = {} end
 local changed = {}
 for _, change in ipairs(P.changes) do
   if change.name == 'role' then
@@ -36,11 +49,6 @@ for _, change in ipairs(P.changes) do
     target.props[change.name] = change.json
     changed[#changed + 1] = cjson.encode(change.name) .. ':' .. (change.json or 'null')
   end
-end
-local count = 0
-for _ in pairs(target.props) do count = count + 1 end
-if count > P.max_props then
-  return fail(100002, 'a member has at most ' .. int(P.max_props) .. ' custom props', 'properties')
 end
 if new_role == old_role and #changed == 0 then return done() end
 target.role = new_role

@@ -1,0 +1,111 @@
+"""Redis going away and coming back: ops fail fast with 100001 and change nothing; hubs
+reconnect and resubscribe without a restart; members see every message once, in order;
+a Redis that came back empty is detected and clients are told to resync."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from ..conftest import HubFactory, ws_url
+from ..support import RawClient, RedisProcess
+
+
+@pytest.fixture
+def persistent_redis() -> Iterator[RedisProcess]:
+    server = RedisProcess(persistent=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def volatile_redis() -> Iterator[RedisProcess]:
+    server = RedisProcess()
+    yield server
+    server.stop()
+
+
+async def _setup(url: str) -> None:
+    async with RawClient.connect(url) as admin:
+        await admin.auth("backend", server=True)
+        for user in ("owner", "alice"):
+            await admin.call("user.upsert", {"id": user})
+        await admin.call("room.create", {"room": "r", "owner": "owner", "members": ["alice"]})
+
+
+def _update(n: int) -> dict[str, Any]:
+    return {"room": "r", "user": "owner", "properties": {"n": n}, "reply": "ack"}
+
+
+async def _until_ok(client: RawClient, n: int, timeout: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = await client.request("member.update", _update(n))
+        if reply["ok"] or time.monotonic() > deadline:
+            return reply
+        await asyncio.sleep(0.1)
+
+
+async def test_outage_fails_fast_then_heals_without_restart(
+    persistent_redis: RedisProcess, start_hub: HubFactory
+) -> None:
+    hub = await start_hub(redis=persistent_redis.url)
+    await _setup(ws_url(hub))
+    async with RawClient.connect(ws_url(hub)) as owner, RawClient.connect(ws_url(hub)) as alice:
+        await owner.auth("owner")
+        await alice.auth("alice")
+        before = (await owner.call("member.update", _update(1)))["seq"]
+        await alice.events_until(before)
+
+        persistent_redis.stop()  # clean shutdown: the AOF holds every acknowledged change
+        started = time.monotonic()
+        error = await owner.fail("member.update", _update(2), timeout=10)
+        assert error["code"] == 100001 and error["reason"] == "INTERNAL"
+        assert time.monotonic() - started < 8  # failed, not hung until the client gave up
+
+        persistent_redis.start()
+        reply = await _until_ok(owner, 3)
+        assert reply["ok"], reply
+        after = reply["result"]["seq"]
+        assert after == before + 1  # the failed op during the outage changed nothing
+        seen = await alice.events_until(after)
+        assert [m["seq"] for m in seen] == [after]
+
+
+async def test_messages_published_while_pubsub_was_away_are_healed_from_history(
+    redis_url: str, start_hub: HubFactory
+) -> None:
+    writer_node = await start_hub(redis=redis_url)
+    reader_node = await start_hub(redis=redis_url)
+    await _setup(ws_url(writer_node))
+    async with RawClient.connect(ws_url(writer_node)) as owner, \
+            RawClient.connect(ws_url(reader_node)) as alice:
+        await owner.auth("owner")
+        await alice.auth("alice")
+        first = (await owner.call("member.update", _update(0)))["seq"]
+        await alice.events_until(first)
+        redis.Redis.from_url(redis_url).client_kill_filter(_type="pubsub")
+        acks = [(await owner.call("member.update", _update(n)))["seq"] for n in range(1, 6)]
+        seen = await alice.events_until(acks[-1], timeout=15)
+        assert [m["seq"] for m in seen] == acks
+
+
+async def test_redis_that_came_back_empty_makes_clients_resync(
+    volatile_redis: RedisProcess, start_hub: HubFactory
+) -> None:
+    hub = await start_hub(redis=volatile_redis.url)
+    await _setup(ws_url(hub))
+    async with RawClient.connect(ws_url(hub)) as alice:
+        welcome = await alice.auth("alice")
+        assert welcome["rooms"] == ["r"]
+        volatile_redis.stop()
+        volatile_redis.start()  # no persistence: every room is gone
+        frame = await asyncio.wait_for(alice.events.get(), 15)
+        assert frame["event"] == "resync" and frame["room"] == "r"
+        error = await alice.fail("room.get", {"room": "r"})
+        assert error["code"] == 100004
