@@ -37,6 +37,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_GARBAGE = 4400
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_GOING_AWAY = 1001
+SLOW_CONSUMER_GRACE = 5.0  # seconds a slow consumer has to read its backlog and the close
 GARBAGE_LIMIT = 16  # consecutive undecodable frames before close 4400
 
 
@@ -87,10 +88,12 @@ class Connection:
         if ws.protocol.state is not State.OPEN:
             return
         if ws.transport.get_write_buffer_size() > self.send_buffer_limit:
+            # Queue the close behind the backlog (nothing more is written: the state is no
+            # longer OPEN) and drop the connection if the client does not read it in time.
             log.warning("closing slow consumer %s", ws.remote_address)
             ws.protocol.send_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
             ws.send_data()
-            ws.transport.abort()
+            asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE, ws.transport.abort)
             return
         if self.encoding is Encoding.MSGPACK:
             ws.protocol.send_binary(data)
@@ -197,15 +200,17 @@ class Hub:
                     request = ops.parse_request(frame)
                     if request.op != "auth":
                         raise RoomError(ErrorCode.UNAUTHENTICATED, "the first op must be auth")
-                    try:
-                        args = ops.validate_args(ops.OPS["auth"], request.args)
-                    except RoomError as exc:
-                        raise RoomError(ErrorCode.UNAUTHENTICATED, exc.message) from None
-                    caller = self.auth.verify(args.key, args.token)
+                    raw = request.args if isinstance(request.args, dict) else {}
+                    key, token = raw.get("key"), raw.get("token")
+                    if not isinstance(key, str) or not isinstance(token, str):
+                        raise RoomError(ErrorCode.UNAUTHENTICATED, "auth needs 'key' and 'token'")
+                    caller = self.auth.verify(key, token)
+                    # The credentials are good: any other argument error is 100002 (§6).
+                    args = ops.validate_args(ops.OPS["auth"], request.args)
                 except RoomError as exc:
                     conn.error(re, exc)
-                    if exc.code is ErrorCode.MALFORMED_FRAME:
-                        continue
+                    if exc.code in (ErrorCode.MALFORMED_FRAME, ErrorCode.INVALID_PARAMETER):
+                        continue  # still unauthenticated; the deadline keeps running
                     return None
                 try:
                     result = await self._welcome(conn, caller, args.resume or {})
