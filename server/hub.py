@@ -55,7 +55,8 @@ def select_subprotocol(_conn: ServerConnection, offered: Any) -> Subprotocol | N
 class Connection:
     """One client: its encoding, identity, and the non-blocking write path."""
 
-    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight", "rate", "held")
+    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight", "rate", "held",
+                 "floor")
 
     def __init__(self, ws: ServerConnection, encoding: Encoding, settings: Settings) -> None:
         self.ws = ws
@@ -66,22 +67,31 @@ class Connection:
         self.rate: SlidingWindow | None = None  # user connections only (§8)
         # Rooms being resumed: their live messages wait here until the replay is written.
         self.held: dict[str, list[Message]] = {}
+        # Rooms resumed: the seq the replay reached. This node's feed may still be behind it
+        # (pub/sub lags the log), so live messages up to it are already written: drop them.
+        self.floor: dict[str, int] = {}
 
     def deliver(self, message: Message) -> None:
-        held = self.held.get(message.room) if self.held else None
-        if held is not None:
-            held.append(message)
-        else:
-            self.push(message.frame(self.encoding))
+        if self.held or self.floor:
+            held = self.held.get(message.room)
+            if held is not None:
+                held.append(message)
+                return
+            floor = self.floor.get(message.room)
+            if floor is not None:
+                if message.seq <= floor:
+                    return
+                del self.floor[message.room]  # the feed caught up: in order from here on
+        self.push(message.frame(self.encoding))
 
     def resync(self, room: str, seq: int) -> None:
         self.push(codec.encode({"event": "resync", "room": room, "seq": seq}, self.encoding))
 
     def release(self, room: str, after_seq: int) -> None:
-        """Write the live messages held during a replay that the replay did not cover."""
+        """End a replay: from now on deliver the room's live messages after `after_seq`."""
+        self.floor[room] = after_seq
         for message in self.held.pop(room, ()):
-            if message.seq > after_seq:
-                self.push(message.frame(self.encoding))
+            self.deliver(message)
 
     def push(self, data: bytes) -> None:
         ws = self.ws

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -19,8 +20,42 @@ from .store import Store
 log = logging.getLogger("roomhub")
 
 
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """`redis+cluster://host:port,host:port` -> [(host, port), ...] (the startup nodes)."""
+    nodes = []
+    for part in url.removeprefix(CLUSTER_SCHEME).split("/")[0].split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"cluster node must be host:port, got {part!r} in {url!r}")
+        nodes.append((host, int(port)))
+    return nodes
+
+
+def _cluster_clients(settings: Settings) -> tuple[Any, aioredis.Redis]:
+    """Commands go to the node owning each room's slot. Pub/sub is classic pub/sub on one
+    node: a cluster forwards every PUBLISH to all its nodes, so one subscription sees all."""
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    assert settings.redis is not None
+    nodes = cluster_nodes(settings.redis)
+    commands = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        max_connections=settings.redis_pool_size,
+    )
+    host, port = nodes[0]
+    pubsub = aioredis.Redis(host=host, port=port, socket_connect_timeout=settings.redis_timeout)
+    return commands, pubsub
+
+
 def _clients(settings: Settings) -> tuple[aioredis.Redis, aioredis.Redis]:
     """(command client, pub/sub client). Embedded: both on one in-process fakeredis server."""
+    if settings.redis is not None and settings.redis.startswith(CLUSTER_SCHEME):
+        return _cluster_clients(settings)  # type: ignore[return-value]
     if settings.redis is None:
         import fakeredis
 
@@ -52,6 +87,7 @@ def build_store(settings: Settings) -> Store:
         commands,
         history_max=settings.history_max,
         max_room_members=settings.max_room_members,
+        concurrency=settings.redis_pool_size,
         make_pubsub_client=lambda: pubsub,
     )
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -25,6 +26,7 @@ from roomhub.protocol import roles
 from roomhub.protocol.errors import ErrorCode, RoomError
 
 log = logging.getLogger("roomhub.store")
+T = TypeVar("T")
 
 EPOCH_KEY = "rh:epoch"
 TARGET_NOT_MEMBER = -100005  # from the scripts: the caller decides 100007 vs 100005
@@ -129,6 +131,18 @@ class OpOutcome:
 # --- the store -----------------------------------------------------------------------------
 
 
+def _bounded(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Hold one of the store's Redis slots for the call: ops beyond the pool size queue here
+    instead of failing (redis-py's cluster client raises rather than waits for a connection)."""
+
+    @functools.wraps(method)
+    async def bounded(self: Store, *args: Any, **kwargs: Any) -> T:
+        async with self._slots:
+            return await method(self, *args, **kwargs)
+
+    return bounded
+
+
 class Store:
     """Typed access to rooms, users and history for one Redis (or the embedded fakeredis)."""
 
@@ -138,9 +152,11 @@ class Store:
         *,
         history_max: int,
         max_room_members: int,
+        concurrency: int = 64,
         make_pubsub_client: Callable[[], aioredis.Redis] | None = None,
     ) -> None:
         self.redis = client
+        self._slots = asyncio.Semaphore(concurrency)
         self.history_max = history_max
         self.max_room_members = max_room_members
         self._pubsub_client = make_pubsub_client() if make_pubsub_client else client
@@ -154,6 +170,7 @@ class Store:
                 "member_remove",
                 "room_read",
                 "room_replay",
+                "room_snapshot",
             )
         }
         self._upsert = client.register_script(_load_lua("user_upsert.lua"))
@@ -168,6 +185,7 @@ class Store:
     async def ping(self) -> None:
         await self.redis.ping()
 
+    @_bounded
     async def admit(self, app: str, ceiling: int, node: str) -> int:
         """0 if the app may run one more mutating op now, else ms until it may (§8)."""
         self._admissions += 1
@@ -176,14 +194,17 @@ class Store:
 
     # users ---------------------------------------------------------------------------------
 
+    @_bounded
     async def register_user(self, app: str, user: str) -> None:
         await self._upsert(keys=[users_key(app)], args=[user, "{}", "1"])
 
+    @_bounded
     async def upsert_user(self, app: str, user: str, profile: dict[str, str]) -> dict[str, str]:
         raw = await self._upsert(keys=[users_key(app)], args=[user, orjson.dumps(profile), "0"])
         stored = orjson.loads(raw)
         return {"id": user, "nickname": stored.get("nickname", ""), "avatar": stored.get("avatar", "")}
 
+    @_bounded
     async def profiles(self, app: str, users: list[str]) -> dict[str, dict[str, str]]:
         """Known users among `users`, with their profiles; unknown ones are absent."""
         if not users:
@@ -191,20 +212,24 @@ class Store:
         raws = await self.redis.hmget(users_key(app), users)
         return {user: orjson.loads(raw) for user, raw in zip(users, raws) if raw is not None}
 
+    @_bounded
     async def user_known(self, app: str, user: str) -> bool:
         return bool(await self.redis.hexists(users_key(app), user))
 
     # per-user room index (a superset of the truth; rooms are checked before use) -------------
 
+    @_bounded
     async def index_rooms(self, app: str, users: Iterable[str], room: str) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for user in users:
                 pipe.sadd(user_rooms_key(app, user), room)
             await pipe.execute()
 
+    @_bounded
     async def unindex_room(self, app: str, user: str, room: str) -> None:
         await self.redis.srem(user_rooms_key(app, user), room)
 
+    @_bounded
     async def user_rooms(self, app: str, user: str) -> list[dict[str, Any]]:
         """Rooms the user is a member of or invited to, as Rooms without members."""
         candidates = sorted(r.decode() for r in await self.redis.smembers(user_rooms_key(app, user)))
@@ -262,12 +287,14 @@ class Store:
         state = room_from_state(room, reply[3], reply[4], reply[5]) if len(reply) > 3 else None
         return OpOutcome(int(reply[2]), state)
 
+    @_bounded
     async def create_room(self, app: str, room: str, *, sender: str, owner: str, name: str,
                           room_type: str, members: list[dict[str, str]], reply: str) -> OpOutcome:
         params = self._params(app, room, sender, None, reply, owner=owner, name=name,
                               type=room_type, members=members)
         return self._outcome(room, await self._run("room_create", app, room, params))
 
+    @_bounded
     async def add_members(self, app: str, room: str, *, sender: str, operator: str | None,
                           invitees: list[dict[str, str]], invitation: bool, notify: bool,
                           reply: str) -> OpOutcome:
@@ -275,12 +302,14 @@ class Store:
                               invitation=invitation, notify=notify)
         return self._outcome(room, await self._run("member_add", app, room, params))
 
+    @_bounded
     async def answer_invitation(self, app: str, room: str, *, user: str, accept: bool,
                                 profile: dict[str, str], reply: str) -> OpOutcome:
         params = self._params(app, room, user, None, reply, user=user, accept=accept,
                               profile=profile)
         return self._outcome(room, await self._run("invitation_answer", app, room, params))
 
+    @_bounded
     async def update_member(self, app: str, room: str, *, sender: str, operator: str | None,
                             user: str, changes: list[dict[str, Any]], notify: bool,
                             extension_json: str | None, max_props: int,
@@ -292,11 +321,13 @@ class Store:
         params = self._params(app, room, sender, operator, reply, **extra)
         return self._outcome(room, await self._run("member_update", app, room, params))
 
+    @_bounded
     async def remove_member(self, app: str, room: str, *, sender: str, operator: str | None,
                             user: str, leave: bool, reply: str) -> OpOutcome:
         params = self._params(app, room, sender, operator, reply, user=user, leave=leave)
         return self._outcome(room, await self._run("member_remove", app, room, params))
 
+    @_bounded
     async def get_room(self, app: str, room: str, *, viewer: str | None) -> dict[str, Any]:
         extra: dict[str, Any] = {"invitees_may": True}
         if viewer is not None:
@@ -306,6 +337,7 @@ class Store:
         assert outcome.room is not None
         return outcome.room
 
+    @_bounded
     async def history(self, app: str, room: str, *, viewer: str | None, after_seq: int,
                       limit: int) -> tuple[list[bytes], bool]:
         """System messages (as stored JSON) with seq > after_seq, and whether more follow."""
@@ -317,6 +349,7 @@ class Store:
         entries = [fields[1] for _, fields in reply[3]]
         return entries[:limit], len(entries) > limit
 
+    @_bounded
     async def replay(self, app: str, room: str, *, user: str,
                      after_seq: int) -> tuple[int, bool, list[bytes]]:
         """(current seq, user is a member now, stored messages with seq > after_seq)."""
@@ -324,6 +357,7 @@ class Store:
         reply = await self._run("room_replay", app, room, params)
         return int(reply[2]), bool(reply[3]), [fields[1] for _, fields in reply[4]]
 
+    @_bounded
     async def log_range(self, app: str, room: str, after_seq: int, upto_seq: int | None = None,
                         count: int | None = None) -> list[bytes]:
         """Raw log entries after `after_seq` (for the hub's gap healing; no permission check)."""
@@ -332,16 +366,17 @@ class Store:
                                           count=count)
         return [fields[b"m"] for _, fields in entries]
 
+    @_bounded
     async def snapshot(self, app: str, room: str) -> tuple[int, set[str]] | None:
         """The room's seq and member ids, read together; None if the room does not exist."""
-        meta, members, _, _ = room_keys(app, room)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hget(meta, "seq")
-            pipe.hkeys(members)
-            seq, ids = await pipe.execute()
-        if seq is None:
-            return None
-        return int(seq), {user.decode() for user in ids}
+        params = self._params(app, room, "", None, "ack")
+        try:
+            reply = await self._run("room_snapshot", app, room, params)
+        except RoomError as exc:
+            if exc.code is ErrorCode.ROOM_NOT_FOUND:
+                return None
+            raise
+        return int(reply[2]), {user.decode() for user in reply[3]}
 
     def subscriber(self, on_message: Callable[[bytes, bytes], None],
                    on_reconnect: Callable[[], None], node: str,
@@ -349,6 +384,7 @@ class Store:
         return Subscriber(self._pubsub_client, on_message, on_reconnect,
                           f"rh:node:{node}:probe", probe_interval)
 
+    @_bounded
     async def epoch(self) -> str:
         """An id of this Redis dataset, made on first use: a new one means the data was lost."""
         await self.redis.set(EPOCH_KEY, secrets.token_hex(8), nx=True)
@@ -400,6 +436,7 @@ class Subscriber:
         self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()  # redis-py has no pub/sub connection before SUBSCRIBE
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._read(), name="roomhub-pubsub")
@@ -422,7 +459,7 @@ class Subscriber:
     async def _read(self) -> None:
         await self._connected.wait()
         broken = False
-        while True:
+        while not self._closing:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
@@ -437,7 +474,7 @@ class Subscriber:
             if message is None:
                 continue
             kind = message["type"]
-            if message["channel"] == self._probe_channel:
+            if kind in ("message", b"message") and message["channel"] == self._probe_channel:
                 self._probe_seen.set()
             elif kind in ("message", b"message"):
                 try:
@@ -472,12 +509,13 @@ class Subscriber:
                     await connection.disconnect()
 
     async def close(self) -> None:
-        for task in (self._task, self._probe_task):
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+        # Some clients (fakeredis) swallow a cancellation inside get_message: the flag ends the
+        # loop anyway, and the wait is bounded.
+        self._closing = True
+        tasks = [task for task in (self._task, self._probe_task) if task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=3)
         await self._pubsub.aclose()
 

@@ -12,7 +12,7 @@ from roomhub.server.hub import Hub
 from roomhub.server.node import running_hub
 from roomhub.server.settings import Settings
 
-from .support import APP, SECRET, RawClient, RedisProcess
+from .support import APP, SECRET, RawClient, RedisClusterProcesses, RedisProcess
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +26,20 @@ def redis_process() -> Iterator[RedisProcess]:
 def redis_url(redis_process: RedisProcess) -> str:
     redis_process.flush()
     return redis_process.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_processes() -> Iterator[RedisClusterProcesses]:
+    cluster = RedisClusterProcesses(masters=3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster_processes: RedisClusterProcesses) -> str:
+    """A local 3-master Redis Cluster, emptied, as a redis+cluster:// URL."""
+    redis_cluster_processes.flush()
+    return redis_cluster_processes.url
 
 
 HubFactory = Callable[..., Any]
@@ -49,11 +63,15 @@ async def start_hub() -> AsyncIterator[HubFactory]:
         yield start
 
 
-@pytest.fixture(params=["redis", "embedded"])
+STORES = {"redis": "redis_url", "cluster": "redis_cluster_url", "embedded": None}
+
+
+@pytest.fixture(params=list(STORES))
 async def hub(request: pytest.FixtureRequest, start_hub: HubFactory) -> Hub:
-    """One hub node, on a real redis-server and on the embedded store."""
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
-    return await start_hub(redis=url)
+    """One hub node: on a real redis-server, on a 3-master Redis Cluster, on the embedded
+    store — the same contract on each."""
+    fixture = STORES[request.param]
+    return await start_hub(redis=request.getfixturevalue(fixture) if fixture else None)
 
 
 @pytest.fixture

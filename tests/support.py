@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -34,10 +35,25 @@ def token(user: str, *, server: bool = False, ttl: float = 600, secret: str = SE
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def free_port() -> int:
+def _is_free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(with_cluster_bus: bool = False) -> int:
+    """A free loopback port; with_cluster_bus: also port + 10000 (Redis Cluster's bus)."""
+    if not with_cluster_bus:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    while True:
+        port = random.randint(20000, 30000)
+        if _is_free(port) and _is_free(port + 10000):
+            return port
 
 
 def redis_server_binary() -> str:
@@ -56,7 +72,7 @@ class RedisProcess:
     """A real redis-server on a free loopback port, without persistence."""
 
     def __init__(self, *extra: str, persistent: bool = False) -> None:
-        self.port = free_port()
+        self.port = free_port(with_cluster_bus="--cluster-enabled" in extra)
         self.dir = tempfile.mkdtemp(prefix="roomhub-redis-")
         self.args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                      "--save", "", "--dir", self.dir,
@@ -204,3 +220,39 @@ class RawClient:
         with contextlib.suppress(websockets.ConnectionClosed):
             await asyncio.wait_for(self.ws.wait_closed(), timeout)
         return self.ws.close_code, self.ws.close_reason
+
+
+class RedisClusterProcesses:
+    """A local Redis Cluster of `masters` redis-server processes (no replicas), built with
+    CLUSTER ADDSLOTS/MEET so it needs nothing but the redis-server binary."""
+
+    SLOTS = 16384
+
+    def __init__(self, masters: int = 3) -> None:
+        self.nodes = [RedisProcess("--cluster-enabled", "yes",
+                                   "--cluster-config-file", "nodes.conf",
+                                   "--cluster-node-timeout", "2000")
+                      for _ in range(masters)]
+        clients = [redis.Redis(port=node.port) for node in self.nodes]
+        step = self.SLOTS // masters
+        for index, client in enumerate(clients):
+            first = index * step
+            last = self.SLOTS - 1 if index == masters - 1 else first + step - 1
+            client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+        for client in clients[1:]:
+            client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+        deadline = time.monotonic() + 20
+        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+                      for c in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the local Redis Cluster did not come up")
+            time.sleep(0.1)
+        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def flush(self) -> None:
+        for node in self.nodes:
+            node.flush()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
