@@ -18,6 +18,7 @@ import orjson
 
 from roomhub.protocol.codec import Encoding, event_frame_from_json
 
+from . import wsframe
 from .store import Store, room_channel, user_inbox
 
 log = logging.getLogger("roomhub.fanout")
@@ -47,9 +48,12 @@ class Message:
         self._frames: dict[Encoding, bytes] = {}
 
     def frame(self, encoding: Encoding) -> bytes:
+        """The complete WebSocket frame of this event for `encoding`, built once."""
         data = self._frames.get(encoding)
         if data is None:
-            data = self._frames[encoding] = event_frame_from_json(self.raw, encoding)
+            payload = event_frame_from_json(self.raw, encoding)
+            data = self._frames[encoding] = wsframe.frame(payload,
+                                                          text=encoding is Encoding.JSON)
         return data
 
 
@@ -74,7 +78,7 @@ def visible_to(user: str, is_member_now: bool, messages: list[Message]) -> list[
 
 
 class RoomFeed:
-    __slots__ = ("app", "room", "last_seq", "members", "pending", "busy")
+    __slots__ = ("app", "room", "last_seq", "members", "pending", "busy", "_conns", "_built_at")
 
     def __init__(self, app: str, room: str) -> None:
         self.app = app
@@ -83,6 +87,24 @@ class RoomFeed:
         self.members: set[str] = set()
         self.pending: dict[int, Message] = {}
         self.busy = True  # until the first snapshot is read; messages wait in `pending`
+        self._conns: list[Recipient] = []  # this node's connections of members, cached
+        self._built_at = -1  # the Fanout.generation the cache was built at
+
+    def member_conns(self, local: dict[tuple[str, str], set[Recipient]],
+                     generation: int) -> list[Recipient]:
+        """Connections on this node of the room's members; rebuilt only after a change."""
+        if self._built_at != generation:
+            app, members = self.app, self.members
+            if len(members) <= len(local):
+                users = [u for u in members if (app, u) in local]
+            else:
+                users = [u for (a, u) in local if a == app and u in members]
+            self._conns = [conn for user in users for conn in local[(app, user)]]
+            self._built_at = generation
+        return self._conns
+
+    def forget_conns(self) -> None:
+        self._built_at = -1
 
 
 class Fanout:
@@ -91,6 +113,7 @@ class Fanout:
         self.epoch = ""
         self.feeds: dict[tuple[str, str], RoomFeed] = {}
         self.local: dict[tuple[str, str], set[Recipient]] = {}  # (app, user) -> connections
+        self.generation = 0  # bumped whenever `local` changes: feeds rebuild their caches
         self._channels: dict[bytes, tuple[str, str | None]] = {}  # channel -> (app, room|None)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.subscriber = store.subscriber(self._on_published, self._on_reconnect, node,
@@ -109,6 +132,7 @@ class Fanout:
 
     async def attach(self, app: str, user: str, conn: Recipient, rooms: Iterable[str]) -> None:
         """Start delivering to `conn` every message of the user's rooms (and its inbox)."""
+        self.generation += 1
         conns = self.local.get((app, user))
         if conns is None:
             conns = self.local[(app, user)] = set()
@@ -124,6 +148,7 @@ class Fanout:
         if conns is None:
             return
         conns.discard(conn)
+        self.generation += 1
         if conns:
             return
         del self.local[key]
@@ -292,20 +317,22 @@ class Fanout:
                 self._spawn(self._heal(feed))
 
     def _deliver(self, feed: RoomFeed, message: Message) -> None:
+        """Write the message to every local connection of a member, and of its targets."""
+        changes_members = message.type in ADDS or message.type in REMOVES
         if message.type in ADDS:
             feed.members.update(message.targets)
-        recipients: set[str] = set(message.targets)
+            feed.forget_conns()
         local = self.local
-        app = feed.app
-        if len(feed.members) <= len(local):
-            recipients.update(u for u in feed.members if (app, u) in local)
-        else:
-            recipients.update(u for (a, u) in local if a == app and u in feed.members)
-        for user in recipients:
-            for conn in local.get((app, user), ()):
-                conn.deliver(message)
+        for conn in feed.member_conns(local, self.generation):
+            conn.deliver(message)
+        for user in message.targets:  # targets that are not members (invitees, the removed)
+            if user not in feed.members:
+                for conn in local.get((feed.app, user), ()):
+                    conn.deliver(message)
         if message.type in REMOVES:
             feed.members.difference_update(message.targets)
+        if changes_members:
+            feed.forget_conns()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -23,7 +23,7 @@ from roomhub.protocol import codec, ops
 from roomhub.protocol.codec import Encoding
 from roomhub.protocol.errors import ErrorCode, RoomError
 
-from . import __version__
+from . import __version__, wsframe
 from .auth import Authenticator
 from .fanout import Fanout, Message, visible_to
 from .ratelimit import SlidingWindow
@@ -82,7 +82,7 @@ class Connection:
                 if message.seq <= floor:
                     return
                 del self.floor[message.room]  # the feed caught up: in order from here on
-        self.push(message.frame(self.encoding))
+        self.write(message.frame(self.encoding))
 
     def resync(self, room: str, seq: int) -> None:
         self.push(codec.encode({"event": "resync", "room": room, "seq": seq}, self.encoding))
@@ -94,22 +94,24 @@ class Connection:
             self.deliver(message)
 
     def push(self, data: bytes) -> None:
+        """Write one frame's payload to this client, framed for its encoding."""
+        self.write(wsframe.frame(data, text=self.encoding is Encoding.JSON))
+
+    def write(self, framed: bytes) -> None:
+        """Write an already framed WebSocket frame, without waiting for the client."""
         ws = self.ws
         if ws.protocol.state is not State.OPEN:
             return
-        if ws.transport.get_write_buffer_size() > self.send_buffer_limit:
+        transport = ws.transport
+        if transport.get_write_buffer_size() > self.send_buffer_limit:
             # Queue the close behind the backlog (nothing more is written: the state is no
             # longer OPEN) and drop the connection if the client does not read it in time.
             log.warning("closing slow consumer %s", ws.remote_address)
             ws.protocol.send_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
             ws.send_data()
-            asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE, ws.transport.abort)
+            asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE, transport.abort)
             return
-        if self.encoding is Encoding.MSGPACK:
-            ws.protocol.send_binary(data)
-        else:
-            ws.protocol.send_text(data)
-        ws.send_data()
+        transport.write(framed)
 
     def reply(self, re: Any, result: Any) -> None:
         self.push(codec.encode({"re": re, "ok": True, "result": result}, self.encoding))
@@ -272,7 +274,7 @@ class Hub:
                 conn.resync(room, current if is_member else 0)
             else:
                 for message in visible_to(caller.user, is_member, messages):
-                    conn.push(message.frame(conn.encoding))
+                    conn.write(message.frame(conn.encoding))
         except RoomError as exc:
             if exc.code is not ErrorCode.ROOM_NOT_FOUND:
                 raise

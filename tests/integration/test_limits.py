@@ -18,7 +18,6 @@ from typing import Any
 import msgpack
 import pytest
 import websockets
-
 from roomhub.server.hub import Hub
 
 from ..support import APP, RawClient, token

@@ -1,0 +1,235 @@
+"""The `roomhub` command end to end, as a user runs it: two `roomhub serve` processes on one
+real Redis, tokens from `roomhub token`, a short scenario across both nodes; and `roomhub serve`
+with nothing configured (embedded store, a dev app, how to mint a token).
+
+Every process started here is stopped at the end (SIGTERM, then SIGKILL), pass or fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..support import RawClient, free_port
+
+KEY, SECRET = "cliapp", "cli-secret-that-is-long-enough-for-hs256-signing"
+START_TIMEOUT = 20.0
+
+
+def roomhub_command() -> list[str]:
+    """The installed console script next to this interpreter (a venv's bin/), else on PATH."""
+    beside = Path(sys.executable).with_name("roomhub")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("roomhub")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "roomhub.server"]  # pragma: no cover - not installed
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without ROOMHUB_* settings, so only the flags count."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ROOMHUB_")}
+
+
+def run_token(*args: str) -> str:
+    done = subprocess.run([*roomhub_command(), "token", *args], capture_output=True,
+                          text=True, timeout=30, env=clean_env(), check=False)
+    assert done.returncode == 0, done.stderr
+    minted = done.stdout.strip()
+    assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", minted), done.stdout
+    return minted
+
+
+class Serve:
+    """One `roomhub serve` subprocess; stderr collected in the background."""
+
+    def __init__(self, *args: str, port: int) -> None:
+        self.port = port
+        self.url = f"ws://127.0.0.1:{port}/ws"
+        self.proc = subprocess.Popen(
+            [*roomhub_command(), "serve", "--port", str(port), *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(),
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            self.lines.append(raw.decode("utf-8", "replace"))
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Until the port accepts TCP connections (or the process died: fail with its stderr)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                self._reader.join(2)
+                pytest.fail(f"roomhub serve exited with {self.proc.returncode}:\n{self.stderr}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.5):
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"roomhub serve did not listen within {timeout}s:\n{self.stderr}")
+            time.sleep(0.05)
+
+    def stop(self, grace: float = 10) -> int | None:
+        """SIGTERM, then SIGKILL after `grace` seconds; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(2)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[Serve]:
+    node = Serve(*args, port=free_port())
+    try:
+        node.wait_ready()
+        yield node
+    finally:
+        node.stop()
+
+
+async def auth(client: RawClient, minted: str, key: str = KEY) -> dict[str, Any]:
+    return await client.call("auth", {"key": key, "token": minted})  # type: ignore[no-any-return]
+
+
+async def test_two_serve_processes_on_one_redis(redis_url: str) -> None:
+    app = f"{KEY}={SECRET}"
+    with serving("--redis", redis_url, "--app", app) as one, \
+            serving("--redis", redis_url, "--app", app) as two:
+        alice_token = run_token("--key", KEY, "--secret", SECRET, "--user", "alice")
+        bob_token = run_token("--key", KEY, "--secret", SECRET, "--user", "bob")
+        backend_token = run_token("--key", KEY, "--secret", SECRET, "--user", "ops",
+                                  "--server")
+        async with RawClient.connect(one.url) as alice, \
+                RawClient.connect(two.url, "json") as bob, \
+                RawClient.connect(two.url) as backend:
+            welcome_a = await auth(alice, alice_token)
+            welcome_b = await auth(bob, bob_token)
+            await auth(backend, backend_token)
+            assert welcome_a["user"] == "alice" and welcome_b["user"] == "bob"
+            nodes = (welcome_a["server"], welcome_b["server"])
+            assert nodes[0]["node"] != nodes[1]["node"]  # two processes, two node ids
+
+            # the backend (node two) names bob; alice (node one) makes a room with him
+            await backend.call("user.upsert", {"id": "bob", "nickname": "Bobby"})
+            room = await alice.call("room.create", {"room": "cli-room", "members": ["bob"]})
+            assert [m["id"] for m in room["members"]] == ["alice", "bob"]
+            assert room["members"][1]["nickname"] == "Bobby"
+            # bob (node two) changes himself; alice promotes him; both see both, in order
+            await bob.call("member.update", {"room": "cli-room", "user": "bob",
+                                             "properties": {"score": 100}})
+            await alice.call("member.update", {"room": "cli-room", "user": "bob",
+                                               "properties": {"role": "admin"}})
+            for client in (alice, bob):
+                got = await client.events_until(3, room="cli-room", timeout=10)
+                assert [(m["seq"], m["type"]) for m in got] == [
+                    (1, "createRoom"), (2, "updateMember"), (3, "assignAdmin")]
+            # a user token is not a server token
+            error = await alice.fail("user.upsert", {"id": "alice"})
+            assert error["code"] == 100006
+            # a token signed with another secret is refused on either node
+            forged = run_token("--key", KEY, "--secret", "not-the-secret-" * 3, "--user", "eve")
+            async with RawClient.connect(one.url) as eve:
+                error = await eve.fail("auth", {"key": KEY, "token": forged})
+                assert error["code"] == 100010
+                code, _ = await eve.closed(timeout=10)
+                assert code == 4401
+        # the data lives in Redis: a third connection, to the other node, reads it back
+        async with RawClient.connect(two.url) as again:
+            await auth(again, alice_token)
+            room = await again.call("room.get", {"room": "cli-room"})
+            assert room["seq"] == 3
+            assert {m["id"]: m["role"] for m in room["members"]} == {"alice": "owner",
+                                                                     "bob": "admin"}
+    # SIGTERM is a clean shutdown
+    assert one.proc.returncode == 0, one.stderr
+    assert two.proc.returncode == 0, two.stderr
+    assert "EMBEDDED" not in one.stderr
+
+
+async def test_serve_with_nothing_configured_runs_embedded_with_a_dev_app() -> None:
+    with serving() as node:
+        # the notice and the dev app are printed before the node listens
+        deadline = time.monotonic() + 10
+        pattern = re.compile(r"roomhub token --key (\S+) --secret (\S+) --user \S+")
+        while not pattern.search(node.stderr):
+            assert time.monotonic() < deadline, node.stderr
+            await asyncio.sleep(0.05)
+        err = node.stderr
+        assert "EMBEDDED IN-MEMORY STORE" in err
+        assert "--redis" in err  # it says how to keep the data
+        found = pattern.search(err)
+        assert found is not None
+        key, secret = found.groups()
+        assert f"key={key}" in err and f"secret={secret}" in err
+        # run the printed command, as a user would, and use the token
+        minted = run_token("--key", key, "--secret", secret, "--user", "alice")
+        async with RawClient.connect(node.url, "json") as alice:
+            welcome = await auth(alice, minted, key=key)
+            assert welcome["user"] == "alice"
+            room = await alice.call("room.create", {"room": "dev-room"})
+            assert room["owner"] == "alice"
+            assert (await alice.event())["type"] == "createRoom"
+    assert node.proc.returncode == 0, node.stderr
+
+
+async def dev_node_session(node: Serve) -> None:
+    """A user of an embedded node: auth, a room, a change, then disconnect."""
+    deadline = time.monotonic() + 10
+    pattern = re.compile(r"roomhub token --key (\S+) --secret (\S+)")
+    while not pattern.search(node.stderr):
+        assert time.monotonic() < deadline, node.stderr
+        await asyncio.sleep(0.05)
+    found = pattern.search(node.stderr)
+    assert found is not None
+    key, secret = found.groups()
+    minted = run_token("--key", key, "--secret", secret, "--user", "alice")
+    async with RawClient.connect(node.url) as alice:
+        await auth(alice, minted, key=key)
+        await alice.call("room.create", {"room": "r"})
+        await alice.call("member.update", {"room": "r", "user": "alice",
+                                           "properties": {"nickname": "A"}})
+        await alice.events_until(2, timeout=10)
+
+
+async def test_serve_exits_promptly_on_sigterm_right_after_its_clients_leave() -> None:
+    # a process manager stopping a node while its clients are going away (a rolling
+    # restart): SIGTERM must end the process within seconds, every time
+    for _ in range(3):
+        node = Serve(port=free_port())
+        try:
+            node.wait_ready()
+            await dev_node_session(node)
+        finally:
+            code = node.stop(grace=5)
+        assert code == 0, f"exit code {code} after SIGTERM:\n{node.stderr[-2000:]}"
+
