@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from http import HTTPStatus
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -55,8 +56,8 @@ def select_subprotocol(_conn: ServerConnection, offered: Any) -> Subprotocol | N
 class Connection:
     """One client: its encoding, identity, and the non-blocking write path."""
 
-    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight", "rate", "held",
-                 "floor")
+    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight", "rate",
+                 "opening", "floor", "_out", "_loop")
 
     def __init__(self, ws: ServerConnection, encoding: Encoding, settings: Settings) -> None:
         self.ws = ws
@@ -65,18 +66,22 @@ class Connection:
         self.send_buffer_limit = settings.send_buffer_limit
         self.inflight = asyncio.Semaphore(settings.max_inflight)
         self.rate: SlidingWindow | None = None  # user connections only (§8)
-        # Rooms being resumed: their live messages wait here until the replay is written.
-        self.held: dict[str, list[Message]] = {}
+        # Until the auth reply (and any resume replay) is written, events wait here: a client
+        # sees its auth reply first, and replayed messages before live ones.
+        self.opening: list[Callable[[], None]] | None = []
         # Rooms resumed: the seq the replay reached. This node's feed may still be behind it
         # (pub/sub lags the log), so live messages up to it are already written: drop them.
         self.floor: dict[str, int] = {}
+        # Frames written in this event-loop turn, flushed together: one syscall per turn and
+        # connection, however many messages the turn fanned out.
+        self._out: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
 
     def deliver(self, message: Message) -> None:
-        if self.held or self.floor:
-            held = self.held.get(message.room)
-            if held is not None:
-                held.append(message)
-                return
+        if self.opening is not None:
+            self.opening.append(lambda: self.deliver(message))
+            return
+        if self.floor:
             floor = self.floor.get(message.room)
             if floor is not None:
                 if message.seq <= floor:
@@ -85,13 +90,16 @@ class Connection:
         self.write(message.frame(self.encoding))
 
     def resync(self, room: str, seq: int) -> None:
-        self.push(codec.encode({"event": "resync", "room": room, "seq": seq}, self.encoding))
+        if self.opening is not None:
+            self.opening.append(lambda: self.resync(room, seq))
+            return
+        self.push(_resync_frame(room, seq, self.encoding))
 
-    def release(self, room: str, after_seq: int) -> None:
-        """End a replay: from now on deliver the room's live messages after `after_seq`."""
-        self.floor[room] = after_seq
-        for message in self.held.pop(room, ()):
-            self.deliver(message)
+    def open(self) -> None:
+        """The auth reply and replays are written: deliver what arrived meanwhile, then live."""
+        waiting, self.opening = self.opening or [], None
+        for send in waiting:
+            send()
 
     def push(self, data: bytes) -> None:
         """Write one frame's payload to this client, framed for its encoding."""
@@ -109,9 +117,24 @@ class Connection:
             log.warning("closing slow consumer %s", ws.remote_address)
             ws.protocol.send_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
             ws.send_data()
-            asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE, transport.abort)
+            self._loop.call_later(SLOW_CONSUMER_GRACE, transport.abort)
             return
-        transport.write(framed)
+        out = self._out
+        if not out:
+            self._loop.call_soon(self._flush)
+        out.append(framed)
+
+    def _flush(self) -> None:
+        if not self._out:
+            return  # already flushed by close()
+        out, self._out = self._out, []
+        if self.ws.protocol.state is State.OPEN:
+            self.ws.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close after what is already written (e.g. the error that explains the close)."""
+        self._flush()
+        await self.ws.close(code, reason)
 
     def reply(self, re: Any, result: Any) -> None:
         self.push(codec.encode({"re": re, "ok": True, "result": result}, self.encoding))
@@ -182,12 +205,12 @@ class Hub:
         try:
             caller = await self._authenticate(conn)
         except (asyncio.TimeoutError, TimeoutError):
-            await ws.close(CLOSE_UNAUTHENTICATED, "auth deadline passed")
+            await conn.close(CLOSE_UNAUTHENTICATED, "auth deadline passed")
             return
         except ConnectionClosed:
             return
         if caller is None:
-            await ws.close(CLOSE_UNAUTHENTICATED, "not authenticated")
+            await conn.close(CLOSE_UNAUTHENTICATED, "not authenticated")
             return
         conn.caller = caller
         if not caller.server and self.settings.conn_rate_limit > 0:
@@ -225,10 +248,11 @@ class Hub:
                         continue  # still unauthenticated; the deadline keeps running
                     return None
                 try:
-                    result = await self._welcome(conn, caller, args.resume or {})
+                    result = await self._welcome(conn, caller)
                     conn.reply(re, result)
                     for room, last_seq in (args.resume or {}).items():
                         await self._replay(conn, caller, room, last_seq)
+                    conn.open()
                 except RoomError as exc:
                     conn.error(re, exc)
                     return None
@@ -237,11 +261,9 @@ class Hub:
                     return None
                 return caller
 
-    async def _welcome(self, conn: Connection, caller: Caller,
-                       resume: dict[str, int]) -> dict[str, Any]:
+    async def _welcome(self, conn: Connection, caller: Caller) -> dict[str, Any]:
         rooms: list[str] = []
         if not caller.server:
-            conn.held = {room: [] for room in resume}
             await self.store.register_user(caller.app, caller.user)
             # Subscribe before reading the room list: a room added in between still arrives.
             await self.fanout.attach(caller.app, caller.user, conn, ())
@@ -271,16 +293,16 @@ class Hub:
             if not gapless:
                 # Non-members learn nothing of the room, not even its seq: re-reading it
                 # tells them they are out (100005) or that it is gone (100004).
-                conn.resync(room, current if is_member else 0)
+                conn.push(_resync_frame(room, current if is_member else 0, conn.encoding))
             else:
                 for message in visible_to(caller.user, is_member, messages):
                     conn.write(message.frame(conn.encoding))
         except RoomError as exc:
             if exc.code is not ErrorCode.ROOM_NOT_FOUND:
                 raise
-            conn.resync(room, 0)
+            conn.push(_resync_frame(room, 0, conn.encoding))
         finally:
-            conn.release(room, max(current, last_seq))
+            conn.floor[room] = max(current, last_seq)
 
     def _decode(self, data: bytes | str, conn: Connection) -> dict[str, Any]:
         return codec.decode(data, conn.encoding, max_bytes=self.settings.max_frame_bytes)
@@ -304,7 +326,7 @@ class Hub:
                 if exc.code is ErrorCode.MALFORMED_FRAME:
                     garbage += 1
                     if garbage >= GARBAGE_LIMIT:
-                        await conn.ws.close(CLOSE_GARBAGE, "too many malformed frames")
+                        await conn.close(CLOSE_GARBAGE, "too many malformed frames")
                         return
                 continue
             await conn.inflight.acquire()
@@ -343,6 +365,10 @@ class Hub:
             if conn.rate is not None:
                 conn.rate.refund()
             raise _rate_limited(wait_ms, f"app '{caller.app}' ({ceiling}/s)")
+
+
+def _resync_frame(room: str, seq: int, encoding: Encoding) -> bytes:
+    return codec.encode({"event": "resync", "room": room, "seq": seq}, encoding)
 
 
 def _rate_limited(wait_ms: int, who: str) -> RoomError:
