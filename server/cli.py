@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per connection opened and closed is noise at thousands of connections.
+    logging.getLogger("websockets.server").setLevel(logging.WARNING)
     try:
         settings = _announce(_settings(ns))
     except ValidationError as exc:
