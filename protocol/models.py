@@ -114,9 +114,9 @@ class MemberUpdateArgs(MutatingArgs):
         Field(min_length=1, max_length=limits.PROPERTIES_PER_UPDATE),
     ]
     system_message: StrictBool = False
-    notification_extension: Annotated[
-        StrictStr, Field(max_length=limits.NOTIFICATION_EXTENSION_MAX_CHARS)
-    ] | None = None
+    notification_extension: (
+        Annotated[StrictStr, Field(max_length=limits.NOTIFICATION_EXTENSION_MAX_CHARS)] | None
+    ) = None
 
 
 class RoomHistoryArgs(OpArgs):
@@ -198,8 +198,11 @@ def property_changes(properties: dict[str, Any]) -> list[PropertyChange]:
             except ValidationError as exc:
                 detail = exc.errors()[0]["msg"].removeprefix("Value error, ")
                 raise invalid(path, f"{name}: {detail}") from None
-            changes.append(PropertyChange(name=name, builtin=True, value=value,
-                                          value_json=to_json_value(value)))
+            changes.append(
+                PropertyChange(
+                    name=name, builtin=True, value=value, value_json=to_json_value(value)
+                )
+            )
             continue
         if name in RESERVED_NAMES:
             raise invalid(path, f"'{name}' is a Member field and cannot be set")

@@ -16,21 +16,45 @@ from .settings import Settings
 
 
 def _serve_parser(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run a hub node",
-                       description="Run a hub node. Every flag can also be set as ROOMHUB_<NAME>.")
+    p = sub.add_parser(
+        "serve",
+        help="run a hub node",
+        description="Run a hub node. Every flag can also be set as ROOMHUB_<NAME>.",
+    )
     p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default 8765; 0 = any free port)")
     p.add_argument("--redis", help="redis://HOST:PORT/DB; absent = embedded in-memory store")
-    p.add_argument("--app", action="append", dest="apps", metavar="KEY=SECRET",
-                   help="an app and its token secret (repeatable); env ROOMHUB_APPS=K=S,K2=S2")
-    p.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
-                   help="allow browser clients from this Origin (repeatable); default: any")
-    p.add_argument("--rate-limit", type=int,
-                   help="mutating ops per second per app, across all nodes (200; 0 = off)")
-    p.add_argument("--app-rate-limit", action="append", dest="app_rate_limits",
-                   metavar="KEY=N", help="ceiling for one app, overriding --rate-limit")
-    p.add_argument("--conn-rate-limit", type=int,
-                   help="mutating ops per second per user connection (50; 0 = off)")
+    p.add_argument(
+        "--app",
+        action="append",
+        dest="apps",
+        metavar="KEY=SECRET",
+        help="an app and its token secret (repeatable); env ROOMHUB_APPS=K=S,K2=S2",
+    )
+    p.add_argument(
+        "--allowed-origin",
+        action="append",
+        dest="allowed_origins",
+        metavar="ORIGIN",
+        help="allow browser clients from this Origin (repeatable); default: any",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=int,
+        help="mutating ops per second per app, across all nodes (200; 0 = off)",
+    )
+    p.add_argument(
+        "--app-rate-limit",
+        action="append",
+        dest="app_rate_limits",
+        metavar="KEY=N",
+        help="ceiling for one app, overriding --rate-limit",
+    )
+    p.add_argument(
+        "--conn-rate-limit",
+        type=int,
+        help="mutating ops per second per user connection (50; 0 = off)",
+    )
     p.add_argument("--node-id", help="this node's name in auth replies and logs")
     p.add_argument("--history-max", type=int, help="system messages kept per room (10000)")
     p.add_argument("--max-frame-bytes", type=int, help="largest accepted frame (65536)")
@@ -50,9 +74,20 @@ def _token_parser(sub: Any) -> None:
 def _settings(ns: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(ns, name)
-        for name in ("host", "port", "redis", "apps", "allowed_origins", "node_id",
-                     "history_max", "max_frame_bytes", "max_room_members", "rate_limit",
-                     "app_rate_limits", "conn_rate_limit")
+        for name in (
+            "host",
+            "port",
+            "redis",
+            "apps",
+            "allowed_origins",
+            "node_id",
+            "history_max",
+            "max_frame_bytes",
+            "max_room_members",
+            "rate_limit",
+            "app_rate_limits",
+            "conn_rate_limit",
+        )
         if getattr(ns, name, None) is not None
     }
     return Settings(**overrides)
@@ -69,8 +104,9 @@ def _announce(settings: Settings) -> Settings:
         key, secret = "dev", secrets.token_urlsafe(24)
         settings = settings.model_copy(update={"apps": {key: secret}})
         print(f"roomhub: no --app given; created a dev app  key={key}  secret={secret}", file=out)
-        print(f"  mint a token:  roomhub token --key {key} --secret {secret} --user alice",
-              file=out)
+        print(
+            f"  mint a token:  roomhub token --key {key} --secret {secret} --user alice", file=out
+        )
     return settings
 
 
@@ -83,11 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "token":
         token = mint_token(ns.secret, ns.user, server=ns.server, ttl=ns.ttl)
         print(token)  # stdout holds only the token, for scripts
-        print(f'first frame: {{"op": "auth", "args": {{"key": "{ns.key}", "token": "<above>"}}}}',
-              file=sys.stderr)
+        print(
+            f'first frame: {{"op": "auth", "args": {{"key": "{ns.key}", "token": "<above>"}}}}',
+            file=sys.stderr,
+        )
         return 0
-    logging.basicConfig(level=ns.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=ns.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # One line per connection opened and closed is noise at thousands of connections.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
     try:

@@ -36,7 +36,7 @@ class Recipient(Protocol):
 class Message:
     """One published system message, parsed once, framed once per encoding."""
 
-    __slots__ = ("raw", "room", "seq", "type", "targets", "_frames")
+    __slots__ = ("_frames", "raw", "room", "seq", "targets", "type")
 
     def __init__(self, raw: bytes) -> None:
         body = orjson.loads(raw)
@@ -52,8 +52,7 @@ class Message:
         data = self._frames.get(encoding)
         if data is None:
             payload = event_frame_from_json(self.raw, encoding)
-            data = self._frames[encoding] = wsframe.frame(payload,
-                                                          text=encoding is Encoding.JSON)
+            data = self._frames[encoding] = wsframe.frame(payload, text=encoding is Encoding.JSON)
         return data
 
 
@@ -78,7 +77,7 @@ def visible_to(user: str, is_member_now: bool, messages: list[Message]) -> list[
 
 
 class RoomFeed:
-    __slots__ = ("app", "room", "last_seq", "members", "pending", "busy", "_conns", "_built_at")
+    __slots__ = ("_built_at", "_conns", "app", "busy", "last_seq", "members", "pending", "room")
 
     def __init__(self, app: str, room: str) -> None:
         self.app = app
@@ -90,8 +89,9 @@ class RoomFeed:
         self._conns: list[Recipient] = []  # this node's connections of members, cached
         self._built_at = -1  # the Fanout.generation the cache was built at
 
-    def member_conns(self, local: dict[tuple[str, str], set[Recipient]],
-                     generation: int) -> list[Recipient]:
+    def member_conns(
+        self, local: dict[tuple[str, str], set[Recipient]], generation: int
+    ) -> list[Recipient]:
         """Connections on this node of the room's members; rebuilt only after a change."""
         if self._built_at != generation:
             app, members = self.app, self.members
@@ -116,8 +116,9 @@ class Fanout:
         self.generation = 0  # bumped whenever `local` changes: feeds rebuild their caches
         self._channels: dict[bytes, tuple[str, str | None]] = {}  # channel -> (app, room|None)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.subscriber = store.subscriber(self._on_published, self._on_reconnect, node,
-                                           probe_interval)
+        self.subscriber = store.subscriber(
+            self._on_published, self._on_reconnect, node, probe_interval
+        )
 
     async def start(self) -> None:
         self.epoch = await self.store.epoch()
@@ -159,8 +160,9 @@ class Fanout:
 
     # feeds ----------------------------------------------------------------------------------
 
-    async def follow(self, app: str, room: str, first: Message | None = None,
-                     resync: Iterable[str] = ()) -> None:
+    async def follow(
+        self, app: str, room: str, first: Message | None = None, resync: Iterable[str] = ()
+    ) -> None:
         """Track a room: subscribe, then read its seq and members (so nothing falls between).
 
         `resync`: users (besides the members) whose connections lost track of the room and
@@ -275,7 +277,8 @@ class Fanout:
         local members are told to `resync`."""
         try:
             raws = await self.store.log_range(
-                feed.app, feed.room, feed.last_seq, None if upto is None else upto - 1)
+                feed.app, feed.room, feed.last_seq, None if upto is None else upto - 1
+            )
         except Exception as exc:
             log.warning("room %s/%s: cannot read the log yet (%r)", feed.app, feed.room, exc)
             await asyncio.sleep(0.5)
@@ -287,8 +290,12 @@ class Fanout:
             if message.seq > feed.last_seq:
                 feed.pending.setdefault(message.seq, message)
         if feed.pending and feed.last_seq + 1 not in feed.pending:
-            log.warning("room %s/%s: log no longer holds seq %d; resyncing its members",
-                        feed.app, feed.room, feed.last_seq + 1)
+            log.warning(
+                "room %s/%s: log no longer holds seq %d; resyncing its members",
+                feed.app,
+                feed.room,
+                feed.last_seq + 1,
+            )
             self._restart(feed)
             return
         feed.busy = False
@@ -296,8 +303,13 @@ class Fanout:
 
     def _restart(self, feed: RoomFeed) -> None:
         self._forget(feed)
-        self._spawn(self.follow(feed.app, feed.room, resync=[
-            user for user in feed.members if (feed.app, user) in self.local]))
+        self._spawn(
+            self.follow(
+                feed.app,
+                feed.room,
+                resync=[user for user in feed.members if (feed.app, user) in self.local],
+            )
+        )
 
     def _on_reconnect(self) -> None:
         self._spawn(self._recover())
@@ -343,4 +355,3 @@ class Fanout:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("fan-out task failed", exc_info=task.exception())
-

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from http import HTTPStatus
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -49,15 +49,26 @@ def select_subprotocol(_conn: ServerConnection, offered: Any) -> Subprotocol | N
     for name in offered:
         if name in codec.SUBPROTOCOLS:
             return Subprotocol(name)
-    raise NegotiationError(f"unsupported subprotocols {', '.join(offered)}; "
-                           f"use {' or '.join(codec.SUBPROTOCOLS)}")
+    raise NegotiationError(
+        f"unsupported subprotocols {', '.join(offered)}; use {' or '.join(codec.SUBPROTOCOLS)}"
+    )
 
 
 class Connection:
     """One client: its encoding, identity, and the non-blocking write path."""
 
-    __slots__ = ("ws", "encoding", "caller", "send_buffer_limit", "inflight", "rate",
-                 "opening", "floor", "_out", "_loop")
+    __slots__ = (
+        "_loop",
+        "_out",
+        "caller",
+        "encoding",
+        "floor",
+        "inflight",
+        "opening",
+        "rate",
+        "send_buffer_limit",
+        "ws",
+    )
 
     def __init__(self, ws: ServerConnection, encoding: Encoding, settings: Settings) -> None:
         self.ws = ws
@@ -204,7 +215,7 @@ class Hub:
         conn = Connection(ws, encoding, self.settings)
         try:
             caller = await self._authenticate(conn)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             await conn.close(CLOSE_UNAUTHENTICATED, "auth deadline passed")
             return
         except ConnectionClosed:
@@ -284,11 +295,14 @@ class Hub:
         current = 0
         try:
             current, is_member, raws = await self.store.replay(
-                caller.app, room, user=caller.user, after_seq=last_seq)
+                caller.app, room, user=caller.user, after_seq=last_seq
+            )
             messages = [Message(raw) for raw in raws]
             gapless = last_seq <= current and (
-                not messages and last_seq == current or
-                bool(messages) and messages[0].seq == last_seq + 1
+                not messages
+                and last_seq == current
+                or bool(messages)
+                and messages[0].seq == last_seq + 1
             )
             if not gapless:
                 # Non-members learn nothing of the room, not even its seq: re-reading it
@@ -372,8 +386,11 @@ def _resync_frame(room: str, seq: int, encoding: Encoding) -> bytes:
 
 
 def _rate_limited(wait_ms: int, who: str) -> RoomError:
-    return RoomError(ErrorCode.RATE_LIMITED, f"rate limit of {who} reached; retry in {wait_ms} ms",
-                     retry_after_ms=wait_ms)
+    return RoomError(
+        ErrorCode.RATE_LIMITED,
+        f"rate limit of {who} reached; retry in {wait_ms} ms",
+        retry_after_ms=wait_ms,
+    )
 
 
 def _internal(exc: Exception) -> RoomError:

@@ -108,8 +108,9 @@ async def running_hub(settings: Settings) -> AsyncIterator[Hub]:
 
 async def serve_forever(settings: Settings, ready: asyncio.Event | None = None) -> None:
     async with running_hub(settings) as hub:
-        log.info("roomhub node %s listening on ws://%s:%d/ws", settings.node_id,
-                 settings.host, hub.port)
+        log.info(
+            "roomhub node %s listening on ws://%s:%d/ws", settings.node_id, settings.host, hub.port
+        )
         if ready is not None:
             ready.set()
         stop = asyncio.Event()

@@ -17,7 +17,7 @@ WINDOW = 1.0
 class SlidingWindow:
     """An exact sliding-window log: the times of the admissions of the last second."""
 
-    __slots__ = ("ceiling", "clock", "_admitted")
+    __slots__ = ("_admitted", "ceiling", "clock")
 
     def __init__(self, ceiling: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = ceiling

@@ -71,7 +71,11 @@ class Service:
             if user not in profiles:
                 raise RoomError(ErrorCode.USER_NOT_FOUND, f"user '{user}' does not exist")
         return [
-            {"id": u, "nickname": profiles[u].get("nickname", ""), "avatar": profiles[u].get("avatar", "")}
+            {
+                "id": u,
+                "nickname": profiles[u].get("nickname", ""),
+                "avatar": profiles[u].get("avatar", ""),
+            }
             for u in users
         ]
 
@@ -83,8 +87,9 @@ class Service:
     async def user_upsert(self, caller: Caller, args: models.UserUpsertArgs) -> dict[str, Any]:
         if not caller.server:
             raise RoomError(ErrorCode.FORBIDDEN, "user.upsert needs a server token")
-        profile = {k: v for k, v in (("nickname", args.nickname), ("avatar", args.avatar))
-                   if v is not None}
+        profile = {
+            k: v for k, v in (("nickname", args.nickname), ("avatar", args.avatar)) if v is not None
+        }
         return await self.store.upsert_user(caller.app, args.id, profile)
 
     async def room_create(self, caller: Caller, args: models.RoomCreateArgs) -> dict[str, Any]:
@@ -102,13 +107,21 @@ class Service:
         profiles = await self._known(caller.app, members)
         await self.store.index_rooms(caller.app, members, room)
         outcome = await self.store.create_room(
-            caller.app, room, sender=who.sender, owner=owner, name=args.name,
-            room_type=args.type, members=profiles, reply=args.reply,
+            caller.app,
+            room,
+            sender=who.sender,
+            owner=owner,
+            name=args.name,
+            room_type=args.type,
+            members=profiles,
+            reply=args.reply,
         )
         return _result(outcome, room, args.reply)
 
     async def room_get(self, caller: Caller, args: models.RoomArgs) -> dict[str, Any]:
-        return await self.store.get_room(caller.app, args.room, viewer=acting(caller, args).operator)
+        return await self.store.get_room(
+            caller.app, args.room, viewer=acting(caller, args).operator
+        )
 
     async def room_list(self, caller: Caller, args: models.RoomListArgs) -> dict[str, Any]:
         user = acting_user(caller, args, "room.list")
@@ -120,27 +133,43 @@ class Service:
         profiles = await self._known(caller.app, invitees)
         await self.store.index_rooms(caller.app, invitees, args.room)
         outcome = await self.store.add_members(
-            caller.app, args.room, sender=who.sender, operator=who.operator, invitees=profiles,
-            invitation=args.invitation_required, notify=args.system_message, reply=args.reply,
+            caller.app,
+            args.room,
+            sender=who.sender,
+            operator=who.operator,
+            invitees=profiles,
+            invitation=args.invitation_required,
+            notify=args.system_message,
+            reply=args.reply,
         )
         return _result(outcome, args.room, args.reply)
 
-    async def _answer(self, caller: Caller, args: models.RoomMutationArgs, accept: bool) -> dict[str, Any]:
+    async def _answer(
+        self, caller: Caller, args: models.RoomMutationArgs, accept: bool
+    ) -> dict[str, Any]:
         op = "invitation.accept" if accept else "invitation.decline"
         user = acting_user(caller, args, op)
         profile = (await self._known(caller.app, [user]))[0] if accept else {}
         outcome = await self.store.answer_invitation(
-            caller.app, args.room, user=user, accept=accept, profile=profile,
+            caller.app,
+            args.room,
+            user=user,
+            accept=accept,
+            profile=profile,
             reply=args.reply if accept else "ack",
         )
         if not accept:
             await self.store.unindex_room(caller.app, user, args.room)
         return _result(outcome, args.room, args.reply, empty=not accept)
 
-    async def invitation_accept(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
+    async def invitation_accept(
+        self, caller: Caller, args: models.RoomMutationArgs
+    ) -> dict[str, Any]:
         return await self._answer(caller, args, accept=True)
 
-    async def invitation_decline(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
+    async def invitation_decline(
+        self, caller: Caller, args: models.RoomMutationArgs
+    ) -> dict[str, Any]:
         return await self._answer(caller, args, accept=False)
 
     async def member_update(self, caller: Caller, args: models.MemberUpdateArgs) -> dict[str, Any]:
@@ -154,10 +183,16 @@ class Service:
         extension = args.notification_extension
         try:
             outcome = await self.store.update_member(
-                caller.app, args.room, sender=who.sender, operator=who.operator, user=args.user,
-                changes=changes, notify=args.system_message,
+                caller.app,
+                args.room,
+                sender=who.sender,
+                operator=who.operator,
+                user=args.user,
+                changes=changes,
+                notify=args.system_message,
                 extension_json=None if extension is None else orjson.dumps(extension).decode(),
-                max_props=limits.PROPS_PER_MEMBER, reply=args.reply,
+                max_props=limits.PROPS_PER_MEMBER,
+                reply=args.reply,
             )
         except TargetNotMember as exc:
             raise await self._not_member(caller.app, args.user, exc) from None
@@ -167,8 +202,13 @@ class Service:
         who = acting(caller, args)
         try:
             outcome = await self.store.remove_member(
-                caller.app, args.room, sender=who.sender, operator=who.operator, user=args.user,
-                leave=False, reply=args.reply,
+                caller.app,
+                args.room,
+                sender=who.sender,
+                operator=who.operator,
+                user=args.user,
+                leave=False,
+                reply=args.reply,
             )
         except TargetNotMember as exc:
             raise await self._not_member(caller.app, args.user, exc) from None
@@ -178,15 +218,24 @@ class Service:
     async def room_leave(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
         user = acting_user(caller, args, "room.leave")
         outcome = await self.store.remove_member(
-            caller.app, args.room, sender=user, operator=user, user=user, leave=True, reply="ack",
+            caller.app,
+            args.room,
+            sender=user,
+            operator=user,
+            user=user,
+            leave=True,
+            reply="ack",
         )
         await self.store.unindex_room(caller.app, user, args.room)
         return _result(outcome, args.room, args.reply, empty=True)
 
     async def room_history(self, caller: Caller, args: models.RoomHistoryArgs) -> dict[str, Any]:
         entries, more = await self.store.history(
-            caller.app, args.room, viewer=acting(caller, args).operator,
-            after_seq=args.after_seq, limit=args.limit,
+            caller.app,
+            args.room,
+            viewer=acting(caller, args).operator,
+            after_seq=args.after_seq,
+            limit=args.limit,
         )
         return {"messages": [orjson.loads(raw) for raw in entries], "more": more}
 

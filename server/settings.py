@@ -48,7 +48,8 @@ class Settings(BaseSettings):
 
     rate_limit: int = Field(200, ge=0, description="mutating ops per second per app; 0 = off")
     app_rate_limits: Annotated[dict[str, int], NoDecode] = Field(
-        default_factory=dict, description="per-app ceilings overriding rate_limit")
+        default_factory=dict, description="per-app ceilings overriding rate_limit"
+    )
     conn_rate_limit: int = Field(50, ge=0, description="per user connection; 0 = off")
     max_frame_bytes: int = Field(limits.DEFAULT_MAX_FRAME_BYTES, ge=1024)
     auth_timeout: float = Field(10.0, gt=0)

@@ -9,9 +9,9 @@ Redis Cluster slot. The embedded store is the same code over an in-process faker
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
-import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -155,7 +155,9 @@ class _Pipeliner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]]) -> None:
+    async def _send(
+        self, batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]]
+    ) -> None:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for script, keys, args, _ in batch:
@@ -241,8 +243,9 @@ class Store:
     async def admit(self, app: str, ceiling: int, node: str) -> int:
         """0 if the app may run one more mutating op now, else ms until it may (§8)."""
         self._admissions += 1
-        return int(await self._rate(keys=[rate_key(app)],
-                                    args=[ceiling, f"{node}:{self._admissions}"]))
+        return int(
+            await self._rate(keys=[rate_key(app)], args=[ceiling, f"{node}:{self._admissions}"])
+        )
 
     # users ---------------------------------------------------------------------------------
 
@@ -254,7 +257,11 @@ class Store:
     async def upsert_user(self, app: str, user: str, profile: dict[str, str]) -> dict[str, str]:
         raw = await self._upsert(keys=[users_key(app)], args=[user, orjson.dumps(profile), "0"])
         stored = orjson.loads(raw)
-        return {"id": user, "nickname": stored.get("nickname", ""), "avatar": stored.get("avatar", "")}
+        return {
+            "id": user,
+            "nickname": stored.get("nickname", ""),
+            "avatar": stored.get("avatar", ""),
+        }
 
     @_bounded
     async def profiles(self, app: str, users: list[str]) -> dict[str, dict[str, str]]:
@@ -284,7 +291,9 @@ class Store:
     @_bounded
     async def user_rooms(self, app: str, user: str) -> list[dict[str, Any]]:
         """Rooms the user is a member of or invited to, as Rooms without members."""
-        candidates = sorted(r.decode() for r in await self.redis.smembers(user_rooms_key(app, user)))
+        candidates = sorted(
+            r.decode() for r in await self.redis.smembers(user_rooms_key(app, user))
+        )
         if not candidates:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -309,8 +318,9 @@ class Store:
 
     # rooms ---------------------------------------------------------------------------------
 
-    def _params(self, app: str, room: str, sender: str, operator: str | None, reply: str,
-                **extra: Any) -> bytes:
+    def _params(
+        self, app: str, room: str, sender: str, operator: str | None, reply: str, **extra: Any
+    ) -> bytes:
         params = {
             "room": room,
             "sender": sender,
@@ -340,42 +350,95 @@ class Store:
         return OpOutcome(int(reply[2]), state)
 
     @_bounded
-    async def create_room(self, app: str, room: str, *, sender: str, owner: str, name: str,
-                          room_type: str, members: list[dict[str, str]], reply: str) -> OpOutcome:
-        params = self._params(app, room, sender, None, reply, owner=owner, name=name,
-                              type=room_type, members=members)
+    async def create_room(
+        self,
+        app: str,
+        room: str,
+        *,
+        sender: str,
+        owner: str,
+        name: str,
+        room_type: str,
+        members: list[dict[str, str]],
+        reply: str,
+    ) -> OpOutcome:
+        params = self._params(
+            app, room, sender, None, reply, owner=owner, name=name, type=room_type, members=members
+        )
         return self._outcome(room, await self._run("room_create", app, room, params))
 
     @_bounded
-    async def add_members(self, app: str, room: str, *, sender: str, operator: str | None,
-                          invitees: list[dict[str, str]], invitation: bool, notify: bool,
-                          reply: str) -> OpOutcome:
-        params = self._params(app, room, sender, operator, reply, invitees=invitees,
-                              invitation=invitation, notify=notify)
+    async def add_members(
+        self,
+        app: str,
+        room: str,
+        *,
+        sender: str,
+        operator: str | None,
+        invitees: list[dict[str, str]],
+        invitation: bool,
+        notify: bool,
+        reply: str,
+    ) -> OpOutcome:
+        params = self._params(
+            app,
+            room,
+            sender,
+            operator,
+            reply,
+            invitees=invitees,
+            invitation=invitation,
+            notify=notify,
+        )
         return self._outcome(room, await self._run("member_add", app, room, params))
 
     @_bounded
-    async def answer_invitation(self, app: str, room: str, *, user: str, accept: bool,
-                                profile: dict[str, str], reply: str) -> OpOutcome:
-        params = self._params(app, room, user, None, reply, user=user, accept=accept,
-                              profile=profile)
+    async def answer_invitation(
+        self, app: str, room: str, *, user: str, accept: bool, profile: dict[str, str], reply: str
+    ) -> OpOutcome:
+        params = self._params(
+            app, room, user, None, reply, user=user, accept=accept, profile=profile
+        )
         return self._outcome(room, await self._run("invitation_answer", app, room, params))
 
     @_bounded
-    async def update_member(self, app: str, room: str, *, sender: str, operator: str | None,
-                            user: str, changes: list[dict[str, Any]], notify: bool,
-                            extension_json: str | None, max_props: int,
-                            reply: str) -> OpOutcome:
-        extra: dict[str, Any] = {"user": user, "changes": changes, "notify": notify,
-                                 "max_props": max_props}
+    async def update_member(
+        self,
+        app: str,
+        room: str,
+        *,
+        sender: str,
+        operator: str | None,
+        user: str,
+        changes: list[dict[str, Any]],
+        notify: bool,
+        extension_json: str | None,
+        max_props: int,
+        reply: str,
+    ) -> OpOutcome:
+        extra: dict[str, Any] = {
+            "user": user,
+            "changes": changes,
+            "notify": notify,
+            "max_props": max_props,
+        }
         if extension_json is not None:
             extra["extension_json"] = extension_json
         params = self._params(app, room, sender, operator, reply, **extra)
         return self._outcome(room, await self._run("member_update", app, room, params))
 
     @_bounded
-    async def remove_member(self, app: str, room: str, *, sender: str, operator: str | None,
-                            user: str, leave: bool, reply: str) -> OpOutcome:
+    async def remove_member(
+        self,
+        app: str,
+        room: str,
+        *,
+        sender: str,
+        operator: str | None,
+        user: str,
+        leave: bool,
+        reply: str,
+    ) -> OpOutcome:
         params = self._params(app, room, sender, operator, reply, user=user, leave=leave)
         return self._outcome(room, await self._run("member_remove", app, room, params))
 
@@ -390,8 +453,9 @@ class Store:
         return outcome.room
 
     @_bounded
-    async def history(self, app: str, room: str, *, viewer: str | None, after_seq: int,
-                      limit: int) -> tuple[list[bytes], bool]:
+    async def history(
+        self, app: str, room: str, *, viewer: str | None, after_seq: int, limit: int
+    ) -> tuple[list[bytes], bool]:
         """System messages (as stored JSON) with seq > after_seq, and whether more follow."""
         extra: dict[str, Any] = {"history": {"after": after_seq, "limit": limit}}
         if viewer is not None:
@@ -402,20 +466,28 @@ class Store:
         return entries[:limit], len(entries) > limit
 
     @_bounded
-    async def replay(self, app: str, room: str, *, user: str,
-                     after_seq: int) -> tuple[int, bool, list[bytes]]:
+    async def replay(
+        self, app: str, room: str, *, user: str, after_seq: int
+    ) -> tuple[int, bool, list[bytes]]:
         """(current seq, user is a member now, stored messages with seq > after_seq)."""
         params = self._params(app, room, "", None, "ack", user=user, after=after_seq)
         reply = await self._run("room_replay", app, room, params)
         return int(reply[2]), bool(reply[3]), [fields[1] for _, fields in reply[4]]
 
     @_bounded
-    async def log_range(self, app: str, room: str, after_seq: int, upto_seq: int | None = None,
-                        count: int | None = None) -> list[bytes]:
+    async def log_range(
+        self,
+        app: str,
+        room: str,
+        after_seq: int,
+        upto_seq: int | None = None,
+        count: int | None = None,
+    ) -> list[bytes]:
         """Raw log entries after `after_seq` (for the hub's gap healing; no permission check)."""
         end = f"{upto_seq}-0" if upto_seq is not None else "+"
-        entries = await self.redis.xrange(room_keys(app, room)[3], f"({after_seq}-0", end,
-                                          count=count)
+        entries = await self.redis.xrange(
+            room_keys(app, room)[3], f"({after_seq}-0", end, count=count
+        )
         return [fields[b"m"] for _, fields in entries]
 
     @_bounded
@@ -430,11 +502,16 @@ class Store:
             raise
         return int(reply[2]), {user.decode() for user in reply[3]}
 
-    def subscriber(self, on_message: Callable[[bytes, bytes], None],
-                   on_reconnect: Callable[[], None], node: str,
-                   probe_interval: float = 5.0) -> Subscriber:
-        return Subscriber(self._pubsub_client, on_message, on_reconnect,
-                          f"rh:node:{node}:probe", probe_interval)
+    def subscriber(
+        self,
+        on_message: Callable[[bytes, bytes], None],
+        on_reconnect: Callable[[], None],
+        node: str,
+        probe_interval: float = 5.0,
+    ) -> Subscriber:
+        return Subscriber(
+            self._pubsub_client, on_message, on_reconnect, f"rh:node:{node}:probe", probe_interval
+        )
 
     @_bounded
     async def epoch(self) -> str:
@@ -474,9 +551,14 @@ class Subscriber:
     connection that is up but silently stopped delivering: it is dropped and reconnected.
     """
 
-    def __init__(self, client: aioredis.Redis, on_message: Callable[[bytes, bytes], None],
-                 on_reconnect: Callable[[], None], probe_channel: str,
-                 probe_interval: float) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        on_message: Callable[[bytes, bytes], None],
+        on_reconnect: Callable[[], None],
+        probe_channel: str,
+        probe_interval: float,
+    ) -> None:
         self._client = client
         self._pubsub = _PubSub(client.connection_pool, self._reconnected)
         self._on_message = on_message
@@ -554,7 +636,7 @@ class Subscriber:
                 raise
             except (RedisError, OSError):
                 continue  # Redis itself is away: the reader reconnects when it returns
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("pub/sub connection stopped delivering; reconnecting it")
                 connection = self._pubsub.connection
                 if connection is not None:
@@ -570,4 +652,3 @@ class Subscriber:
         if tasks:
             await asyncio.wait(tasks, timeout=3)
         await self._pubsub.aclose()
-

@@ -55,8 +55,13 @@ async def start_hub() -> AsyncIterator[HubFactory]:
     async with contextlib.AsyncExitStack() as stack:
 
         async def start(redis: str | None = None, **overrides: Any) -> Hub:
-            options: dict[str, Any] = {"port": 0, "apps": {APP: SECRET}, "redis": redis,
-                                       "rate_limit": 0, "conn_rate_limit": 0}
+            options: dict[str, Any] = {
+                "port": 0,
+                "apps": {APP: SECRET},
+                "redis": redis,
+                "rate_limit": 0,
+                "conn_rate_limit": 0,
+            }
             options.update(overrides)
             return await stack.enter_async_context(running_hub(Settings(**options)))
 

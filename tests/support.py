@@ -74,16 +74,29 @@ class RedisProcess:
     def __init__(self, *extra: str, persistent: bool = False) -> None:
         self.port = free_port(with_cluster_bus="--cluster-enabled" in extra)
         self.dir = tempfile.mkdtemp(prefix="roomhub-redis-")
-        self.args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-                     "--save", "", "--dir", self.dir,
-                     "--appendonly", "yes" if persistent else "no",
-                     "--appendfsync", "everysec", *extra]
+        self.args = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            self.dir,
+            "--appendonly",
+            "yes" if persistent else "no",
+            "--appendfsync",
+            "everysec",
+            *extra,
+        ]
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.start()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -117,11 +130,13 @@ class RawClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str, encoding: str = "msgpack",
-                      **kwargs: Any) -> AsyncIterator[RawClient]:
+    async def connect(
+        cls, url: str, encoding: str = "msgpack", **kwargs: Any
+    ) -> AsyncIterator[RawClient]:
         subprotocols = [f"roomhub.v1.{encoding}"]
-        async with websockets.connect(url, subprotocols=subprotocols, max_size=None,
-                                      **kwargs) as ws:
+        async with websockets.connect(
+            url, subprotocols=subprotocols, max_size=None, **kwargs
+        ) as ws:
             client = cls(ws, encoding)
             try:
                 yield client
@@ -157,8 +172,9 @@ class RawClient:
     async def send_raw(self, data: bytes | str) -> None:
         await self.ws.send(data)
 
-    async def request(self, op: str, args: dict[str, Any] | None = None, *,
-                      timeout: float = 10, **extra: Any) -> dict[str, Any]:
+    async def request(
+        self, op: str, args: dict[str, Any] | None = None, *, timeout: float = 10, **extra: Any
+    ) -> dict[str, Any]:
         """Send one request and return its whole reply frame."""
         request_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -199,8 +215,9 @@ class RawClient:
         assert frame["event"] == "system", frame
         return frame["message"]  # type: ignore[no-any-return]
 
-    async def events_until(self, seq: int, room: str | None = None,
-                           timeout: float = 10) -> list[dict[str, Any]]:
+    async def events_until(
+        self, seq: int, room: str | None = None, timeout: float = 10
+    ) -> list[dict[str, Any]]:
         """System messages up to and including `seq` (of `room`, when given)."""
         got: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
@@ -229,10 +246,17 @@ class RedisClusterProcesses:
     SLOTS = 16384
 
     def __init__(self, masters: int = 3) -> None:
-        self.nodes = [RedisProcess("--cluster-enabled", "yes",
-                                   "--cluster-config-file", "nodes.conf",
-                                   "--cluster-node-timeout", "2000")
-                      for _ in range(masters)]
+        self.nodes = [
+            RedisProcess(
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            )
+            for _ in range(masters)
+        ]
         clients = [redis.Redis(port=node.port) for node in self.nodes]
         step = self.SLOTS // masters
         for index, client in enumerate(clients):
@@ -242,8 +266,7 @@ class RedisClusterProcesses:
         for client in clients[1:]:
             client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
         deadline = time.monotonic() + 20
-        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
-                      for c in clients):
+        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
             if time.monotonic() > deadline:
                 raise RuntimeError("the local Redis Cluster did not come up")
             time.sleep(0.1)

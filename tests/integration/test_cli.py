@@ -47,8 +47,14 @@ def clean_env() -> dict[str, str]:
 
 
 def run_token(*args: str) -> str:
-    done = subprocess.run([*roomhub_command(), "token", *args], capture_output=True,
-                          text=True, timeout=30, env=clean_env(), check=False)
+    done = subprocess.run(
+        [*roomhub_command(), "token", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     minted = done.stdout.strip()
     assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", minted), done.stdout
@@ -63,7 +69,9 @@ class Serve:
         self.url = f"ws://127.0.0.1:{port}/ws"
         self.proc = subprocess.Popen(
             [*roomhub_command(), "serve", "--port", str(port), *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -85,8 +93,10 @@ class Serve:
             if self.proc.poll() is not None:
                 self._reader.join(2)
                 pytest.fail(f"roomhub serve exited with {self.proc.returncode}:\n{self.stderr}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), timeout=0.5):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
                 return
             if time.monotonic() > deadline:
                 pytest.fail(f"roomhub serve did not listen within {timeout}s:\n{self.stderr}")
@@ -123,15 +133,18 @@ async def auth(client: RawClient, minted: str, key: str = KEY) -> dict[str, Any]
 
 async def test_two_serve_processes_on_one_redis(redis_url: str) -> None:
     app = f"{KEY}={SECRET}"
-    with serving("--redis", redis_url, "--app", app) as one, \
-            serving("--redis", redis_url, "--app", app) as two:
+    with (
+        serving("--redis", redis_url, "--app", app) as one,
+        serving("--redis", redis_url, "--app", app) as two,
+    ):
         alice_token = run_token("--key", KEY, "--secret", SECRET, "--user", "alice")
         bob_token = run_token("--key", KEY, "--secret", SECRET, "--user", "bob")
-        backend_token = run_token("--key", KEY, "--secret", SECRET, "--user", "ops",
-                                  "--server")
-        async with RawClient.connect(one.url) as alice, \
-                RawClient.connect(two.url, "json") as bob, \
-                RawClient.connect(two.url) as backend:
+        backend_token = run_token("--key", KEY, "--secret", SECRET, "--user", "ops", "--server")
+        async with (
+            RawClient.connect(one.url) as alice,
+            RawClient.connect(two.url, "json") as bob,
+            RawClient.connect(two.url) as backend,
+        ):
             welcome_a = await auth(alice, alice_token)
             welcome_b = await auth(bob, bob_token)
             await auth(backend, backend_token)
@@ -145,14 +158,20 @@ async def test_two_serve_processes_on_one_redis(redis_url: str) -> None:
             assert [m["id"] for m in room["members"]] == ["alice", "bob"]
             assert room["members"][1]["nickname"] == "Bobby"
             # bob (node two) changes himself; alice promotes him; both see both, in order
-            await bob.call("member.update", {"room": "cli-room", "user": "bob",
-                                             "properties": {"score": 100}})
-            await alice.call("member.update", {"room": "cli-room", "user": "bob",
-                                               "properties": {"role": "admin"}})
+            await bob.call(
+                "member.update", {"room": "cli-room", "user": "bob", "properties": {"score": 100}}
+            )
+            await alice.call(
+                "member.update",
+                {"room": "cli-room", "user": "bob", "properties": {"role": "admin"}},
+            )
             for client in (alice, bob):
                 got = await client.events_until(3, room="cli-room", timeout=10)
                 assert [(m["seq"], m["type"]) for m in got] == [
-                    (1, "createRoom"), (2, "updateMember"), (3, "assignAdmin")]
+                    (1, "createRoom"),
+                    (2, "updateMember"),
+                    (3, "assignAdmin"),
+                ]
             # a user token is not a server token
             error = await alice.fail("user.upsert", {"id": "alice"})
             assert error["code"] == 100006
@@ -168,8 +187,10 @@ async def test_two_serve_processes_on_one_redis(redis_url: str) -> None:
             await auth(again, alice_token)
             room = await again.call("room.get", {"room": "cli-room"})
             assert room["seq"] == 3
-            assert {m["id"]: m["role"] for m in room["members"]} == {"alice": "owner",
-                                                                     "bob": "admin"}
+            assert {m["id"]: m["role"] for m in room["members"]} == {
+                "alice": "owner",
+                "bob": "admin",
+            }
     # SIGTERM is a clean shutdown
     assert one.proc.returncode == 0, one.stderr
     assert two.proc.returncode == 0, two.stderr
@@ -216,8 +237,9 @@ async def dev_node_session(node: Serve) -> None:
     async with RawClient.connect(node.url) as alice:
         await auth(alice, minted, key=key)
         await alice.call("room.create", {"room": "r"})
-        await alice.call("member.update", {"room": "r", "user": "alice",
-                                           "properties": {"nickname": "A"}})
+        await alice.call(
+            "member.update", {"room": "r", "user": "alice", "properties": {"nickname": "A"}}
+        )
         await alice.events_until(2, timeout=10)
 
 
@@ -232,4 +254,3 @@ async def test_serve_exits_promptly_on_sigterm_right_after_its_clients_leave() -
         finally:
             code = node.stop(grace=5)
         assert code == 0, f"exit code {code} after SIGTERM:\n{node.stderr[-2000:]}"
-

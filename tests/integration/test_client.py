@@ -35,8 +35,9 @@ def open_as(hub: Hub, encoding: str) -> Opener:
     """open_as("alice") / open_as("app", server=True): a RoomClient context manager on `hub`."""
 
     def opener(user: str, *, server: bool = False, **options: Any) -> Any:
-        return RoomClient.connect(ws_url(hub), key=APP, token=token(user, server=server),
-                                  encoding=encoding, **options)
+        return RoomClient.connect(
+            ws_url(hub), key=APP, token=token(user, server=server), encoding=encoding, **options
+        )
 
     return opener
 
@@ -51,8 +52,9 @@ async def backend(open_as: Opener) -> AsyncIterator[RoomClient]:
         yield client
 
 
-async def messages_until(client: RoomClient, seq: int, room: str | None = None,
-                         timeout: float = 3) -> list[SystemMessage]:
+async def messages_until(
+    client: RoomClient, seq: int, room: str | None = None, timeout: float = 3
+) -> list[SystemMessage]:
     """System messages up to and including `seq` (of `room`, when given)."""
     got: list[SystemMessage] = []
     async with asyncio.timeout(timeout):
@@ -112,8 +114,13 @@ async def test_create_get_and_list_rooms(open_as: Opener, backend: RoomClient) -
     async with open_as("alice") as alice:
         room = await alice.create_room("r1", name="Demo", members=["bob"])
         assert isinstance(room, Room)
-        assert (room.id, room.name, room.type, room.owner, room.seq) == ("r1", "Demo", "group",
-                                                                         "alice", 1)
+        assert (room.id, room.name, room.type, room.owner, room.seq) == (
+            "r1",
+            "Demo",
+            "group",
+            "alice",
+            1,
+        )
         assert [(m.id, m.role) for m in room.members] == [("alice", "owner"), ("bob", "member")]
         bob = room.member("bob")
         assert bob is not None and bob.nickname == "Bob" and bob.props == {} and bob.joined_ms > 0
@@ -126,15 +133,19 @@ async def test_create_get_and_list_rooms(open_as: Opener, backend: RoomClient) -
         assert [r.id for r in rooms] == sorted(["r1", generated.id])
         assert all(r.members == [] for r in rooms)  # room.list omits members
         message = await alice.next_message(timeout=2)
-        assert (message.type, message.targets, message.sender) == ("createRoom",
-                                                                   ["alice", "bob"], "alice")
+        assert (message.type, message.targets, message.sender) == (
+            "createRoom",
+            ["alice", "bob"],
+            "alice",
+        )
 
 
 async def test_invite_accept_and_decline(open_as: Opener, backend: RoomClient) -> None:
     async with open_as("alice") as alice, open_as("bob") as bob, open_as("carol") as carol:
         await alice.create_room("r1")
-        room = await alice.add_members("r1", ["bob", "carol"], invitation_required=True,
-                                       system_message=True)
+        room = await alice.add_members(
+            "r1", ["bob", "carol"], invitation_required=True, system_message=True
+        )
         assert sorted(i.user for i in room.invitations) == ["bob", "carol"]
         assert all(i.inviter == "alice" for i in room.invitations)
         assert [m.id for m in room.members] == ["alice"]
@@ -167,8 +178,13 @@ async def test_add_members_directly(open_as: Opener, backend: RoomClient) -> Non
 async def test_update_member_properties(open_as: Opener, backend: RoomClient) -> None:
     async with open_as("alice") as alice, open_as("bob") as bob:
         await alice.create_room("r1", members=["bob"])
-        room = await bob.update_member("r1", "bob", {"nickname": "Bobby", "score": [1, 2.5]},
-                                       system_message=True, notification_extension='{"k":1}')
+        room = await bob.update_member(
+            "r1",
+            "bob",
+            {"nickname": "Bobby", "score": [1, 2.5]},
+            system_message=True,
+            notification_extension='{"k":1}',
+        )
         member = room.member("bob")
         assert member is not None and member.nickname == "Bobby"
         assert member.props == {"score": [1, 2.5]}
@@ -178,7 +194,11 @@ async def test_update_member_properties(open_as: Opener, backend: RoomClient) ->
 
         got = await messages_until(bob, 4, "r1")
         assert [(m.seq, m.type) for m in got] == [
-            (1, "createRoom"), (2, "updateMember"), (3, "assignAdmin"), (4, "updateMember")]
+            (1, "createRoom"),
+            (2, "updateMember"),
+            (3, "assignAdmin"),
+            (4, "updateMember"),
+        ]
         assert got[1].changes == {"nickname": "Bobby", "score": [1, 2.5]}
         assert (got[1].notify, got[1].extension, got[1].sender) == (True, '{"k":1}', "bob")
         assert got[2].changes == {"role": "admin"} and got[2].notify is True
@@ -191,8 +211,7 @@ async def test_remove_member_and_leave(open_as: Opener, backend: RoomClient) -> 
         room = await alice.remove_member("r1", "bob")
         assert [m.id for m in room.members] == ["alice", "carol"]
         removed = (await messages_until(bob, 2, "r1"))[-1]
-        assert (removed.type, removed.targets, removed.sender) == ("removeMember", ["bob"],
-                                                                   "alice")
+        assert (removed.type, removed.targets, removed.sender) == ("removeMember", ["bob"], "alice")
         assert await carol.leave("r1") is None
         left = (await messages_until(alice, 3, "r1"))[-1]
         assert (left.type, left.targets, left.sender) == ("leaveRoom", ["carol"], "carol")
@@ -219,15 +238,18 @@ async def test_history_pages(open_as: Opener, backend: RoomClient) -> None:
 async def test_reply_ack_on_every_mutating_method(open_as: Opener, backend: RoomClient) -> None:
     async with open_as("alice") as alice, open_as("bob") as bob, open_as("carol") as carol:
         assert await alice.create_room("r1", reply="ack") == Ack(room="r1", seq=1)
-        assert await alice.add_members("r1", ["bob", "carol"], invitation_required=True,
-                                       reply="ack") == Ack(room="r1", seq=2)
+        assert await alice.add_members(
+            "r1", ["bob", "carol"], invitation_required=True, reply="ack"
+        ) == Ack(room="r1", seq=2)
         assert await bob.accept("r1", reply="ack") == Ack(room="r1", seq=3)
         assert await carol.decline("r1", reply="ack") == Ack(room="r1", seq=4)
-        assert await alice.update_member("r1", "bob", {"level": 3},
-                                         reply="ack") == Ack(room="r1", seq=5)
+        assert await alice.update_member("r1", "bob", {"level": 3}, reply="ack") == Ack(
+            room="r1", seq=5
+        )
         # nothing changes: no message, the ack carries the room's current seq
-        assert await alice.update_member("r1", "bob", {"level": 3},
-                                         reply="ack") == Ack(room="r1", seq=5)
+        assert await alice.update_member("r1", "bob", {"level": 3}, reply="ack") == Ack(
+            room="r1", seq=5
+        )
         await alice.add_members("r1", ["carol", "dave"])
         assert await carol.leave("r1", reply="ack") == Ack(room="r1", seq=7)
         assert await alice.remove_member("r1", "dave", reply="ack") == Ack(room="r1", seq=8)
@@ -237,7 +259,8 @@ async def test_server_token_methods(open_as: Opener, backend: RoomClient) -> Non
     user = await backend.upsert_user("erin", nickname="Erin", avatar="https://a/e.png")
     assert user == User(id="erin", nickname="Erin", avatar="https://a/e.png")
     assert await backend.upsert_user("erin", avatar="https://a/e2.png") == User(
-        id="erin", nickname="Erin", avatar="https://a/e2.png")  # nickname kept
+        id="erin", nickname="Erin", avatar="https://a/e2.png"
+    )  # nickname kept
 
     room = await backend.create_room("r1", owner="erin", members=["bob"])
     assert room.owner == "erin"
@@ -274,8 +297,7 @@ async def test_server_token_methods(open_as: Opener, backend: RoomClient) -> Non
         assert caught.value.code is ErrorCode.FORBIDDEN
         with pytest.raises(RoomError) as caught:
             await bob.create_room("r2", operator="carol")
-        assert (caught.value.code, caught.value.field) == (ErrorCode.INVALID_PARAMETER,
-                                                           "operator")
+        assert (caught.value.code, caught.value.field) == (ErrorCode.INVALID_PARAMETER, "operator")
 
 
 async def test_invitation_answers_by_server_token(open_as: Opener, backend: RoomClient) -> None:
@@ -292,21 +314,27 @@ async def test_invitation_answers_by_server_token(open_as: Opener, backend: Room
 # --- errors -------------------------------------------------------------------------------
 
 
-async def test_room_error_carries_code_message_and_field(open_as: Opener,
-                                                         backend: RoomClient) -> None:
+async def test_room_error_carries_code_message_and_field(
+    open_as: Opener, backend: RoomClient
+) -> None:
     async with open_as("alice") as alice:
         with pytest.raises(RoomError) as caught:
             await alice.get_room("nope")
         error = caught.value
-        assert (error.code, error.reason, error.field) == (ErrorCode.ROOM_NOT_FOUND,
-                                                           "ROOM_NOT_FOUND", None)
+        assert (error.code, error.reason, error.field) == (
+            ErrorCode.ROOM_NOT_FOUND,
+            "ROOM_NOT_FOUND",
+            None,
+        )
         assert "nope" in error.message and str(error) == error.message
 
         await alice.create_room("r1", members=["bob"])
         with pytest.raises(RoomError) as caught:
             await alice.update_member("r1", "bob", {"level": -1})
-        assert (caught.value.code, caught.value.field) == (ErrorCode.INVALID_PARAMETER,
-                                                           "properties.level")
+        assert (caught.value.code, caught.value.field) == (
+            ErrorCode.INVALID_PARAMETER,
+            "properties.level",
+        )
         with pytest.raises(RoomError) as caught:
             await alice.create_room("r1")
         assert caught.value.code is ErrorCode.ROOM_EXISTS
@@ -335,11 +363,11 @@ async def test_room_error_carries_code_message_and_field(open_as: Opener,
 async def test_pipelined_calls_on_one_connection(open_as: Opener, backend: RoomClient) -> None:
     async with open_as("alice") as alice:
         await alice.create_room("r1", members=["bob"])
-        updates = [alice.update_member("r1", "bob", {f"p{i}": i}, reply="ack")
-                   for i in range(20)]
+        updates = [alice.update_member("r1", "bob", {f"p{i}": i}, reply="ack") for i in range(20)]
         reads = [alice.get_room("r1") for _ in range(20)]
-        results = await asyncio.gather(*updates, *reads, alice.get_room("nope"),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *updates, *reads, alice.get_room("nope"), return_exceptions=True
+        )
         acks, rooms, missing = results[:20], results[20:40], results[40]
         assert all(isinstance(a, Ack) and a.room == "r1" for a in acks)
         assert sorted(a.seq for a in acks if isinstance(a, Ack)) == list(range(2, 22))
@@ -353,7 +381,8 @@ async def test_pipelined_calls_on_one_connection(open_as: Opener, backend: RoomC
 
 
 async def test_messages_iterate_in_seq_order_and_end_on_close(
-        open_as: Opener, backend: RoomClient) -> None:
+    open_as: Opener, backend: RoomClient
+) -> None:
     async with open_as("bob") as bob, open_as("alice") as alice:
         await alice.create_room("r1", members=["bob"])
         for n in range(1, 4):
@@ -365,18 +394,28 @@ async def test_messages_iterate_in_seq_order_and_end_on_close(
                 if message.seq == 4:
                     await bob.close()  # messages() ends once the connection is closed
         assert [(m.seq, m.type) for m in collected] == [
-            (1, "createRoom"), (2, "updateMember"), (3, "updateMember"), (4, "updateMember")]
+            (1, "createRoom"),
+            (2, "updateMember"),
+            (3, "updateMember"),
+            (4, "updateMember"),
+        ]
         assert [m.changes for m in collected[1:]] == [{"level": n} for n in range(1, 4)]
         assert [m async for m in bob.messages()] == []  # and stays ended
 
 
 async def test_messages_from_many_rooms_keep_per_room_seq_order(
-        open_as: Opener, backend: RoomClient) -> None:
+    open_as: Opener, backend: RoomClient
+) -> None:
     async with open_as("bob") as bob, open_as("alice") as alice:
         for room in ("r1", "r2"):
             await alice.create_room(room, members=["bob"])
-        await asyncio.gather(*(alice.update_member(r, "bob", {"level": n}, reply="ack")
-                               for n in range(1, 6) for r in ("r1", "r2")))
+        await asyncio.gather(
+            *(
+                alice.update_member(r, "bob", {"level": n}, reply="ack")
+                for n in range(1, 6)
+                for r in ("r1", "r2")
+            )
+        )
         got: list[SystemMessage] = []
         async with asyncio.timeout(3):
             async for message in bob.messages():
@@ -397,7 +436,8 @@ async def test_next_message_times_out(open_as: Opener) -> None:
 
 
 async def test_server_closing_the_connection_ends_messages_and_fails_calls(
-        hub: Hub, open_as: Opener) -> None:
+    hub: Hub, open_as: Opener
+) -> None:
     async with open_as("alice") as alice:
         await alice.create_room("r1")
         assert hub.server is not None
@@ -444,8 +484,19 @@ class FakeHub:
             frame = decode(data, encoding)
             self.requests.append(frame)
             if frame["op"] == "auth":
-                await send(ws, encoding, {"re": frame["id"], "ok": True, "result": {
-                    "user": "alice", "rooms": [], "server": {"version": "0", "node": "fake"}}})
+                await send(
+                    ws,
+                    encoding,
+                    {
+                        "re": frame["id"],
+                        "ok": True,
+                        "result": {
+                            "user": "alice",
+                            "rooms": [],
+                            "server": {"version": "0", "node": "fake"},
+                        },
+                    },
+                )
             else:
                 await self.script(ws, encoding, frame)
 
@@ -457,20 +508,38 @@ async def send(ws: ServerConnection, encoding: Encoding, frame: dict[str, Any]) 
 @contextlib.asynccontextmanager
 async def fake_hub(script: Script) -> AsyncIterator[FakeHub]:
     fake = FakeHub(script)
-    async with serve(fake.handle, "127.0.0.1", 0,
-                     subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS]) as server:
+    async with serve(
+        fake.handle, "127.0.0.1", 0, subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS]
+    ) as server:
         port = server.sockets[0].getsockname()[1]
         fake.url = f"ws://127.0.0.1:{port}/ws"
         yield fake
 
 
 def room_dict(room: str = "r1", members: int = 1) -> dict[str, Any]:
-    return {"id": room, "name": "", "type": "group", "owner": "m0", "created_ms": 1, "seq": 1,
-            "members": [{"id": f"m{i}", "role": "owner" if i == 0 else "member",
-                         "nickname": "", "avatar": "", "level": 0, "custom_info": "",
-                         "extension": "", "props": {"i": i}, "joined_ms": 1}
-                        for i in range(members)],
-            "invitations": []}
+    return {
+        "id": room,
+        "name": "",
+        "type": "group",
+        "owner": "m0",
+        "created_ms": 1,
+        "seq": 1,
+        "members": [
+            {
+                "id": f"m{i}",
+                "role": "owner" if i == 0 else "member",
+                "nickname": "",
+                "avatar": "",
+                "level": 0,
+                "custom_info": "",
+                "extension": "",
+                "props": {"i": i},
+                "joined_ms": 1,
+            }
+            for i in range(members)
+        ],
+        "invitations": [],
+    }
 
 
 async def test_pending_calls_fail_when_the_connection_drops(encoding: str) -> None:
@@ -491,12 +560,26 @@ async def test_pending_calls_fail_when_the_connection_drops(encoding: str) -> No
 
 
 async def test_messages_that_arrived_before_a_close_are_still_read(encoding: str) -> None:
-    async def event_then_close(ws: ServerConnection, enc: Encoding,
-                               frame: dict[str, Any]) -> None:
+    async def event_then_close(ws: ServerConnection, enc: Encoding, frame: dict[str, Any]) -> None:
         for seq in (1, 2):
-            await send(ws, enc, {"event": "system", "message": {
-                "room": "r1", "seq": seq, "type": "addMember", "sender": "a", "targets": ["b"],
-                "changes": {}, "notify": False, "extension": None, "time_ms": 1}})
+            await send(
+                ws,
+                enc,
+                {
+                    "event": "system",
+                    "message": {
+                        "room": "r1",
+                        "seq": seq,
+                        "type": "addMember",
+                        "sender": "a",
+                        "targets": ["b"],
+                        "changes": {},
+                        "notify": False,
+                        "extension": None,
+                        "time_ms": 1,
+                    },
+                },
+            )
         await ws.close(1001, "going away")
 
     async with fake_hub(event_then_close) as fake:
@@ -510,8 +593,7 @@ async def test_messages_that_arrived_before_a_close_are_still_read(encoding: str
 async def test_replies_are_matched_by_id_whatever_their_order(encoding: str) -> None:
     held: list[dict[str, Any]] = []
 
-    async def answer_in_reverse(ws: ServerConnection, enc: Encoding,
-                                frame: dict[str, Any]) -> None:
+    async def answer_in_reverse(ws: ServerConnection, enc: Encoding, frame: dict[str, Any]) -> None:
         held.append(frame)
         if len(held) == 3:
             for request in reversed(held):
@@ -533,8 +615,9 @@ async def test_only_arguments_that_are_set_are_sent() -> None:
     async with fake_hub(reply_room) as fake:
         async with RoomClient.connect(fake.url, key="k", token="t") as client:
             await client.create_room()
-            await client.create_room("r1", name="N", type="direct", members=["b"], owner="o",
-                                     operator="x")
+            await client.create_room(
+                "r1", name="N", type="direct", members=["b"], owner="o", operator="x"
+            )
             await client.add_members("r1", ["b"])
             await client.update_member("r1", "b", {"gone": None})
             await client.remove_member("r1", "b", reply="ack")
@@ -542,8 +625,17 @@ async def test_only_arguments_that_are_set_are_sent() -> None:
         assert sent == [
             ("auth", {"key": "k", "token": "t"}),
             ("room.create", None),
-            ("room.create", {"room": "r1", "name": "N", "type": "direct", "members": ["b"],
-                             "owner": "o", "operator": "x"}),
+            (
+                "room.create",
+                {
+                    "room": "r1",
+                    "name": "N",
+                    "type": "direct",
+                    "members": ["b"],
+                    "owner": "o",
+                    "operator": "x",
+                },
+            ),
             ("member.add", {"room": "r1", "invitees": ["b"]}),
             ("member.update", {"room": "r1", "user": "b", "properties": {"gone": None}}),
             ("member.remove", {"room": "r1", "user": "b", "reply": "ack"}),
@@ -553,9 +645,20 @@ async def test_only_arguments_that_are_set_are_sent() -> None:
 
 async def test_rate_limited_error_carries_retry_after() -> None:
     async def limit(ws: ServerConnection, enc: Encoding, frame: dict[str, Any]) -> None:
-        await send(ws, enc, {"re": frame["id"], "ok": False, "error": {
-            "code": 100009, "reason": "RATE_LIMITED", "message": "slow down",
-            "retry_after_ms": 250}})
+        await send(
+            ws,
+            enc,
+            {
+                "re": frame["id"],
+                "ok": False,
+                "error": {
+                    "code": 100009,
+                    "reason": "RATE_LIMITED",
+                    "message": "slow down",
+                    "retry_after_ms": 250,
+                },
+            },
+        )
 
     async with fake_hub(limit) as fake:
         async with RoomClient.connect(fake.url, key="k", token="t") as client:
@@ -567,8 +670,15 @@ async def test_rate_limited_error_carries_retry_after() -> None:
 
 async def test_an_unknown_error_code_becomes_internal() -> None:
     async def future_error(ws: ServerConnection, enc: Encoding, frame: dict[str, Any]) -> None:
-        await send(ws, enc, {"re": frame["id"], "ok": False, "error": {
-            "code": 199999, "reason": "NEW", "message": "from v2", "field": "room"}})
+        await send(
+            ws,
+            enc,
+            {
+                "re": frame["id"],
+                "ok": False,
+                "error": {"code": 199999, "reason": "NEW", "message": "from v2", "field": "room"},
+            },
+        )
 
     async with fake_hub(future_error) as fake:
         async with RoomClient.connect(fake.url, key="k", token="t") as client:
@@ -608,19 +718,29 @@ async def test_a_cancelled_call_does_not_disturb_the_next(encoding: str) -> None
 
 async def test_resync_events_reach_the_callback_and_unknown_events_are_ignored() -> None:
     async def events(ws: ServerConnection, enc: Encoding, frame: dict[str, Any]) -> None:
-        message = {"room": "r1", "seq": 9, "type": "leaveRoom", "sender": "b", "targets": ["b"],
-                   "changes": {}, "notify": True, "extension": None, "time_ms": 1}
+        message = {
+            "room": "r1",
+            "seq": 9,
+            "type": "leaveRoom",
+            "sender": "b",
+            "targets": ["b"],
+            "changes": {},
+            "notify": True,
+            "extension": None,
+            "time_ms": 1,
+        }
         await send(ws, enc, {"event": "resync", "room": "r1", "seq": 8})
         await send(ws, enc, {"event": "from-the-future", "x": 1})
         await send(ws, enc, {"event": "system", "message": message})
         await send(ws, enc, {"re": frame["id"], "ok": True, "result": {}})
 
     resyncs: list[Resync] = []
-    async with fake_hub(events) as fake:
-        async with RoomClient.connect(fake.url, key="k", token="t",
-                                      on_resync=resyncs.append) as client:
-            assert await client.leave("r1") is None  # type: ignore[func-returns-value]
-            message = await client.next_message(timeout=2)
+    async with (
+        fake_hub(events) as fake,
+        RoomClient.connect(fake.url, key="k", token="t", on_resync=resyncs.append) as client,
+    ):
+        assert await client.leave("r1") is None  # type: ignore[func-returns-value]
+        message = await client.next_message(timeout=2)
     assert resyncs == [Resync(room="r1", seq=8)]
     assert (message.room, message.seq, message.type) == ("r1", 9, "leaveRoom")
 
@@ -649,13 +769,15 @@ async def test_resume_replays_missed_messages(open_as: Opener, backend: RoomClie
 
 
 async def test_resume_beyond_the_history_cap_sends_resync(
-        start_hub: HubFactory, encoding: str) -> None:
+    start_hub: HubFactory, encoding: str
+) -> None:
     hub = await start_hub(history_max=2)
     resyncs: list[Resync] = []
 
     def connect(user: str, **options: Any) -> Any:
-        return RoomClient.connect(ws_url(hub), key=APP, token=token(user), encoding=encoding,
-                                  **options)
+        return RoomClient.connect(
+            ws_url(hub), key=APP, token=token(user), encoding=encoding, **options
+        )
 
     async with connect("bob"):
         pass
@@ -674,5 +796,7 @@ async def test_resume_beyond_the_history_cap_sends_resync(
             while len(resyncs) < 2:
                 await arrived.wait()
                 arrived.clear()
-    assert sorted(resyncs, key=lambda r: r.room) == [Resync(room="gone", seq=0),
-                                                      Resync(room="r1", seq=5)]
+    assert sorted(resyncs, key=lambda r: r.room) == [
+        Resync(room="gone", seq=0),
+        Resync(room="r1", seq=5),
+    ]

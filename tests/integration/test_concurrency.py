@@ -42,8 +42,9 @@ async def connections(specs: list[tuple[str, str, bool]]) -> AsyncIterator[list[
         yield opened
 
 
-async def send(client: RawClient, op: str, args: dict[str, Any], deadline: float,
-               stats: dict[str, int]) -> dict[str, Any]:
+async def send(
+    client: RawClient, op: str, args: dict[str, Any], deadline: float, stats: dict[str, int]
+) -> dict[str, Any]:
     """One request; on 100009 wait `retry_after_ms` and send it again. The final reply."""
     while True:
         reply = await client.request(op, args, timeout=max(1.0, deadline - time.monotonic()))
@@ -56,11 +57,16 @@ async def send(client: RawClient, op: str, args: dict[str, Any], deadline: float
         await asyncio.sleep(error["retry_after_ms"] / 1000)
 
 
-async def pipeline(client: RawClient, calls: list[tuple[str, dict[str, Any]]],
-                   deadline: float, stats: dict[str, int]) -> list[dict[str, Any]]:
+async def pipeline(
+    client: RawClient,
+    calls: list[tuple[str, dict[str, Any]]],
+    deadline: float,
+    stats: dict[str, int],
+) -> list[dict[str, Any]]:
     """All `calls` sent back to back without waiting; replies in call order."""
-    return list(await asyncio.gather(*(send(client, op, args, deadline, stats)
-                                       for op, args in calls)))
+    return list(
+        await asyncio.gather(*(send(client, op, args, deadline, stats) for op, args in calls))
+    )
 
 
 def assert_gapless(messages: list[Message], first: int, last: int) -> None:
@@ -77,8 +83,10 @@ async def many_updaters(urls: list[str], clients: int = 20, per_client: int = 25
     async with connections(specs) as opened:
         members, backends = opened[:clients], opened[clients:]
         # everybody is connected before the room exists: each starts from the createRoom
-        await backends[0].call("room.create", {"room": "crowd", "owner": users[0],
-                                               "members": users[1:], "reply": "ack"})
+        await backends[0].call(
+            "room.create",
+            {"room": "crowd", "owner": users[0], "members": users[1:], "reply": "ack"},
+        )
 
         expected_real = 0
         plans: list[tuple[RawClient, list[tuple[str, dict[str, Any]]], list[bool]]] = []
@@ -89,21 +97,35 @@ async def many_updaters(urls: list[str], clients: int = 20, per_client: int = 25
                     properties: dict[str, Any] = {"custom_info": ""}
                 else:
                     properties = {"n": k}
-                calls.append(("member.update", {"room": "crowd", "user": user,
-                                                "reply": "ack", "properties": properties}))
+                calls.append(
+                    (
+                        "member.update",
+                        {"room": "crowd", "user": user, "reply": "ack", "properties": properties},
+                    )
+                )
                 real.append(k % 5 != 4)
             plans.append((client, calls, real))
             expected_real += sum(real)
         # two backends fight over one property of u00: every value is new, so every call counts
         for j, backend in enumerate(backends):
-            calls = [("member.update", {"room": "crowd", "user": users[0], "reply": "ack",
-                                        "properties": {"shared": f"b{j}-{k}"}})
-                     for k in range(per_client)]
+            calls = [
+                (
+                    "member.update",
+                    {
+                        "room": "crowd",
+                        "user": users[0],
+                        "reply": "ack",
+                        "properties": {"shared": f"b{j}-{k}"},
+                    },
+                )
+                for k in range(per_client)
+            ]
             plans.append((backend, calls, [True] * per_client))
             expected_real += per_client
 
-        results = await asyncio.gather(*(pipeline(client, calls, deadline, stats)
-                                         for client, calls, _ in plans))
+        results = await asyncio.gather(
+            *(pipeline(client, calls, deadline, stats) for client, calls, _ in plans)
+        )
         last = 1 + expected_real
 
         # every op acknowledged exactly once, each real change with its own seq
@@ -136,8 +158,9 @@ async def many_updaters(urls: list[str], clients: int = 20, per_client: int = 25
         updates = [m for m in seen if m["type"] == "updateMember"]
         assert len(updates) == expected_real
         for user in users:
-            values = [m["changes"]["n"] for m in updates if m["targets"] == [user]
-                      and "n" in m["changes"]]
+            values = [
+                m["changes"]["n"] for m in updates if m["targets"] == [user] and "n" in m["changes"]
+            ]
             assert sorted(values) == [k for k in range(per_client) if k % 5 != 4], user
         shared = [m["changes"]["shared"] for m in updates if "shared" in m["changes"]]
         assert sorted(shared) == sorted(f"b{j}-{k}" for j in range(2) for k in range(per_client))
@@ -156,8 +179,9 @@ async def many_updaters(urls: list[str], clients: int = 20, per_client: int = 25
         history: list[Message] = []
         after = 0
         for _ in range(10):
-            page = await backends[0].call("room.history", {"room": "crowd",
-                                                           "after_seq": after, "limit": 200})
+            page = await backends[0].call(
+                "room.history", {"room": "crowd", "after_seq": after, "limit": 200}
+            )
             history += page["messages"]
             if not page["more"]:
                 break
@@ -186,8 +210,10 @@ async def concurrent_adds(urls: list[str]) -> None:
         for client, group in zip(clients, newcomers):
             # one add per user, one add of the whole group again (rule 8: nothing new), and
             # everybody adds zed at the same moment: exactly one of them brings zed in
-            calls = [("member.add", {"room": "party", "invitees": [user], "reply": "ack"})
-                     for user in group]
+            calls = [
+                ("member.add", {"room": "party", "invitees": [user], "reply": "ack"})
+                for user in group
+            ]
             calls.append(("member.add", {"room": "party", "invitees": group, "reply": "ack"}))
             calls.append(("member.add", {"room": "party", "invitees": ["zed"], "reply": "ack"}))
             jobs.append(pipeline(client, calls, deadline, stats))
@@ -216,8 +242,7 @@ async def concurrent_adds(urls: list[str]) -> None:
         for watcher in watchers:
             user = watcher.frames[0]["result"]["user"]
             first = next(m["seq"] for m in adds if user in m["targets"])
-            assert_gapless(await watcher.events_until(last, room="party", timeout=20),
-                           first, last)
+            assert_gapless(await watcher.events_until(last, room="party", timeout=20), first, last)
 
 
 async def test_many_pipelined_updaters_on_one_room(hub: Hub) -> None:
@@ -234,4 +259,3 @@ async def test_concurrent_adds_of_disjoint_users_all_land(hub: Hub) -> None:
 
 async def test_concurrent_adds_on_two_nodes(two_hubs: tuple[Hub, Hub]) -> None:
     await concurrent_adds([url(h) for h in two_hubs])
-

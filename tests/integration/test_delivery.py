@@ -65,42 +65,62 @@ async def test_every_connection_of_every_member_and_each_target_sees_each_change
     hub: Hub,
 ) -> None:
     async with clients(
-        (hub, "alice", "msgpack", False), (hub, "alice", "json", False),
-        (hub, "bob", "json", False), (hub, "bob", "msgpack", False),
-        (hub, "carol", "msgpack", False), (hub, "dave", "json", False),
-        (hub, "erin", "msgpack", False), (hub, "mallory", "json", False),
+        (hub, "alice", "msgpack", False),
+        (hub, "alice", "json", False),
+        (hub, "bob", "json", False),
+        (hub, "bob", "msgpack", False),
+        (hub, "carol", "msgpack", False),
+        (hub, "dave", "json", False),
+        (hub, "erin", "msgpack", False),
+        (hub, "mallory", "json", False),
     ) as (alice1, alice2, bob1, bob2, carol, dave, erin, mallory):
         # 1 createRoom: alice owns it, bob, dave and erin are members from the start
         room = await alice1.call("room.create", {"room": "r", "members": ["bob", "dave", "erin"]})
         assert room["seq"] == 1
         # 2 updateMember by the owner
-        await alice1.call("member.update", {"room": "r", "user": "bob",
-                                            "properties": {"nickname": "Bobby"}})
+        await alice1.call(
+            "member.update", {"room": "r", "user": "bob", "properties": {"nickname": "Bobby"}}
+        )
         # 3 inviteMember: carol is invited, not a member
-        await alice2.call("member.add", {"room": "r", "invitees": ["carol"],
-                                         "invitation_required": True})
+        await alice2.call(
+            "member.add", {"room": "r", "invitees": ["carol"], "invitation_required": True}
+        )
         # 4 removeMember: dave
         await alice1.call("member.remove", {"room": "r", "user": "dave"})
         # 5 leaveRoom: erin leaves
         assert await erin.call("room.leave", {"room": "r"}) == {}
         # 6 assignAdmin: bob
-        await alice1.call("member.update", {"room": "r", "user": "bob",
-                                            "properties": {"role": "admin"}})
+        await alice1.call(
+            "member.update", {"room": "r", "user": "bob", "properties": {"role": "admin"}}
+        )
         # 7 acceptInvitation: carol joins
         await carol.call("invitation.accept", {"room": "r"})
         # 8 updateMember by bob (now admin) on carol
-        last = await bob2.call("member.update", {"room": "r", "user": "carol",
-                                                 "properties": {"custom_info": "hi"}})
+        last = await bob2.call(
+            "member.update", {"room": "r", "user": "carol", "properties": {"custom_info": "hi"}}
+        )
         assert last["seq"] == 8
 
         everyone = {}
-        for name, client in (("alice1", alice1), ("alice2", alice2), ("bob1", bob1),
-                             ("bob2", bob2)):
+        for name, client in (
+            ("alice1", alice1),
+            ("alice2", alice2),
+            ("bob1", bob1),
+            ("bob2", bob2),
+        ):
             everyone[name] = await receive(client, "r", 8)
             assert_run(everyone[name], 1, 8)
         types = [m["type"] for m in everyone["alice1"]]
-        assert types == ["createRoom", "updateMember", "inviteMember", "removeMember",
-                         "leaveRoom", "assignAdmin", "acceptInvitation", "updateMember"]
+        assert types == [
+            "createRoom",
+            "updateMember",
+            "inviteMember",
+            "removeMember",
+            "leaveRoom",
+            "assignAdmin",
+            "acceptInvitation",
+            "updateMember",
+        ]
         # every connection got the very same messages, whatever its encoding
         for name, got in everyone.items():
             assert got == everyone["alice1"], name
@@ -125,16 +145,22 @@ async def test_every_connection_of_every_member_and_each_target_sees_each_change
 
 async def test_pipelined_burst_reaches_every_connection_gapless(hub: Hub) -> None:
     async with clients(
-        (hub, "alice", "msgpack", False), (hub, "alice", "json", False),
-        (hub, "bob", "json", False), (hub, "backend", "msgpack", True),
+        (hub, "alice", "msgpack", False),
+        (hub, "alice", "json", False),
+        (hub, "bob", "json", False),
+        (hub, "backend", "msgpack", True),
     ) as (alice1, alice2, bob, backend):
         await alice1.call("room.create", {"room": "burst", "members": ["bob"]})
         count = 40
-        replies = await asyncio.gather(*(
-            alice1.request("member.update", {"room": "burst", "user": "alice", "reply": "ack",
-                                             "properties": {"score": i}})
-            for i in range(count)
-        ))
+        replies = await asyncio.gather(
+            *(
+                alice1.request(
+                    "member.update",
+                    {"room": "burst", "user": "alice", "reply": "ack", "properties": {"score": i}},
+                )
+                for i in range(count)
+            )
+        )
         assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]]
         assert sorted(r["result"]["seq"] for r in replies) == list(range(2, count + 2))
         for client in (alice1, alice2, bob):
@@ -150,49 +176,57 @@ async def test_pipelined_burst_reaches_every_connection_gapless(hub: Hub) -> Non
 
 async def test_member_who_connects_after_being_added_receives_later_messages(hub: Hub) -> None:
     async with clients((hub, "alice", "msgpack", False), (hub, "backend", "json", True)) as (
-        alice, backend,
+        alice,
+        backend,
     ):
         await register(backend, "bob")
         await alice.call("room.create", {"room": "r", "members": ["bob"]})
         async with clients((hub, "bob", "json", False)) as (bob,):
             welcome = bob.frames[0]["result"]
             assert welcome["rooms"] == ["r"]
-            await alice.call("member.update", {"room": "r", "user": "bob",
-                                               "properties": {"level": 3}})
+            await alice.call(
+                "member.update", {"room": "r", "user": "bob", "properties": {"level": 3}}
+            )
             got = await receive(bob, "r", 2)
             assert seqs(got) == [2] and got[0]["type"] == "updateMember"
             assert got[0]["changes"] == {"level": 3}
-            await bob.call("member.update", {"room": "r", "user": "bob",
-                                             "properties": {"nickname": "B"}})
+            await bob.call(
+                "member.update", {"room": "r", "user": "bob", "properties": {"nickname": "B"}}
+            )
             assert seqs(await receive(bob, "r", 3)) == [3]
             assert seqs(await receive(alice, "r", 3)) == [1, 2, 3]
 
 
 async def test_user_connected_before_being_added_receives_from_the_add_on(hub: Hub) -> None:
     async with clients(
-        (hub, "alice", "msgpack", False), (hub, "bob", "json", False),
+        (hub, "alice", "msgpack", False),
+        (hub, "bob", "json", False),
         (hub, "carol", "msgpack", False),
     ) as (alice, bob, carol):
         assert bob.frames[0]["result"]["rooms"] == []
         await alice.call("room.create", {"room": "r"})
-        await alice.call("member.update", {"room": "r", "user": "alice",
-                                           "properties": {"nickname": "Al"}})
+        await alice.call(
+            "member.update", {"room": "r", "user": "alice", "properties": {"nickname": "Al"}}
+        )
         await bob.no_event(0.2)
         # added directly: bob's first message is the addMember, then every later one
         await alice.call("member.add", {"room": "r", "invitees": ["bob"]})
-        await alice.call("member.update", {"room": "r", "user": "bob",
-                                           "properties": {"custom_info": "new"}})
+        await alice.call(
+            "member.update", {"room": "r", "user": "bob", "properties": {"custom_info": "new"}}
+        )
         got = await receive(bob, "r", 4)
         assert seqs(got) == [3, 4]
         assert got[0]["type"] == "addMember" and got[0]["targets"] == ["bob"]
         # invited: carol gets the invitation, and after accepting every later message
-        await alice.call("member.add", {"room": "r", "invitees": ["carol"],
-                                        "invitation_required": True})
+        await alice.call(
+            "member.add", {"room": "r", "invitees": ["carol"], "invitation_required": True}
+        )
         invite = await receive(carol, "r", 5)
         assert seqs(invite) == [5] and invite[0]["type"] == "inviteMember"
         await carol.call("invitation.accept", {"room": "r"})
-        await bob.call("member.update", {"room": "r", "user": "bob",
-                                         "properties": {"nickname": "Bobby"}})
+        await bob.call(
+            "member.update", {"room": "r", "user": "bob", "properties": {"nickname": "Bobby"}}
+        )
         assert seqs(await receive(carol, "r", 7)) == [6, 7]
         assert seqs(await receive(bob, "r", 7)) == [5, 6, 7]
         assert seqs(await receive(alice, "r", 7)) == list(range(1, 8))
@@ -200,24 +234,38 @@ async def test_user_connected_before_being_added_receives_from_the_add_on(hub: H
             await client.no_event(0.2)
 
 
-async def _add_then_pipeline(operator: RawClient, room: str, newcomer: str,
-                             owner: str, extra: int) -> tuple[int, int]:
+async def _add_then_pipeline(
+    operator: RawClient, room: str, newcomer: str, owner: str, extra: int
+) -> tuple[int, int]:
     """member.add `newcomer` with `extra` changes (on the owner) pipelined right behind it, then
     `extra` changes on the newcomer sent the moment the add is acknowledged.
 
     Returns (seq of the addMember message, seq of the last message).
     """
-    add = asyncio.ensure_future(operator.request(
-        "member.add", {"room": room, "invitees": [newcomer], "reply": "ack"}))
+    add = asyncio.ensure_future(
+        operator.request("member.add", {"room": room, "invitees": [newcomer], "reply": "ack"})
+    )
     await asyncio.sleep(0)  # the add is on the wire first
-    behind = [asyncio.ensure_future(operator.request("member.update", {
-        "room": room, "user": owner, "reply": "ack", "properties": {"step": i}}))
-        for i in range(extra)]
+    behind = [
+        asyncio.ensure_future(
+            operator.request(
+                "member.update",
+                {"room": room, "user": owner, "reply": "ack", "properties": {"step": i}},
+            )
+        )
+        for i in range(extra)
+    ]
     added = await add
     assert added["ok"], added
-    after = [asyncio.ensure_future(operator.request("member.update", {
-        "room": room, "user": newcomer, "reply": "ack", "properties": {"step": i}}))
-        for i in range(extra)]
+    after = [
+        asyncio.ensure_future(
+            operator.request(
+                "member.update",
+                {"room": room, "user": newcomer, "reply": "ack", "properties": {"step": i}},
+            )
+        )
+        for i in range(extra)
+    ]
     replies = await asyncio.gather(*behind, *after)
     assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]]
     acks = sorted([added["result"]["seq"], *(r["result"]["seq"] for r in replies)])
@@ -227,8 +275,10 @@ async def _add_then_pipeline(operator: RawClient, room: str, newcomer: str,
 
 async def test_changes_pipelined_right_after_an_add_reach_the_newcomer(hub: Hub) -> None:
     async with clients(
-        (hub, "backend", "msgpack", True), (hub, "alice", "msgpack", False),
-        (hub, "bob", "json", False), (hub, "bob", "msgpack", False),
+        (hub, "backend", "msgpack", True),
+        (hub, "alice", "msgpack", False),
+        (hub, "bob", "json", False),
+        (hub, "bob", "msgpack", False),
     ) as (backend, alice, bob1, bob2):
         # the backend (a server token, no room feed) and the owner's own connection operate
         for round_, operator in enumerate([backend, alice] * 3):
@@ -250,72 +300,124 @@ async def test_changes_pipelined_right_after_an_add_reach_the_newcomer(hub: Hub)
 
 async def test_a_change_that_changes_nothing_emits_no_message(hub: Hub) -> None:
     async with clients(
-        (hub, "alice", "msgpack", False), (hub, "bob", "json", False),
+        (hub, "alice", "msgpack", False),
+        (hub, "bob", "json", False),
         (hub, "carol", "msgpack", False),
     ) as (alice, bob, carol):
         await alice.call("room.create", {"room": "r", "members": ["bob"]})
-        await alice.call("member.add", {"room": "r", "invitees": ["carol"],
-                                        "invitation_required": True})
-        await alice.call("member.update", {"room": "r", "user": "bob", "properties": {
-            "nickname": "B", "level": 2, "custom_info": "c", "extension": "e",
-            "avatar": "https://a.example/b.png", "score": 5, "tags": ["x", {"y": 1}]}})
+        await alice.call(
+            "member.add", {"room": "r", "invitees": ["carol"], "invitation_required": True}
+        )
+        await alice.call(
+            "member.update",
+            {
+                "room": "r",
+                "user": "bob",
+                "properties": {
+                    "nickname": "B",
+                    "level": 2,
+                    "custom_info": "c",
+                    "extension": "e",
+                    "avatar": "https://a.example/b.png",
+                    "score": 5,
+                    "tags": ["x", {"y": 1}],
+                },
+            },
+        )
         for client in (alice, bob):
             assert seqs(await receive(client, "r", 3)) == [1, 2, 3]
         assert seqs(await receive(carol, "r", 2)) == [2]
         before = await alice.call("room.get", {"room": "r"})
 
         same = [
-            {"nickname": "B"}, {"level": 2}, {"custom_info": "c"}, {"extension": "e"},
-            {"avatar": "https://a.example/b.png"}, {"score": 5}, {"tags": ["x", {"y": 1}]},
-            {"role": "member"}, {"absent_prop": None},
+            {"nickname": "B"},
+            {"level": 2},
+            {"custom_info": "c"},
+            {"extension": "e"},
+            {"avatar": "https://a.example/b.png"},
+            {"score": 5},
+            {"tags": ["x", {"y": 1}]},
+            {"role": "member"},
+            {"absent_prop": None},
             {"nickname": "B", "score": 5, "role": "member"},
         ]
         for properties in same:
-            room = await alice.call("member.update", {"room": "r", "user": "bob",
-                                                      "properties": properties})
+            room = await alice.call(
+                "member.update", {"room": "r", "user": "bob", "properties": properties}
+            )
             assert room == before, properties
-            ack = await alice.call("member.update", {"room": "r", "user": "bob", "reply": "ack",
-                                                     "properties": properties})
+            ack = await alice.call(
+                "member.update",
+                {"room": "r", "user": "bob", "reply": "ack", "properties": properties},
+            )
             assert ack == {"room": "r", "seq": 3}
         # adding a member again, inviting an invitee again
         assert await alice.call("member.add", {"room": "r", "invitees": ["bob"]}) == before
-        assert await alice.call("member.add", {"room": "r", "invitees": ["carol"],
-                                               "invitation_required": True}) == before
+        assert (
+            await alice.call(
+                "member.add", {"room": "r", "invitees": ["carol"], "invitation_required": True}
+            )
+            == before
+        )
         # a user setting their own nickname to what it is
-        assert await bob.call("member.update", {"room": "r", "user": "bob",
-                                                "properties": {"nickname": "B"}}) == before
+        assert (
+            await bob.call(
+                "member.update", {"room": "r", "user": "bob", "properties": {"nickname": "B"}}
+            )
+            == before
+        )
         for client in (alice, bob, carol):
             await client.no_event(0.3)
         history = await alice.call("room.history", {"room": "r"})
         assert seqs(history["messages"]) == [1, 2, 3]
         # a partial no-op reports only what really changed
-        await alice.call("member.update", {"room": "r", "user": "bob",
-                                           "properties": {"nickname": "B", "level": 7}})
+        await alice.call(
+            "member.update",
+            {"room": "r", "user": "bob", "properties": {"nickname": "B", "level": 7}},
+        )
         message = (await receive(bob, "r", 4))[-1]
         assert message["type"] == "updateMember" and message["changes"] == {"level": 7}
 
 
 async def test_live_messages_equal_the_room_history(hub: Hub) -> None:
     async with clients(
-        (hub, "alice", "json", False), (hub, "bob", "msgpack", False),
-        (hub, "carol", "json", False), (hub, "backend", "msgpack", True),
+        (hub, "alice", "json", False),
+        (hub, "bob", "msgpack", False),
+        (hub, "carol", "json", False),
+        (hub, "backend", "msgpack", True),
     ) as (alice, bob, carol, backend):
         await alice.call("room.create", {"room": "h", "name": "History", "members": ["bob"]})
-        await alice.call("member.add", {"room": "h", "invitees": ["carol"],
-                                        "invitation_required": True, "system_message": True})
+        await alice.call(
+            "member.add",
+            {
+                "room": "h",
+                "invitees": ["carol"],
+                "invitation_required": True,
+                "system_message": True,
+            },
+        )
         await carol.call("invitation.accept", {"room": "h"})
-        await alice.call("member.update", {"room": "h", "user": "bob", "system_message": True,
-                                           "notification_extension": '{"k": "v"}',
-                                           "properties": {"role": "admin", "nickname": "Bob ✓",
-                                                          "loc": {"lat": 1.5, "tags": []}}})
-        await bob.call("member.update", {"room": "h", "user": "carol",
-                                         "properties": {"role": "guest"}})
-        await alice.call("member.update", {"room": "h", "user": "bob",
-                                           "properties": {"loc": None}})
+        await alice.call(
+            "member.update",
+            {
+                "room": "h",
+                "user": "bob",
+                "system_message": True,
+                "notification_extension": '{"k": "v"}',
+                "properties": {
+                    "role": "admin",
+                    "nickname": "Bob ✓",
+                    "loc": {"lat": 1.5, "tags": []},
+                },
+            },
+        )
+        await bob.call(
+            "member.update", {"room": "h", "user": "carol", "properties": {"role": "guest"}}
+        )
+        await alice.call("member.update", {"room": "h", "user": "bob", "properties": {"loc": None}})
         await alice.call("member.remove", {"room": "h", "user": "carol"})
         for i in range(6):
-            await bob.call("member.update", {"room": "h", "user": "bob",
-                                             "properties": {"n": i}})
+            await bob.call("member.update", {"room": "h", "user": "bob", "properties": {"n": i}})
         last = (await alice.call("room.get", {"room": "h"}))["seq"]
         assert last == 14
 
@@ -330,8 +432,7 @@ async def test_live_messages_equal_the_room_history(hub: Hub) -> None:
         paged: list[Message] = []
         after = 0
         for _ in range(10):
-            page = await backend.call("room.history", {"room": "h", "after_seq": after,
-                                                       "limit": 4})
+            page = await backend.call("room.history", {"room": "h", "after_seq": after, "limit": 4})
             paged += page["messages"]
             if not page["more"]:
                 break
@@ -359,9 +460,12 @@ async def test_members_on_two_nodes_each_receive_each_message_once_in_order(
 ) -> None:
     a, b = two_hubs
     async with clients(
-        (a, "alice", "msgpack", False), (b, "alice", "json", False),
-        (b, "bob", "msgpack", False), (a, "carol", "json", False),
-        (b, "carol", "msgpack", False), (a, "mallory", "msgpack", False),
+        (a, "alice", "msgpack", False),
+        (b, "alice", "json", False),
+        (b, "bob", "msgpack", False),
+        (a, "carol", "json", False),
+        (b, "carol", "msgpack", False),
+        (a, "mallory", "msgpack", False),
         (b, "mallory", "json", False),
     ) as (alice_a, alice_b, bob_b, carol_a, carol_b, mallory_a, mallory_b):
         await alice_a.call("room.create", {"room": "x", "members": ["bob", "carol"]})
@@ -370,20 +474,37 @@ async def test_members_on_two_nodes_each_receive_each_message_once_in_order(
         requests = []
         for i in range(count):
             if i % 3 == 0:
-                requests.append(alice_b.request("member.update", {
-                    "room": "x", "user": "bob", "reply": "ack", "properties": {"a": i}}))
+                requests.append(
+                    alice_b.request(
+                        "member.update",
+                        {"room": "x", "user": "bob", "reply": "ack", "properties": {"a": i}},
+                    )
+                )
             elif i % 3 == 1:
-                requests.append(bob_b.request("member.update", {
-                    "room": "x", "user": "bob", "reply": "ack", "properties": {"b": i}}))
+                requests.append(
+                    bob_b.request(
+                        "member.update",
+                        {"room": "x", "user": "bob", "reply": "ack", "properties": {"b": i}},
+                    )
+                )
             else:
-                requests.append(carol_a.request("member.update", {
-                    "room": "x", "user": "carol", "reply": "ack", "properties": {"c": i}}))
+                requests.append(
+                    carol_a.request(
+                        "member.update",
+                        {"room": "x", "user": "carol", "reply": "ack", "properties": {"c": i}},
+                    )
+                )
         replies = await asyncio.gather(*requests)
         assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]]
         last = count + 1
         seen = {}
-        for name, client in (("alice_a", alice_a), ("alice_b", alice_b), ("bob_b", bob_b),
-                             ("carol_a", carol_a), ("carol_b", carol_b)):
+        for name, client in (
+            ("alice_a", alice_a),
+            ("alice_b", alice_b),
+            ("bob_b", bob_b),
+            ("carol_a", carol_a),
+            ("carol_b", carol_b),
+        ):
             seen[name] = await receive(client, "x", last)
             assert_run(seen[name], 1, last)
             assert seen[name] == seen["alice_a"], name
@@ -398,9 +519,12 @@ async def test_members_on_two_nodes_each_receive_each_message_once_in_order(
 async def test_two_nodes_targets_newcomers_and_leavers(two_hubs: tuple[Hub, Hub]) -> None:
     a, b = two_hubs
     async with clients(
-        (a, "alice", "msgpack", False), (b, "bob", "json", False),
-        (b, "bob", "msgpack", False), (b, "carol", "json", False),
-        (a, "dave", "msgpack", False), (b, "backend", "msgpack", True),
+        (a, "alice", "msgpack", False),
+        (b, "bob", "json", False),
+        (b, "bob", "msgpack", False),
+        (b, "carol", "json", False),
+        (a, "dave", "msgpack", False),
+        (b, "backend", "msgpack", True),
     ) as (alice, bob1, bob2, carol, dave, backend):
         await alice.call("room.create", {"room": "y", "members": ["dave"]})
         # bob (only on node B) is added by alice (node A) with changes right behind the add
@@ -411,16 +535,19 @@ async def test_two_nodes_targets_newcomers_and_leavers(two_hubs: tuple[Hub, Hub]
             assert_run(got, added, last)
             assert got[0]["type"] == "addMember"
         # carol (node B) is invited by the backend (node B), accepts
-        await backend.call("member.add", {"room": "y", "invitees": ["carol"],
-                                          "invitation_required": True})
+        await backend.call(
+            "member.add", {"room": "y", "invitees": ["carol"], "invitation_required": True}
+        )
         await carol.call("invitation.accept", {"room": "y"})
         # dave (node A) is removed by bob (node B) after bob became admin
-        await alice.call("member.update", {"room": "y", "user": "bob",
-                                           "properties": {"role": "admin"}})
+        await alice.call(
+            "member.update", {"room": "y", "user": "bob", "properties": {"role": "admin"}}
+        )
         await bob2.call("member.remove", {"room": "y", "user": "dave"})
         await carol.call("room.leave", {"room": "y"})
-        await alice.call("member.update", {"room": "y", "user": "bob",
-                                           "properties": {"nickname": "after"}})
+        await alice.call(
+            "member.update", {"room": "y", "user": "bob", "properties": {"nickname": "after"}}
+        )
         # 23 invite, 24 accept, 25 assignAdmin, 26 removeMember, 27 leaveRoom, 28 update
         final = 28
         everything = await receive(alice, "y", final)
@@ -442,15 +569,18 @@ async def test_removed_then_added_again_receives_nothing_in_between(
 ) -> None:
     a, b = two_hubs
     async with clients((a, "alice", "msgpack", False), (b, "dave", "json", False)) as (
-        alice, dave,
+        alice,
+        dave,
     ):
         await alice.call("room.create", {"room": "z", "members": ["dave"]})  # 1
-        await alice.call("member.update", {"room": "z", "user": "dave",
-                                           "properties": {"k": 0}})  # 2
+        await alice.call(
+            "member.update", {"room": "z", "user": "dave", "properties": {"k": 0}}
+        )  # 2
         await alice.call("member.remove", {"room": "z", "user": "dave"})  # 3
         for i in range(3):  # 4, 5, 6: dave is out
-            await alice.call("member.update", {"room": "z", "user": "alice",
-                                               "properties": {"k": i}})
+            await alice.call(
+                "member.update", {"room": "z", "user": "alice", "properties": {"k": i}}
+            )
         assert seqs(await receive(dave, "z", 3)) == [1, 2, 3]
         await dave.no_event(0.2)
         # back in, with changes pipelined around the add: 7 .. 13, the add among them
@@ -461,15 +591,19 @@ async def test_removed_then_added_again_receives_nothing_in_between(
         assert got[0]["type"] == "addMember"
         # dave leaves, is invited again: the invitation, then from his acceptance on
         await dave.call("room.leave", {"room": "z"})  # 14
-        await alice.call("member.update", {"room": "z", "user": "alice",
-                                           "properties": {"k": 99}})  # 15
-        await alice.call("member.add", {"room": "z", "invitees": ["dave"],
-                                        "invitation_required": True})  # 16
-        await alice.call("member.update", {"room": "z", "user": "alice",
-                                           "properties": {"k": 100}})  # 17
+        await alice.call(
+            "member.update", {"room": "z", "user": "alice", "properties": {"k": 99}}
+        )  # 15
+        await alice.call(
+            "member.add", {"room": "z", "invitees": ["dave"], "invitation_required": True}
+        )  # 16
+        await alice.call(
+            "member.update", {"room": "z", "user": "alice", "properties": {"k": 100}}
+        )  # 17
         await dave.call("invitation.accept", {"room": "z"})  # 18
-        await alice.call("member.update", {"room": "z", "user": "dave",
-                                           "properties": {"k": 101}})  # 19
+        await alice.call(
+            "member.update", {"room": "z", "user": "dave", "properties": {"k": 101}}
+        )  # 19
         assert seqs(await receive(dave, "z", 19)) == [14, 16, 18, 19]
         assert_run(await receive(alice, "z", 19), 1, 19)
         for client in (alice, dave):

@@ -32,10 +32,18 @@ pytestmark = pytest.mark.timeout(30)
 ENCODINGS = ("msgpack", "json")  # by the hub param's index: alternate across stores
 
 REASONS = {
-    100001: "INTERNAL", 100002: "INVALID_PARAMETER", 100003: "ROOM_EXISTS",
-    100004: "ROOM_NOT_FOUND", 100005: "NOT_A_MEMBER", 100006: "FORBIDDEN",
-    100007: "USER_NOT_FOUND", 100008: "NO_INVITATION", 100009: "RATE_LIMITED",
-    100010: "UNAUTHENTICATED", 100011: "UNKNOWN_OP", 100012: "ROOM_FULL",
+    100001: "INTERNAL",
+    100002: "INVALID_PARAMETER",
+    100003: "ROOM_EXISTS",
+    100004: "ROOM_NOT_FOUND",
+    100005: "NOT_A_MEMBER",
+    100006: "FORBIDDEN",
+    100007: "USER_NOT_FOUND",
+    100008: "NO_INVITATION",
+    100009: "RATE_LIMITED",
+    100010: "UNAUTHENTICATED",
+    100011: "UNKNOWN_OP",
+    100012: "ROOM_FULL",
     100013: "MALFORMED_FRAME",
 }
 
@@ -54,8 +62,9 @@ def enc(request: pytest.FixtureRequest) -> str:
 async def open_as(connect: Any, enc: str) -> AsyncIterator[Open]:
     async with contextlib.AsyncExitStack() as stack:
 
-        async def open_client(user: str, *, server: bool = False,
-                              encoding: str | None = None) -> RawClient:
+        async def open_client(
+            user: str, *, server: bool = False, encoding: str | None = None
+        ) -> RawClient:
             client = await stack.enter_async_context(connect(encoding or enc))
             await client.auth(user, server=server)
             return client
@@ -78,11 +87,14 @@ class World:
 @pytest.fixture
 async def w(open_as: Open) -> World:
     srv = await open_as("backend", server=True)
-    alice, bob, gus, dave, erin = [await open_as(u) for u in ("alice", "bob", "gus", "dave", "erin")]
+    alice, bob, gus, dave, erin = [
+        await open_as(u) for u in ("alice", "bob", "gus", "dave", "erin")
+    ]
     await alice.call("room.create", {"room": "r1", "members": ["bob", "gus"], "name": "One"})
     await srv.call("member.update", {"room": "r1", "user": "gus", "properties": {"role": "guest"}})
-    await alice.call("member.add", {"room": "r1", "invitees": ["dave"],
-                                    "invitation_required": True})
+    await alice.call(
+        "member.add", {"room": "r1", "invitees": ["dave"], "invitation_required": True}
+    )
     await alice.events_until(3, "r1")
     return World(srv, alice, bob, gus, dave, erin)
 
@@ -105,20 +117,26 @@ async def alive(client: RawClient) -> None:
 _probes = itertools.count(1)
 
 
-async def barrier(srv: RawClient, watcher: RawClient, room: str = "r1", user: str = "alice") -> None:
+async def barrier(
+    srv: RawClient, watcher: RawClient, room: str = "r1", user: str = "alice"
+) -> None:
     """A real change; it must be the watcher's very next event (nothing came before it)."""
     value = next(_probes)
-    ack = await srv.call("member.update", {"room": room, "user": user,
-                                           "properties": {"_probe": value}, "reply": "ack"})
+    ack = await srv.call(
+        "member.update",
+        {"room": room, "user": user, "properties": {"_probe": value}, "reply": "ack"},
+    )
     got = await watcher.event()
     while got["room"] != room:  # other rooms' changes made by the test itself
         got = await watcher.event()
-    assert (got["seq"], got["changes"]) == (ack["seq"], {"_probe": value}), \
+    assert (got["seq"], got["changes"]) == (ack["seq"], {"_probe": value}), (
         f"a failed op emitted something: {got}"
+    )
 
 
-def check_error(err: dict[str, Any], code: int, field: str | None = None,
-                mentions: tuple[str, ...] = ()) -> None:
+def check_error(
+    err: dict[str, Any], code: int, field: str | None = None, mentions: tuple[str, ...] = ()
+) -> None:
     assert err["code"] == code, err
     assert err["reason"] == REASONS[code], err
     assert isinstance(err["message"], str) and len(err["message"]) >= 8, err
@@ -129,9 +147,17 @@ def check_error(err: dict[str, Any], code: int, field: str | None = None,
     assert "retry_after_ms" not in err
 
 
-async def expect(w: World, actor: RawClient, op: str, args: Any, code: int,
-                 field: str | None = None, *, mentions: tuple[str, ...] = (),
-                 rooms: tuple[str, ...] = ()) -> dict[str, Any]:
+async def expect(
+    w: World,
+    actor: RawClient,
+    op: str,
+    args: Any,
+    code: int,
+    field: str | None = None,
+    *,
+    mentions: tuple[str, ...] = (),
+    rooms: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """`op` fails with `code`; r1 (and `rooms`) are unchanged, nothing was emitted, and the
     connection still works."""
     watched = ("r1", *rooms)
@@ -147,12 +173,23 @@ async def expect(w: World, actor: RawClient, op: str, args: Any, code: int,
 def frames_for(enc: str) -> dict[str, bytes | str]:
     """Frames that do not decode to a map, in the connection's encoding."""
     if enc == "json":
-        return {"not json": "{\"id\": 1, \"op\": ", "list": "[1, 2]", "string": "\"room.get\"",
-                "number": "42", "null": "null", "binary frame": msgpack.packb({"id": 1, "op": "x"})}
-    return {"not msgpack": b"\xc1\x00", "truncated": b"\x82\xa2id",
-            "list": msgpack.packb([1, 2]), "string": msgpack.packb("room.get"),
-            "number": msgpack.packb(42), "nil": msgpack.packb(None),
-            "text frame": json.dumps({"id": 1, "op": "room.list"})}
+        return {
+            "not json": '{"id": 1, "op": ',
+            "list": "[1, 2]",
+            "string": '"room.get"',
+            "number": "42",
+            "null": "null",
+            "binary frame": msgpack.packb({"id": 1, "op": "x"}),
+        }
+    return {
+        "not msgpack": b"\xc1\x00",
+        "truncated": b"\x82\xa2id",
+        "list": msgpack.packb([1, 2]),
+        "string": msgpack.packb("room.get"),
+        "number": msgpack.packb(42),
+        "nil": msgpack.packb(None),
+        "text frame": json.dumps({"id": 1, "op": "room.list"}),
+    }
 
 
 async def expect_closed(client: RawClient, code: int, timeout: float = 5) -> None:
@@ -171,9 +208,11 @@ async def handshake_status(hub: Any, path: str = "/ws", protocols: str | None = 
     """Send a WebSocket upgrade request over plain TCP; the HTTP status of the answer."""
     reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
     try:
-        request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        )
         if protocols is not None:
             request += f"Sec-WebSocket-Protocol: {protocols}\r\n"
         writer.write((request + "\r\n").encode())
@@ -233,8 +272,8 @@ async def test_op_before_auth_is_100010_then_close_4401(connect: Any, enc: str) 
     for op, args in (
         ("room.list", {}),
         ("room.create", {"room": "r1"}),
-        ("room.create", {"name": 5}),          # 100010 outranks 100002
-        ("no.such.op", {}),                    # 100010 outranks 100011
+        ("room.create", {"name": 5}),  # 100010 outranks 100002
+        ("no.such.op", {}),  # 100010 outranks 100011
     ):
         async with connect(enc) as client:
             err = await client.fail(op, args)
@@ -243,7 +282,8 @@ async def test_op_before_auth_is_100010_then_close_4401(connect: Any, enc: str) 
 
 
 async def test_malformed_frame_before_auth_is_100013_and_keeps_the_connection(
-        connect: Any, enc: str) -> None:
+    connect: Any, enc: str
+) -> None:
     async with connect(enc) as client:
         for frame in frames_for(enc).values():
             await client.send_raw(frame)
@@ -263,8 +303,13 @@ def _auth_cases() -> list[Any]:
     good = token("alice")
     return [
         pytest.param({"key": "no-such-app", "token": good}, id="unknown key"),
-        pytest.param({"key": APP, "token": token("alice", secret="another-secret-that-is-long-enough-for-hs256")},
-                     id="wrong secret"),
+        pytest.param(
+            {
+                "key": APP,
+                "token": token("alice", secret="another-secret-that-is-long-enough-for-hs256"),
+            },
+            id="wrong secret",
+        ),
         pytest.param({"key": APP, "token": token("alice", ttl=-60)}, id="expired"),
         pytest.param({"key": APP, "token": "not.a.jwt"}, id="garbage token"),
         pytest.param({"key": APP, "token": token("bad user!")}, id="bad sub"),
@@ -286,7 +331,8 @@ async def test_failed_auth_is_100010_then_close_4401(connect: Any, enc: str) -> 
 
 @pytest.mark.parametrize("extra, field", [({"tokn": "x"}, "tokn"), ({"resume": "all"}, "resume")])
 async def test_auth_argument_errors_with_a_valid_token_are_100002(
-        connect: Any, enc: str, extra: dict[str, Any], field: str) -> None:
+    connect: Any, enc: str, extra: dict[str, Any], field: str
+) -> None:
     async with connect(enc) as client:
         err = await client.fail("auth", {"key": APP, "token": token("alice"), **extra})
         check_error(err, 100002, field)
@@ -294,8 +340,7 @@ async def test_auth_argument_errors_with_a_valid_token_are_100002(
         assert (await client.auth("alice"))["user"] == "alice"
 
 
-async def test_second_auth_is_100002_and_changes_nothing(w: World, connect: Any,
-                                                         enc: str) -> None:
+async def test_second_auth_is_100002_and_changes_nothing(w: World, connect: Any, enc: str) -> None:
     err = await expect(w, w.bob, "auth", {"key": APP, "token": token("erin")}, 100002, None)
     assert "auth" in err["message"].lower()
     # still bob
@@ -317,12 +362,12 @@ async def test_undecodable_or_non_map_frames_are_100013_with_re_null(w: World, e
 
 async def test_bad_id_or_op_is_100013(w: World) -> None:
     for frame, re in (
-        ({"id": 5, "args": {"room": "r1"}}, 5),            # no op
-        ({"id": 6, "op": None}, 6),                        # op null
-        ({"id": 7, "op": 3}, 7),                           # op not a string
-        ({"id": True, "op": "room.list"}, None),           # id a bool
-        ({"id": 1.5, "op": "room.list"}, None),            # id a float
-        ({"id": [1], "op": "room.list"}, None),            # id a list
+        ({"id": 5, "args": {"room": "r1"}}, 5),  # no op
+        ({"id": 6, "op": None}, 6),  # op null
+        ({"id": 7, "op": 3}, 7),  # op not a string
+        ({"id": True, "op": "room.list"}, None),  # id a bool
+        ({"id": 1.5, "op": "room.list"}, None),  # id a float
+        ({"id": [1], "op": "room.list"}, None),  # id a list
         ({"op": ["room.list"]}, None),
     ):
         await w.bob.send_raw(w.bob.encode(frame))
@@ -348,8 +393,9 @@ async def test_frame_over_64_kib_closes_1009(w: World) -> None:
 
 async def test_frame_over_64_kib_before_auth_closes_1009(connect: Any, enc: str) -> None:
     async with connect(enc) as client:
-        await client.send_raw(client.encode({"id": 1, "op": "auth",
-                                             "args": {"key": APP, "token": "t" * (65 * 1024)}}))
+        await client.send_raw(
+            client.encode({"id": 1, "op": "auth", "args": {"key": APP, "token": "t" * (65 * 1024)}})
+        )
         await expect_closed(client, 1009)
 
 
@@ -406,13 +452,19 @@ UNKNOWN_ARG_CASES = [
 async def test_an_unknown_argument_is_named_in_field(w: World) -> None:
     for op, args in UNKNOWN_ARG_CASES:
         actor = w.dave if op.startswith("invitation") else w.alice if op != "room.leave" else w.bob
-        await expect(w, actor, op, {**args, "bogus": 1}, 100002, "bogus", mentions=("bogus",),
-                     rooms=("new",))
+        await expect(
+            w, actor, op, {**args, "bogus": 1}, 100002, "bogus", mentions=("bogus",), rooms=("new",)
+        )
     await expect(w, w.srv, "user.upsert", {"id": "zed", "nick": "Z"}, 100002, "nick")
     # a typo in an optional argument never passes silently
-    await expect(w, w.alice, "member.add",
-                 {"room": "r1", "invitees": ["erin"], "invitation_requried": True},
-                 100002, "invitation_requried")
+    await expect(
+        w,
+        w.alice,
+        "member.add",
+        {"room": "r1", "invitees": ["erin"], "invitation_requried": True},
+        100002,
+        "invitation_requried",
+    )
     await expect(w, w.alice, "room.history", {"room": "r1", "afterSeq": 1}, 100002, "afterSeq")
     # an argument of another op is unknown here
     await expect(w, w.bob, "room.get", {"room": "r1", "reply": "ack"}, 100002, "reply")
@@ -455,23 +507,47 @@ WRONG_TYPE_CASES = [
     ("room.create", {"room": "new", "reply": "full"}, "reply"),
     ("member.add", {"room": "r1", "invitees": "erin"}, "invitees"),
     ("member.add", {"room": "r1", "invitees": ["erin", 5]}, "invitees.1"),
-    ("member.add", {"room": "r1", "invitees": ["erin"], "invitation_required": "yes"},
-     "invitation_required"),
+    (
+        "member.add",
+        {"room": "r1", "invitees": ["erin"], "invitation_required": "yes"},
+        "invitation_required",
+    ),
     ("member.add", {"room": "r1", "invitees": ["erin"], "system_message": 1}, "system_message"),
-    ("member.update", {"room": "r1", "user": "bob", "properties": [["nickname", "x"]]},
-     "properties"),
-    ("member.update", {"room": "r1", "user": "bob", "properties": {"level": "3"}},
-     "properties.level"),
-    ("member.update", {"room": "r1", "user": "bob", "properties": {"level": True}},
-     "properties.level"),
-    ("member.update", {"room": "r1", "user": "bob", "properties": {"level": 2.5}},
-     "properties.level"),
-    ("member.update", {"room": "r1", "user": "bob", "properties": {"nickname": 5}},
-     "properties.nickname"),
-    ("member.update", {"room": "r1", "user": "bob", "properties": {"role": "superuser"}},
-     "properties.role"),
-    ("member.update", {"room": "r1", "user": "bob", "properties": {"nickname": "x"},
-                       "notification_extension": 5}, "notification_extension"),
+    (
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": [["nickname", "x"]]},
+        "properties",
+    ),
+    (
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"level": "3"}},
+        "properties.level",
+    ),
+    (
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"level": True}},
+        "properties.level",
+    ),
+    (
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"level": 2.5}},
+        "properties.level",
+    ),
+    (
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"nickname": 5}},
+        "properties.nickname",
+    ),
+    (
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"role": "superuser"}},
+        "properties.role",
+    ),
+    (
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"nickname": "x"}, "notification_extension": 5},
+        "notification_extension",
+    ),
     ("member.update", {"room": "r1", "user": 5, "properties": {"nickname": "x"}}, "user"),
     ("room.history", {"room": "r1", "after_seq": "1"}, "after_seq"),
     ("room.history", {"room": "r1", "limit": 1.5}, "limit"),
@@ -514,8 +590,11 @@ def _limit_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("member.update", update({"blob": "x" * 1030}), "properties.blob"),  # > 1024 B encoded
         ("member.update", update({f"p{n}": n for n in range(33)}), "properties"),
         ("member.update", update({}), "properties"),
-        ("member.update", update({"nickname": "x"}, notification_extension="n" * 2049),
-         "notification_extension"),
+        (
+            "member.update",
+            update({"nickname": "x"}, notification_extension="n" * 2049),
+            "notification_extension",
+        ),
         ("room.history", {"room": "r1", "limit": 0}, "limit"),
         ("room.history", {"room": "r1", "limit": 201}, "limit"),
         ("room.history", {"room": "r1", "after_seq": -1}, "after_seq"),
@@ -533,11 +612,22 @@ async def test_size_and_format_limits(w: World) -> None:
 async def test_limits_are_inclusive_and_counted_in_bytes(w: World) -> None:
     room = await w.alice.call("room.create", {"room": "edge", "name": "€" * 42 + "ab"})  # 128 B
     assert len(room["name"].encode()) == 128
-    room = await w.alice.call("member.update", {
-        "room": "r1", "user": "bob",
-        "properties": {"nickname": "é" * 16, "custom_info": "ü" * 30, "extension": "e" * 2048,
-                       "avatar": "a" * 1024, "blob": "x" * 1000, "p" * 64: 1},
-        "notification_extension": "€" * 2048})  # 2048 characters, 6144 bytes
+    room = await w.alice.call(
+        "member.update",
+        {
+            "room": "r1",
+            "user": "bob",
+            "properties": {
+                "nickname": "é" * 16,
+                "custom_info": "ü" * 30,
+                "extension": "e" * 2048,
+                "avatar": "a" * 1024,
+                "blob": "x" * 1000,
+                "p" * 64: 1,
+            },
+            "notification_extension": "€" * 2048,
+        },
+    )  # 2048 characters, 6144 bytes
     bob = next(m for m in room["members"] if m["id"] == "bob")
     assert bob["nickname"] == "é" * 16 and bob["props"]["blob"] == "x" * 1000
     history = await w.alice.call("room.history", {"room": "r1", "after_seq": room["seq"] - 1})
@@ -547,25 +637,45 @@ async def test_limits_are_inclusive_and_counted_in_bytes(w: World) -> None:
 async def test_operator_rules(w: World) -> None:
     # operator is only for server tokens
     await expect(w, w.bob, "room.get", {"room": "r1", "operator": "alice"}, 100002, "operator")
-    await expect(w, w.bob, "member.add", {"room": "r1", "invitees": ["erin"],
-                                          "operator": "alice"}, 100002, "operator")
-    await expect(w, w.srv, "member.add", {"room": "r1", "invitees": ["erin"],
-                                          "operator": "not valid"}, 100002, "operator")
+    await expect(
+        w,
+        w.bob,
+        "member.add",
+        {"room": "r1", "invitees": ["erin"], "operator": "alice"},
+        100002,
+        "operator",
+    )
+    await expect(
+        w,
+        w.srv,
+        "member.add",
+        {"room": "r1", "invitees": ["erin"], "operator": "not valid"},
+        100002,
+        "operator",
+    )
     # ops about a user need the operator with a server token
     for op in ("invitation.accept", "invitation.decline", "room.leave"):
         await expect(w, w.srv, op, {"room": "r1"}, 100002, "operator", mentions=("operator",))
     await expect(w, w.srv, "room.list", {}, 100002, "operator")
     # room.create: owner is required for server tokens and invalid for users
     await expect(w, w.srv, "room.create", {"room": "new"}, 100002, "owner", rooms=("new",))
-    await expect(w, w.alice, "room.create", {"room": "new", "owner": "alice"}, 100002, "owner",
-                 rooms=("new",))
+    await expect(
+        w,
+        w.alice,
+        "room.create",
+        {"room": "new", "owner": "alice"},
+        100002,
+        "owner",
+        rooms=("new",),
+    )
 
 
 # --- 100001 ---------------------------------------------------------------------------------------
 
 
-async def test_internal_error_is_100001_and_the_connection_survives(start_hub: Any,
-                                                                    redis_url: str) -> None:
+async def test_internal_error_is_100001_and_the_connection_survives(
+    start_hub: Any, redis_url: str
+) -> None:
     hub = await start_hub(redis=redis_url)
     async with RawClient.connect(url_of(hub), "json") as alice:
         await alice.auth("alice")
@@ -574,8 +684,11 @@ async def test_internal_error_is_100001_and_the_connection_survives(start_hub: A
         # Break the room's data behind the server's back: its keys become plain strings.
         store = redis.Redis.from_url(redis_url)
         try:
-            keys = [k for k in store.scan_iter(match="*broken*") if b"inbox" not in k
-                    and b"rooms" not in k]
+            keys = [
+                k
+                for k in store.scan_iter(match="*broken*")
+                if b"inbox" not in k and b"rooms" not in k
+            ]
             assert keys
             for key in keys:
                 store.delete(key)
@@ -585,8 +698,9 @@ async def test_internal_error_is_100001_and_the_connection_survives(start_hub: A
         err = await alice.fail("room.get", {"room": "broken"})
         check_error(err, 100001)
         assert "retry" in err["message"].lower(), "safe to retry"
-        err = await alice.fail("member.update", {"room": "broken", "user": "alice",
-                                                 "properties": {"x": 1}})
+        err = await alice.fail(
+            "member.update", {"room": "broken", "user": "alice", "properties": {"x": 1}}
+        )
         check_error(err, 100001)
         assert (await alice.call("room.get", {"room": "fine"}))["seq"] == 1
         await alive(alice)
@@ -596,26 +710,33 @@ async def test_internal_error_is_100001_and_the_connection_survives(start_hub: A
 
 
 async def test_room_exists_is_100003(w: World) -> None:
-    await expect(w, w.bob, "room.create", {"room": "r1", "name": "Mine now"}, 100003,
-                 mentions=("r1",))
+    await expect(
+        w, w.bob, "room.create", {"room": "r1", "name": "Mine now"}, 100003, mentions=("r1",)
+    )
     await expect(w, w.srv, "room.create", {"room": "r1", "owner": "erin"}, 100003)
-    await expect(w, w.erin, "room.create", {"room": "r1", "members": ["erin"], "type": "direct"},
-                 100003)
+    await expect(
+        w, w.erin, "room.create", {"room": "r1", "members": ["erin"], "type": "direct"}, 100003
+    )
 
 
 ROOM_OPS = [
-    ("room.get", {}), ("room.history", {}), ("member.add", {"invitees": ["erin"]}),
+    ("room.get", {}),
+    ("room.history", {}),
+    ("member.add", {"invitees": ["erin"]}),
     ("member.update", {"user": "bob", "properties": {"nickname": "x"}}),
-    ("member.remove", {"user": "bob"}), ("invitation.accept", {}),
-    ("invitation.decline", {}), ("room.leave", {}),
+    ("member.remove", {"user": "bob"}),
+    ("invitation.accept", {}),
+    ("invitation.decline", {}),
+    ("room.leave", {}),
 ]
 
 
 async def test_room_not_found_is_100004(w: World) -> None:
     for op, args in ROOM_OPS:
         for actor in (w.alice, w.erin):
-            await expect(w, actor, op, {"room": "nope", **args}, 100004, mentions=("nope",),
-                         rooms=("nope",))
+            await expect(
+                w, actor, op, {"room": "nope", **args}, 100004, mentions=("nope",), rooms=("nope",)
+            )
         server_args = {"room": "nope", **args}
         if op in ("invitation.accept", "invitation.decline", "room.leave"):
             server_args["operator"] = "alice"
@@ -631,25 +752,41 @@ async def test_not_a_member_is_100005(w: World) -> None:
     await expect(w, e, "room.get", {"room": "r1"}, 100005)
     await expect(w, e, "room.history", {"room": "r1"}, 100005)
     await expect(w, e, "member.add", {"room": "r1", "invitees": ["erin"]}, 100005)
-    await expect(w, e, "member.update", {"room": "r1", "user": "bob",
-                                         "properties": {"nickname": "x"}}, 100005)
+    await expect(
+        w,
+        e,
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"nickname": "x"}},
+        100005,
+    )
     await expect(w, e, "member.remove", {"room": "r1", "user": "gus"}, 100005)
     await expect(w, e, "room.leave", {"room": "r1"}, 100005)
     # an invitee may read the room but not its history, nor act in it
     await expect(w, d, "room.history", {"room": "r1"}, 100005)
     await expect(w, d, "member.add", {"room": "r1", "invitees": ["erin"]}, 100005)
     await expect(w, d, "room.leave", {"room": "r1"}, 100005)
-    await expect(w, d, "member.update", {"room": "r1", "user": "dave",
-                                         "properties": {"nickname": "x"}}, 100005)
+    await expect(
+        w,
+        d,
+        "member.update",
+        {"room": "r1", "user": "dave", "properties": {"nickname": "x"}},
+        100005,
+    )
     # the target is a known user who is not a member (an invitee is not a member either)
     for target in ("erin", "dave"):
-        await expect(w, a, "member.update", {"room": "r1", "user": target,
-                                             "properties": {"nickname": "x"}}, 100005)
+        await expect(
+            w,
+            a,
+            "member.update",
+            {"room": "r1", "user": target, "properties": {"nickname": "x"}},
+            100005,
+        )
         await expect(w, a, "member.remove", {"room": "r1", "user": target}, 100005)
     # server calls with an operator who is not a member
     await expect(w, w.srv, "room.get", {"room": "r1", "operator": "erin"}, 100005)
-    await expect(w, w.srv, "member.remove", {"room": "r1", "user": "gus", "operator": "erin"},
-                 100005)
+    await expect(
+        w, w.srv, "member.remove", {"room": "r1", "user": "gus", "operator": "erin"}, 100005
+    )
 
 
 # --- 100006 ----------------------------------------------------------------------------------
@@ -657,47 +794,89 @@ async def test_not_a_member_is_100005(w: World) -> None:
 
 async def test_forbidden_is_100006(w: World) -> None:
     await expect(w, w.gus, "member.add", {"room": "r1", "invitees": ["erin"]}, 100006)
-    await expect(w, w.gus, "member.add", {"room": "r1", "invitees": ["erin"],
-                                          "invitation_required": True}, 100006)
+    await expect(
+        w,
+        w.gus,
+        "member.add",
+        {"room": "r1", "invitees": ["erin"], "invitation_required": True},
+        100006,
+    )
     await expect(w, w.bob, "member.remove", {"room": "r1", "user": "gus"}, 100006)
-    await expect(w, w.bob, "member.update", {"room": "r1", "user": "bob",
-                                             "properties": {"level": 5}}, 100006)
-    await expect(w, w.bob, "member.update", {"room": "r1", "user": "bob",
-                                             "properties": {"role": "admin"}}, 100006)
+    await expect(
+        w, w.bob, "member.update", {"room": "r1", "user": "bob", "properties": {"level": 5}}, 100006
+    )
+    await expect(
+        w,
+        w.bob,
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"role": "admin"}},
+        100006,
+    )
     await expect(w, w.alice, "room.leave", {"room": "r1"}, 100006)
     await expect(w, w.alice, "member.remove", {"room": "r1", "user": "alice"}, 100006)
     await expect(w, w.bob, "user.upsert", {"id": "bob", "nickname": "B"}, 100006)
     # nobody makes an owner or changes the owner's role, not even the server
-    await expect(w, w.srv, "member.update", {"room": "r1", "user": "bob",
-                                             "properties": {"role": "owner"}}, 100006)
-    await expect(w, w.srv, "member.update", {"room": "r1", "user": "alice",
-                                             "properties": {"role": "admin"}}, 100006)
+    await expect(
+        w,
+        w.srv,
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"role": "owner"}},
+        100006,
+    )
+    await expect(
+        w,
+        w.srv,
+        "member.update",
+        {"room": "r1", "user": "alice", "properties": {"role": "admin"}},
+        100006,
+    )
     await expect(w, w.srv, "member.remove", {"room": "r1", "user": "alice"}, 100006)
 
 
 async def test_a_forbidden_property_fails_the_whole_update(w: World) -> None:
     # bob may set his own nickname but not his level: nothing is applied
-    await expect(w, w.bob, "member.update", {"room": "r1", "user": "bob",
-                                             "properties": {"nickname": "B", "level": 1}}, 100006)
+    await expect(
+        w,
+        w.bob,
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"nickname": "B", "level": 1}},
+        100006,
+    )
 
 
 # --- 100007 ----------------------------------------------------------------------------------
 
 
 async def test_user_not_found_is_100007(w: World) -> None:
-    await expect(w, w.alice, "member.add", {"room": "r1", "invitees": ["ghost"]}, 100007,
-                 mentions=("ghost",))
+    await expect(
+        w, w.alice, "member.add", {"room": "r1", "invitees": ["ghost"]}, 100007, mentions=("ghost",)
+    )
     # one unknown invitee fails the whole call: erin is not added either
     await expect(w, w.alice, "member.add", {"room": "r1", "invitees": ["erin", "ghost"]}, 100007)
-    await expect(w, w.alice, "member.add", {"room": "r1", "invitees": ["ghost"],
-                                            "invitation_required": True}, 100007)
-    await expect(w, w.alice, "member.update", {"room": "r1", "user": "ghost",
-                                               "properties": {"nickname": "x"}}, 100007)
+    await expect(
+        w,
+        w.alice,
+        "member.add",
+        {"room": "r1", "invitees": ["ghost"], "invitation_required": True},
+        100007,
+    )
+    await expect(
+        w,
+        w.alice,
+        "member.update",
+        {"room": "r1", "user": "ghost", "properties": {"nickname": "x"}},
+        100007,
+    )
     await expect(w, w.alice, "member.remove", {"room": "r1", "user": "ghost"}, 100007)
-    await expect(w, w.alice, "room.create", {"room": "new", "members": ["bob", "ghost"]}, 100007,
-                 rooms=("new",))
-    await expect(w, w.srv, "room.create", {"room": "new", "owner": "ghost"}, 100007,
-                 rooms=("new",))
+    await expect(
+        w,
+        w.alice,
+        "room.create",
+        {"room": "new", "members": ["bob", "ghost"]},
+        100007,
+        rooms=("new",),
+    )
+    await expect(w, w.srv, "room.create", {"room": "new", "owner": "ghost"}, 100007, rooms=("new",))
     assert [r["id"] for r in (await w.bob.call("room.list"))["rooms"]] == ["r1"]
 
 
@@ -707,7 +886,7 @@ async def test_user_not_found_is_100007(w: World) -> None:
 async def test_no_invitation_is_100008(w: World) -> None:
     for op in ("invitation.accept", "invitation.decline"):
         await expect(w, w.erin, op, {"room": "r1"}, 100008)
-        await expect(w, w.bob, op, {"room": "r1"}, 100008)      # already a member
+        await expect(w, w.bob, op, {"room": "r1"}, 100008)  # already a member
         await expect(w, w.srv, op, {"room": "r1", "operator": "erin"}, 100008)
     # after declining, the invitation is gone
     await w.dave.call("invitation.decline", {"room": "r1"})
@@ -720,14 +899,23 @@ async def test_no_invitation_is_100008(w: World) -> None:
 
 async def test_room_full_is_100012(w: World) -> None:
     await w.alice.call("room.create", {"room": "dm", "type": "direct", "members": ["bob"]})
-    for args in ({"invitees": ["erin"]}, {"invitees": ["erin"], "invitation_required": True},
-                 {"invitees": ["bob", "erin"]}):
+    for args in (
+        {"invitees": ["erin"]},
+        {"invitees": ["erin"], "invitation_required": True},
+        {"invitees": ["bob", "erin"]},
+    ):
         await expect(w, w.alice, "member.add", {"room": "dm", **args}, 100012, rooms=("dm",))
-    await expect(w, w.srv, "member.add", {"room": "dm", "invitees": ["erin"]}, 100012,
-                 rooms=("dm",))
-    await expect(w, w.alice, "room.create",
-                 {"room": "dm3", "type": "direct", "members": ["bob", "gus"]}, 100012,
-                 rooms=("dm3",))
+    await expect(
+        w, w.srv, "member.add", {"room": "dm", "invitees": ["erin"]}, 100012, rooms=("dm",)
+    )
+    await expect(
+        w,
+        w.alice,
+        "room.create",
+        {"room": "dm3", "type": "direct", "members": ["bob", "gus"]},
+        100012,
+        rooms=("dm3",),
+    )
 
 
 async def test_member_cap_is_100012(start_hub: Any) -> None:
@@ -739,13 +927,17 @@ async def test_member_cap_is_100012(start_hub: Any) -> None:
             await clients[user].auth(user)
         alice = clients["alice"]
         await alice.call("room.create", {"room": "r", "members": ["bob"]})
-        await alice.call("member.add", {"room": "r", "invitees": ["carol", "dave"],
-                                        "invitation_required": True})
+        await alice.call(
+            "member.add", {"room": "r", "invitees": ["carol", "dave"], "invitation_required": True}
+        )
         before = await alice.call("room.get", {"room": "r"})
-        check_error(await alice.fail("member.add", {"room": "r", "invitees": ["erin", "carol"]}),
-                    100012)
-        check_error(await alice.fail("room.create", {"room": "s", "members": ["bob", "carol",
-                                                                              "dave"]}), 100012)
+        check_error(
+            await alice.fail("member.add", {"room": "r", "invitees": ["erin", "carol"]}), 100012
+        )
+        check_error(
+            await alice.fail("room.create", {"room": "s", "members": ["bob", "carol", "dave"]}),
+            100012,
+        )
         await clients["carol"].call("invitation.accept", {"room": "r"})
         full = await alice.call("room.get", {"room": "r"})
         assert full["seq"] == before["seq"] + 1 and len(full["members"]) == 3
@@ -761,64 +953,106 @@ async def test_member_cap_is_100012(start_hub: Any) -> None:
 async def test_precedence_invalid_parameter_first(w: World) -> None:
     nick33 = {"nickname": "n" * 33}
     # a malformed argument is 100002 whoever sends it and whatever else is wrong
-    await expect(w, w.erin, "member.update", {"room": "r1", "user": "bob", "properties": nick33},
-                 100002, "properties.nickname")                                  # not 100005
-    await expect(w, w.gus, "member.update", {"room": "r1", "user": "alice", "properties": nick33},
-                 100002, "properties.nickname")                                  # not 100006
-    await expect(w, w.gus, "member.add", {"room": "r1", "invitees": []}, 100002,
-                 "invitees")                                                     # not 100006
-    await expect(w, w.erin, "member.add", {"room": "nope", "invitees": ["ghost", "bad id"]},
-                 100002, "invitees.1", rooms=("nope",))                          # not 100004/7
-    await expect(w, w.bob, "user.upsert", {"id": "bad id"}, 100002, "id")       # not 100006
-    await expect(w, w.alice, "room.create", {"room": "r1", "name": "x" * 129}, 100002,
-                 "name")                                                         # not 100003
-    await expect(w, w.bob, "room.get", {"room": "r1", "operator": "alice"}, 100002,
-                 "operator")
-    await expect(w, w.erin, "invitation.accept", {"room": "nope", "x": 1}, 100002, "x",
-                 rooms=("nope",))                                                # not 100004
+    await expect(
+        w,
+        w.erin,
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": nick33},
+        100002,
+        "properties.nickname",
+    )  # not 100005
+    await expect(
+        w,
+        w.gus,
+        "member.update",
+        {"room": "r1", "user": "alice", "properties": nick33},
+        100002,
+        "properties.nickname",
+    )  # not 100006
+    await expect(
+        w, w.gus, "member.add", {"room": "r1", "invitees": []}, 100002, "invitees"
+    )  # not 100006
+    await expect(
+        w,
+        w.erin,
+        "member.add",
+        {"room": "nope", "invitees": ["ghost", "bad id"]},
+        100002,
+        "invitees.1",
+        rooms=("nope",),
+    )  # not 100004/7
+    await expect(w, w.bob, "user.upsert", {"id": "bad id"}, 100002, "id")  # not 100006
+    await expect(
+        w, w.alice, "room.create", {"room": "r1", "name": "x" * 129}, 100002, "name"
+    )  # not 100003
+    await expect(w, w.bob, "room.get", {"room": "r1", "operator": "alice"}, 100002, "operator")
+    await expect(
+        w, w.erin, "invitation.accept", {"room": "nope", "x": 1}, 100002, "x", rooms=("nope",)
+    )  # not 100004
 
 
 async def test_precedence_of_the_custom_props_cap(w: World) -> None:
     """Over 32 custom props is an argument error: it outranks 100005 and 100006."""
-    await w.srv.call("member.update", {"room": "r1", "user": "bob",
-                                       "properties": {f"p{n}": n for n in range(31)}})
+    await w.srv.call(
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {f"p{n}": n for n in range(31)}},
+    )
     await w.alice.event()
     two_more = {"room": "r1", "user": "bob", "properties": {"q1": 1, "q2": 2}}
-    await expect(w, w.bob, "member.update", two_more, 100002, "properties")     # self: allowed
-    await expect(w, w.gus, "member.update", two_more, 100002, "properties")     # not 100006
-    await expect(w, w.erin, "member.update", two_more, 100002, "properties")    # not 100005
+    await expect(w, w.bob, "member.update", two_more, 100002, "properties")  # self: allowed
+    await expect(w, w.gus, "member.update", two_more, 100002, "properties")  # not 100006
+    await expect(w, w.erin, "member.update", two_more, 100002, "properties")  # not 100005
     # removing one while adding one stays within the cap, and 32 is allowed
-    await w.bob.call("member.update", {"room": "r1", "user": "bob",
-                                       "properties": {"p0": None, "q1": 1}})
-    room = await w.bob.call("member.update", {"room": "r1", "user": "bob",
-                                              "properties": {"q2": 2}})
+    await w.bob.call(
+        "member.update", {"room": "r1", "user": "bob", "properties": {"p0": None, "q1": 1}}
+    )
+    room = await w.bob.call("member.update", {"room": "r1", "user": "bob", "properties": {"q2": 2}})
     assert len(next(m for m in room["members"] if m["id"] == "bob")["props"]) == 32
 
 
 async def test_precedence_among_state_errors(w: World) -> None:
     # 100004 before 100005/100006/100007
-    await expect(w, w.erin, "member.remove", {"room": "nope", "user": "alice"}, 100004,
-                 rooms=("nope",))
+    await expect(
+        w, w.erin, "member.remove", {"room": "nope", "user": "alice"}, 100004, rooms=("nope",)
+    )
     await expect(w, w.gus, "invitation.accept", {"room": "nope"}, 100004, rooms=("nope",))
     # unknown invitee (100007) beats not-a-member (100005) and forbidden (100006)
     await expect(w, w.erin, "member.add", {"room": "r1", "invitees": ["ghost"]}, 100007)
     await expect(w, w.gus, "member.add", {"room": "r1", "invitees": ["ghost"]}, 100007)
-    await expect(w, w.erin, "member.update", {"room": "r1", "user": "ghost",
-                                              "properties": {"level": 1}}, 100007)
+    await expect(
+        w,
+        w.erin,
+        "member.update",
+        {"room": "r1", "user": "ghost", "properties": {"level": 1}},
+        100007,
+    )
     await expect(w, w.gus, "member.remove", {"room": "r1", "user": "ghost"}, 100007)
     # 100007 before 100003
     await expect(w, w.alice, "room.create", {"room": "r1", "members": ["ghost"]}, 100007)
     # not-a-member (100005) beats forbidden (100006)
     await expect(w, w.erin, "member.remove", {"room": "r1", "user": "alice"}, 100005)
-    await expect(w, w.erin, "member.update", {"room": "r1", "user": "alice",
-                                              "properties": {"role": "guest"}}, 100005)
-    await expect(w, w.gus, "member.update", {"room": "r1", "user": "erin",
-                                             "properties": {"level": 1}}, 100005)
+    await expect(
+        w,
+        w.erin,
+        "member.update",
+        {"room": "r1", "user": "alice", "properties": {"role": "guest"}},
+        100005,
+    )
+    await expect(
+        w,
+        w.gus,
+        "member.update",
+        {"room": "r1", "user": "erin", "properties": {"level": 1}},
+        100005,
+    )
     # forbidden (100006) beats room full (100012); not-a-member beats it too
     await w.alice.call("room.create", {"room": "dm", "type": "direct", "members": ["gus"]})
-    await w.alice.call("member.update", {"room": "dm", "user": "gus",
-                                         "properties": {"role": "guest"}})
-    await expect(w, w.gus, "member.add", {"room": "dm", "invitees": ["erin"]}, 100006,
-                 rooms=("dm",))
-    await expect(w, w.erin, "member.add", {"room": "dm", "invitees": ["bob"]}, 100005,
-                 rooms=("dm",))
+    await w.alice.call(
+        "member.update", {"room": "dm", "user": "gus", "properties": {"role": "guest"}}
+    )
+    await expect(
+        w, w.gus, "member.add", {"room": "dm", "invitees": ["erin"]}, 100006, rooms=("dm",)
+    )
+    await expect(
+        w, w.erin, "member.add", {"room": "dm", "invitees": ["bob"]}, 100005, rooms=("dm",)
+    )

@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 import pytest
 import websockets
+
 from roomhub.server.hub import Hub
 
 from ..support import APP, RawClient, token
@@ -30,8 +31,9 @@ def url(hub: Hub) -> str:
     return f"ws://127.0.0.1:{hub.port}/ws"
 
 
-async def send_retrying(client: RawClient, op: str, args: dict[str, Any],
-                        deadline: float) -> dict[str, Any]:
+async def send_retrying(
+    client: RawClient, op: str, args: dict[str, Any], deadline: float
+) -> dict[str, Any]:
     """A request that must succeed; 100009 (the app's ceiling) is waited out and retried."""
     while True:
         reply = await client.request(op, args, timeout=10)
@@ -57,12 +59,19 @@ async def stalled_client(hub: Hub, user: str) -> AsyncIterator[Any]:
     sock.settimeout(5)
     sock.connect(("127.0.0.1", hub.port))
     sock.setblocking(False)
-    ws = await websockets.connect(url(hub), sock=sock, max_queue=1, max_size=None,
-                                  subprotocols=["roomhub.v1.msgpack"],  # type: ignore[list-item]
-                                  ping_interval=None, close_timeout=1)
+    ws = await websockets.connect(
+        url(hub),
+        sock=sock,
+        max_queue=1,
+        max_size=None,
+        subprotocols=["roomhub.v1.msgpack"],  # type: ignore[list-item]
+        ping_interval=None,
+        close_timeout=1,
+    )
     try:
-        await ws.send(msgpack.packb({"id": 1, "op": "auth",
-                                     "args": {"key": APP, "token": token(user)}}))
+        await ws.send(
+            msgpack.packb({"id": 1, "op": "auth", "args": {"key": APP, "token": token(user)}})
+        )
         reply = msgpack.unpackb(await asyncio.wait_for(ws.recv(), 5))
         assert reply["ok"] is True, reply
         yield ws
@@ -94,24 +103,38 @@ async def flood(hub: Hub) -> AsyncIterator[tuple[Any, RawClient, RawClient, int]
         await bob.auth("bob")
         async with stalled_client(hub, "slow") as slow:
             deadline = time.monotonic() + 30
-            await send_retrying(backend, "room.create", {"room": "busy", "owner": "bob",
-                                                         "members": ["slow"], "reply": "ack"},
-                                deadline)
+            await send_retrying(
+                backend,
+                "room.create",
+                {"room": "busy", "owner": "bob", "members": ["slow"], "reply": "ack"},
+                deadline,
+            )
             changes = 200
             batch = 20
             for start in range(0, changes, batch):
-                await asyncio.gather(*(
-                    send_retrying(backend, "member.update", {
-                        "room": "busy", "user": "slow", "reply": "ack",
-                        # 32 props of ~1000 bytes: each message is ~32 KB
-                        "properties": {f"p{k}": f"{i:04d}" + "x" * 996 for k in range(32)},
-                    }, deadline)
-                    for i in range(start, start + batch)))
+                await asyncio.gather(
+                    *(
+                        send_retrying(
+                            backend,
+                            "member.update",
+                            {
+                                "room": "busy",
+                                "user": "slow",
+                                "reply": "ack",
+                                # 32 props of ~1000 bytes: each message is ~32 KB
+                                "properties": {f"p{k}": f"{i:04d}" + "x" * 996 for k in range(32)},
+                            },
+                            deadline,
+                        )
+                        for i in range(start, start + batch)
+                    )
+                )
             yield slow, bob, backend, 1 + changes
 
 
 async def test_slow_consumer_is_dropped_and_the_others_keep_being_served(
-    redis_url: str, start_hub: HubFactory,
+    redis_url: str,
+    start_hub: HubFactory,
 ) -> None:
     hub = await start_hub(redis=redis_url, send_buffer_limit=SLOW_LIMIT)
     async with flood(hub) as (slow, bob, backend, last):
@@ -124,8 +147,10 @@ async def test_slow_consumer_is_dropped_and_the_others_keep_being_served(
         assert events < last, "the slow client was served everything: it was never dropped"
         assert took < 10
         # the hub keeps serving: the backend's ops, bob's events, a brand-new connection
-        room = await backend.call("member.update", {"room": "busy", "user": "bob",
-                                                    "properties": {"nickname": "still here"}})
+        room = await backend.call(
+            "member.update",
+            {"room": "busy", "user": "bob", "properties": {"nickname": "still here"}},
+        )
         assert room["seq"] == last + 1
         assert (await bob.event())["seq"] == last + 1
         async with RawClient.connect(url(hub)) as fresh:
@@ -134,7 +159,8 @@ async def test_slow_consumer_is_dropped_and_the_others_keep_being_served(
 
 
 async def test_slow_consumer_is_told_4008_when_it_reads_again(
-    redis_url: str, start_hub: HubFactory,
+    redis_url: str,
+    start_hub: HubFactory,
 ) -> None:
     hub = await start_hub(redis=redis_url, send_buffer_limit=SLOW_LIMIT)
     async with flood(hub) as (slow, _bob, _backend, _last):
@@ -154,26 +180,43 @@ def hostile_msgpack_frames() -> dict[str, bytes]:
     nested_arrays = b"\x91" * (limit - 1) + b"\x80"  # [[[[…{}…]]]]
     count = limit - 64
     # {"id": 1, "op": "room.get", "args": [{}, {}, … 65k empty maps]}
-    wide = (b"\x83" + msgpack.packb("id") + msgpack.packb(1) + msgpack.packb("op")
-            + msgpack.packb("room.get") + msgpack.packb("args")
-            + b"\xdd" + struct.pack(">I", count) + b"\x80" * count)
+    wide = (
+        b"\x83"
+        + msgpack.packb("id")
+        + msgpack.packb(1)
+        + msgpack.packb("op")
+        + msgpack.packb("room.get")
+        + msgpack.packb("args")
+        + b"\xdd"
+        + struct.pack(">I", count)
+        + b"\x80" * count
+    )
     wide = wide[:limit]
     # many arrays, each under the per-container cap, adding up to thousands of maps
-    budget = msgpack.packb({"id": 2, "op": "room.get",
-                            "args": {"room": "r", "x": [[{}] * 1000 for _ in range(40)]}})
+    budget = msgpack.packb(
+        {"id": 2, "op": "room.get", "args": {"room": "r", "x": [[{}] * 1000 for _ in range(40)]}}
+    )
     huge_map = b"\xdf\xff\xff\xff\xff" + b"\x80" * (limit - 5)  # claims 2^32-1 pairs
     huge_str = b"\xdb\xff\xff\xff\xff" + b"a" * 1000  # claims a 4 GiB string
-    frames = {"empty_maps": empty_maps, "nested_maps": nested_maps,
-              "nested_arrays": nested_arrays, "wide_array": wide, "container_budget": budget,
-              "huge_map_header": huge_map, "huge_str_header": huge_str}
+    frames = {
+        "empty_maps": empty_maps,
+        "nested_maps": nested_maps,
+        "nested_arrays": nested_arrays,
+        "wide_array": wide,
+        "container_budget": budget,
+        "huge_map_header": huge_map,
+        "huge_str_header": huge_str,
+    }
     for name, frame in frames.items():
         assert len(frame) <= limit, name
     return frames
 
 
 async def test_hostile_msgpack_frames_get_100013_and_the_hub_carries_on(hub: Hub) -> None:
-    async with RawClient.connect(url(hub)) as attacker, \
-            RawClient.connect(url(hub), "json") as bystander:
+    async with (
+        RawClient.connect(url(hub)) as attacker,
+        RawClient.connect(url(hub), "json") as bystander,
+    ):
         await attacker.auth("attacker")
         await bystander.auth("bystander")
         await bystander.call("room.create", {"room": "calm"})
@@ -183,7 +226,9 @@ async def test_hostile_msgpack_frames_get_100013_and_the_hub_carries_on(hub: Hub
             error = await attacker.next_unmatched(timeout=5)
             assert error["re"] is None and error["ok"] is False, (name, error)
             assert (error["error"]["code"], error["error"]["reason"]) == (
-                100013, "MALFORMED_FRAME"), name
+                100013,
+                "MALFORMED_FRAME",
+            ), name
             assert time.monotonic() - started < 2, name
             # the connection stays open and usable, and so does everyone else's
             assert (await attacker.call("room.list")) == {"rooms": []}
@@ -214,23 +259,39 @@ async def test_frame_over_the_size_limit_closes_with_1009(hub: Hub) -> None:
 async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_is_written(
     hub: Hub,
 ) -> None:
-    async with RawClient.connect(url(hub)) as alice, RawClient.connect(url(hub), "json") as bob, \
-            RawClient.connect(url(hub)) as backend:
+    async with (
+        RawClient.connect(url(hub)) as alice,
+        RawClient.connect(url(hub), "json") as bob,
+        RawClient.connect(url(hub)) as backend,
+    ):
         await alice.auth("alice")
         await bob.auth("bob")
         await backend.auth("backend", server=True)
         await backend.call("user.upsert", {"id": "bob", "nickname": "Bob"})
-        await alice.call("room.create", {"room": "r", "name": "名" * 42 + "ab",  # 128 bytes
-                                         "members": ["bob"]})
+        await alice.call(
+            "room.create",
+            {
+                "room": "r",
+                "name": "名" * 42 + "ab",  # 128 bytes
+                "members": ["bob"],
+            },
+        )
         # exactly at each limit, in bytes, is accepted
-        at_limit = {"nickname": "😀" * 8, "custom_info": "é" * 30, "extension": "中" * 682 + "ab",
-                    "avatar": "https://a.example/" + "é" * 503, "score": "é" * 500}
+        at_limit = {
+            "nickname": "😀" * 8,
+            "custom_info": "é" * 30,
+            "extension": "中" * 682 + "ab",
+            "avatar": "https://a.example/" + "é" * 503,
+            "score": "é" * 500,
+        }
         assert [len(v.encode()) for v in at_limit.values()] == [32, 60, 2048, 1024, 1000]
-        room = await alice.call("member.update", {"room": "r", "user": "bob",
-                                                  "properties": at_limit})
+        room = await alice.call(
+            "member.update", {"room": "r", "user": "bob", "properties": at_limit}
+        )
         bob_now = next(m for m in room["members"] if m["id"] == "bob")
         assert {k: bob_now[k] for k in ("nickname", "custom_info", "extension", "avatar")} == {
-            k: at_limit[k] for k in ("nickname", "custom_info", "extension", "avatar")}
+            k: at_limit[k] for k in ("nickname", "custom_info", "extension", "avatar")
+        }
         assert bob_now["props"] == {"score": at_limit["score"]}
         for client in (alice, bob):
             await client.events_until(2)
@@ -238,70 +299,106 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
 
         # one byte (or character) over, though far fewer characters than bytes: 100002
         over: list[tuple[RawClient, str, dict[str, Any], str]] = [
-            (alice, "member.update", {"room": "r", "user": "bob",
-                                      "properties": {"nickname": "😀" * 8 + "a"}},
-             "properties.nickname"),
-            (bob, "member.update", {"room": "r", "user": "bob",
-                                    "properties": {"nickname": "😀" * 9}},
-             "properties.nickname"),
-            (alice, "member.update", {"room": "r", "user": "bob",
-                                      "properties": {"custom_info": "é" * 31}},
-             "properties.custom_info"),
-            (alice, "member.update", {"room": "r", "user": "bob",
-                                      "properties": {"extension": "中" * 683}},
-             "properties.extension"),
-            (alice, "member.update", {"room": "r", "user": "bob",
-                                      "properties": {"avatar": "é" * 513}},
-             "properties.avatar"),
+            (
+                alice,
+                "member.update",
+                {"room": "r", "user": "bob", "properties": {"nickname": "😀" * 8 + "a"}},
+                "properties.nickname",
+            ),
+            (
+                bob,
+                "member.update",
+                {"room": "r", "user": "bob", "properties": {"nickname": "😀" * 9}},
+                "properties.nickname",
+            ),
+            (
+                alice,
+                "member.update",
+                {"room": "r", "user": "bob", "properties": {"custom_info": "é" * 31}},
+                "properties.custom_info",
+            ),
+            (
+                alice,
+                "member.update",
+                {"room": "r", "user": "bob", "properties": {"extension": "中" * 683}},
+                "properties.extension",
+            ),
+            (
+                alice,
+                "member.update",
+                {"room": "r", "user": "bob", "properties": {"avatar": "é" * 513}},
+                "properties.avatar",
+            ),
             # a custom value of 520 characters whose encoding is 1042 bytes
-            (alice, "member.update", {"room": "r", "user": "bob",
-                                      "properties": {"score": "é" * 520}},
-             "properties.score"),
+            (
+                alice,
+                "member.update",
+                {"room": "r", "user": "bob", "properties": {"score": "é" * 520}},
+                "properties.score",
+            ),
             # the valid part of a call is not written either
-            (alice, "member.update", {"room": "r", "user": "bob",
-                                      "properties": {"level": 9, "nickname": "名" * 11}},
-             "properties.nickname"),
-            (alice, "member.update", {"room": "r", "user": "bob",
-                                      "properties": {f"p{i}": i for i in range(33)}},
-             "properties"),
+            (
+                alice,
+                "member.update",
+                {"room": "r", "user": "bob", "properties": {"level": 9, "nickname": "名" * 11}},
+                "properties.nickname",
+            ),
+            (
+                alice,
+                "member.update",
+                {"room": "r", "user": "bob", "properties": {f"p{i}": i for i in range(33)}},
+                "properties",
+            ),
             (alice, "room.create", {"room": "r2", "name": "名" * 43}, "name"),
             (alice, "room.create", {"room": "é" * 10}, "room"),
             (alice, "room.create", {"room": "x" * 65}, "room"),
             (backend, "user.upsert", {"id": "bob", "nickname": "名" * 11}, "nickname"),
             (backend, "user.upsert", {"id": "bob", "avatar": "é" * 513}, "avatar"),
-            (backend, "member.update", {"room": "r", "user": "bob", "properties": {"n": 1},
-                                        "notification_extension": "é" * 2049},
-             "notification_extension"),
+            (
+                backend,
+                "member.update",
+                {
+                    "room": "r",
+                    "user": "bob",
+                    "properties": {"n": 1},
+                    "notification_extension": "é" * 2049,
+                },
+                "notification_extension",
+            ),
         ]
         for client, op, args, field in over:
             error = await client.fail(op, args)
             assert (error["code"], error["reason"]) == (100002, "INVALID_PARAMETER"), (op, args)
             assert error["field"] == field, (field, error)
         # 32 custom props at most per member, counted after the update
-        await alice.call("member.update", {"room": "r", "user": "alice",
-                                           "properties": {f"p{i}": i for i in range(32)}})
+        await alice.call(
+            "member.update",
+            {"room": "r", "user": "alice", "properties": {f"p{i}": i for i in range(32)}},
+        )
         for client in (alice, bob):
             await client.events_until(3)
         full = await alice.call("room.get", {"room": "r"})
-        error = await alice.fail("member.update", {"room": "r", "user": "alice",
-                                                   "properties": {"one_more": 1}})
+        error = await alice.fail(
+            "member.update", {"room": "r", "user": "alice", "properties": {"one_more": 1}}
+        )
         assert error["code"] == 100002 and error["field"] == "properties"
 
         # nothing was written, nothing was announced
         after = await alice.call("room.get", {"room": "r"})
         assert after == full
         assert {k: v for k, v in after.items() if k not in ("seq", "members")} == {
-            k: v for k, v in before.items() if k not in ("seq", "members")}
+            k: v for k, v in before.items() if k not in ("seq", "members")
+        }
         assert next(m for m in after["members"] if m["id"] == "bob") == next(
-            m for m in before["members"] if m["id"] == "bob")
+            m for m in before["members"] if m["id"] == "bob"
+        )
         for client in (alice, bob):
             await client.no_event(0.2)
         assert (await alice.call("room.history", {"room": "r"}))["messages"][-1]["seq"] == 3
         error = await alice.fail("room.get", {"room": "r2"})
         assert error["code"] == 100004
         # bob's profile kept its nickname: a new room starts from it
-        r3 = await backend.call("room.create", {"room": "r3", "owner": "alice",
-                                                "members": ["bob"]})
+        r3 = await backend.call("room.create", {"room": "r3", "owner": "alice", "members": ["bob"]})
         assert next(m for m in r3["members"] if m["id"] == "bob")["nickname"] == "Bob"
 
 

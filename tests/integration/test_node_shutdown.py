@@ -22,9 +22,24 @@ from ..support import APP, SECRET, RawClient, free_port, token
 def serve(redis_url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "roomhub.server", "serve", "--port", str(port), "--redis",
-         redis_url, "--app", f"{APP}={SECRET}", "--rate-limit", "0", "--conn-rate-limit", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "roomhub.server",
+            "serve",
+            "--port",
+            str(port),
+            "--redis",
+            redis_url,
+            "--app",
+            f"{APP}={SECRET}",
+            "--rate-limit",
+            "0",
+            "--conn-rate-limit",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         yield proc, f"ws://127.0.0.1:{port}/ws"
@@ -57,13 +72,17 @@ async def test_sigterm_loses_no_acknowledged_op(redis_url: str) -> None:
             await admin.auth("backend", server=True)
             for user in ("owner", "alice", "bob"):
                 await admin.call("user.upsert", {"id": user})
-            await admin.call("room.create", {"room": "r", "owner": "owner",
-                                             "members": ["alice", "bob"]})
+            await admin.call(
+                "room.create", {"room": "r", "owner": "owner", "members": ["alice", "bob"]}
+            )
 
         acked: list[int] = []
         seen_bob: list[int] = []
-        async with RawClient.connect(url_a) as writer, RawClient.connect(url_a) as bob, \
-                RawClient.connect(url_b) as alice:
+        async with (
+            RawClient.connect(url_a) as writer,
+            RawClient.connect(url_a) as bob,
+            RawClient.connect(url_b) as alice,
+        ):
             await writer.auth("owner")
             await bob.auth("bob")
             await alice.auth("alice")
@@ -90,19 +109,26 @@ async def test_sigterm_loses_no_acknowledged_op(redis_url: str) -> None:
             # The writer and bob reconnect to node B and resume from their last seq.
             async with RawClient.connect(url_b) as writer2, RawClient.connect(url_b) as bob2:
                 await writer2.auth("owner")
-                await bob2.call("auth", {"key": APP, "token": token("bob"),
-                                         "resume": {"r": seen_bob[-1] if seen_bob else 1}})
+                await bob2.call(
+                    "auth",
+                    {
+                        "key": APP,
+                        "token": token("bob"),
+                        "resume": {"r": seen_bob[-1] if seen_bob else 1},
+                    },
+                )
                 await write(writer2, 20_000, 20)
                 last = acked[-1]
                 seen_bob += [m["seq"] for m in await bob2.events_until(last)]
                 seen_alice = [m["seq"] for m in await alice.events_until(last)]
-                page = await writer2.call("room.history", {"room": "r", "after_seq": 1,
-                                                           "limit": 200})
+                page = await writer2.call(
+                    "room.history", {"room": "r", "after_seq": 1, "limit": 200}
+                )
                 history: list[int] = [m["seq"] for m in page["messages"]]
                 while page["more"]:
-                    page = await writer2.call("room.history", {"room": "r",
-                                                               "after_seq": history[-1],
-                                                               "limit": 200})
+                    page = await writer2.call(
+                        "room.history", {"room": "r", "after_seq": history[-1], "limit": 200}
+                    )
                     history += [m["seq"] for m in page["messages"]]
 
         assert history == list(range(2, last + 1))  # gapless, no repeats
@@ -113,6 +139,4 @@ async def test_sigterm_loses_no_acknowledged_op(redis_url: str) -> None:
 
 
 def _system(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [f["message"] for f in frames if f.get("event") == "system"
-            and f["message"]["seq"] > 1]
-
+    return [f["message"] for f in frames if f.get("event") == "system" and f["message"]["seq"] > 1]

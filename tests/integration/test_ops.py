@@ -30,11 +30,29 @@ pytestmark = pytest.mark.timeout(30)
 
 ENCODINGS = ("json", "msgpack")  # by the hub param's index: alternate across stores
 
-MEMBER_FIELDS = {"id", "role", "nickname", "avatar", "level", "custom_info", "extension",
-                 "props", "joined_ms"}
+MEMBER_FIELDS = {
+    "id",
+    "role",
+    "nickname",
+    "avatar",
+    "level",
+    "custom_info",
+    "extension",
+    "props",
+    "joined_ms",
+}
 ROOM_FIELDS = {"id", "name", "type", "owner", "created_ms", "seq", "members", "invitations"}
-MESSAGE_FIELDS = {"room", "seq", "type", "sender", "targets", "changes", "notify", "extension",
-                  "time_ms"}
+MESSAGE_FIELDS = {
+    "room",
+    "seq",
+    "type",
+    "sender",
+    "targets",
+    "changes",
+    "notify",
+    "extension",
+    "time_ms",
+}
 SERVER = "@server"
 
 Open = Callable[..., Awaitable[RawClient]]
@@ -53,8 +71,9 @@ async def open_as(connect: Any, enc: str) -> AsyncIterator[Open]:
     """open_as(user, server=False, encoding=enc) -> an authenticated RawClient."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def open_client(user: str, *, server: bool = False,
-                              encoding: str | None = None) -> RawClient:
+        async def open_client(
+            user: str, *, server: bool = False, encoding: str | None = None
+        ) -> RawClient:
             client = await stack.enter_async_context(connect(encoding or enc))
             await client.auth(user, server=server)
             return client
@@ -87,11 +106,21 @@ def check_member(member: dict[str, Any]) -> None:
     assert is_int(member["joined_ms"]) and abs(member["joined_ms"] - now_ms()) < 60_000
 
 
-def fresh_member(user: str, role: str, joined_ms: int, nickname: str = "",
-                 avatar: str = "") -> dict[str, Any]:
+def fresh_member(
+    user: str, role: str, joined_ms: int, nickname: str = "", avatar: str = ""
+) -> dict[str, Any]:
     """A new member exactly as §3 says it must look: every field, defaults for unset ones."""
-    return {"id": user, "role": role, "nickname": nickname, "avatar": avatar, "level": 0,
-            "custom_info": "", "extension": "", "props": {}, "joined_ms": joined_ms}
+    return {
+        "id": user,
+        "role": role,
+        "nickname": nickname,
+        "avatar": avatar,
+        "level": 0,
+        "custom_info": "",
+        "extension": "",
+        "props": {},
+        "joined_ms": joined_ms,
+    }
 
 
 def check_room(room: dict[str, Any], *, members: bool = True) -> None:
@@ -121,14 +150,31 @@ def check_message(message: dict[str, Any]) -> None:
     assert is_int(message["time_ms"]) and abs(message["time_ms"] - now_ms()) < 60_000
 
 
-def message(room: str, seq: int, mtype: str, sender: str, targets: list[str], got: dict[str, Any],
-            *, changes: dict[str, Any] | None = None, notify: bool = True,
-            extension: str | None = None) -> dict[str, Any]:
+def message(
+    room: str,
+    seq: int,
+    mtype: str,
+    sender: str,
+    targets: list[str],
+    got: dict[str, Any],
+    *,
+    changes: dict[str, Any] | None = None,
+    notify: bool = True,
+    extension: str | None = None,
+) -> dict[str, Any]:
     """The expected SystemMessage (time_ms taken from `got`, after checking its type)."""
     check_message(got)
-    return {"room": room, "seq": seq, "type": mtype, "sender": sender, "targets": targets,
-            "changes": changes or {}, "notify": notify, "extension": extension,
-            "time_ms": got["time_ms"]}
+    return {
+        "room": room,
+        "seq": seq,
+        "type": mtype,
+        "sender": sender,
+        "targets": targets,
+        "changes": changes or {},
+        "notify": notify,
+        "extension": extension,
+        "time_ms": got["time_ms"],
+    }
 
 
 def by_id(room: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -146,12 +192,15 @@ async def barrier(srv: RawClient, room: str, user: str, *watchers: RawClient) ->
     """A server-side change whose event must be the very next one each watcher gets:
     proves nothing else was delivered before it. Returns its seq."""
     value = next(_probes)
-    ack = await srv.call("member.update", {"room": room, "user": user,
-                                           "properties": {"_probe": value}, "reply": "ack"})
+    ack = await srv.call(
+        "member.update",
+        {"room": room, "user": user, "properties": {"_probe": value}, "reply": "ack"},
+    )
     for watcher in watchers:
         got = await watcher.event()
-        assert (got["room"], got["seq"], got["changes"]) == (room, ack["seq"], {"_probe": value}), \
+        assert (got["room"], got["seq"], got["changes"]) == (room, ack["seq"], {"_probe": value}), (
             f"expected the probe first, got {got}"
+        )
     return int(ack["seq"])
 
 
@@ -178,8 +227,9 @@ async def test_auth_result_shape_for_user_and_server_tokens(connect: Any, enc: s
 async def test_no_subprotocol_offered_speaks_msgpack(hub: Any) -> None:
     async with websockets.connect(f"ws://127.0.0.1:{hub.port}/ws") as ws:
         assert ws.subprotocol is None
-        await ws.send(msgpack.packb({"id": 1, "op": "auth",
-                                     "args": {"key": APP, "token": token("alice")}}))
+        await ws.send(
+            msgpack.packb({"id": 1, "op": "auth", "args": {"key": APP, "token": token("alice")}})
+        )
         data = await asyncio.wait_for(ws.recv(), 5)
         assert isinstance(data, bytes), "msgpack replies come in binary frames"
         reply = msgpack.unpackb(data)
@@ -188,20 +238,23 @@ async def test_no_subprotocol_offered_speaks_msgpack(hub: Any) -> None:
 
 async def test_json_connection_gets_text_frames_and_echoes_string_ids(connect: Any) -> None:
     async with connect("json") as alice:
-        await alice.send_raw(json.dumps({"id": "first", "op": "auth",
-                                         "args": {"key": APP, "token": token("alice")}}))
+        await alice.send_raw(
+            json.dumps({"id": "first", "op": "auth", "args": {"key": APP, "token": token("alice")}})
+        )
         reply = await alice.next_unmatched()  # RawClient.decode asserts a text frame
         assert reply == {"re": "first", "ok": True, "result": reply["result"]}
 
 
 async def test_auth_rooms_and_room_list_cover_member_and_invited_rooms(
-        open_as: Open, connect: Any, enc: str) -> None:
+    open_as: Open, connect: Any, enc: str
+) -> None:
     alice = await open_as("alice")
     bob = await open_as("bob")
     await alice.call("room.create", {"room": "b-room", "members": ["bob"], "name": "B"})
     await alice.call("room.create", {"room": "a-room"})
-    await alice.call("member.add", {"room": "a-room", "invitees": ["bob"],
-                                    "invitation_required": True})
+    await alice.call(
+        "member.add", {"room": "a-room", "invitees": ["bob"], "invitation_required": True}
+    )
     await alice.call("room.create", {"room": "c-room"})
 
     async with connect(enc) as bob_again:
@@ -217,10 +270,17 @@ async def test_auth_rooms_and_room_list_cover_member_and_invited_rooms(
         del full["members"]
         assert room == full, "room.list gives the Room without its members"
     assert listed["rooms"][0]["invitations"] == [
-        {"user": "bob", "inviter": "alice", "time_ms": listed["rooms"][0]["invitations"][0]["time_ms"]}
+        {
+            "user": "bob",
+            "inviter": "alice",
+            "time_ms": listed["rooms"][0]["invitations"][0]["time_ms"],
+        }
     ]
-    assert [r["id"] for r in (await alice.call("room.list", {}))["rooms"]] == \
-        ["a-room", "b-room", "c-room"]
+    assert [r["id"] for r in (await alice.call("room.list", {}))["rooms"]] == [
+        "a-room",
+        "b-room",
+        "c-room",
+    ]
     carol = await open_as("carol")
     assert await carol.call("room.list") == {"rooms": []}
 
@@ -232,8 +292,11 @@ async def test_pipelined_requests_are_each_answered_exactly_once(open_as: Open) 
     for n in range(10):
         for request_id, op, args in (
             (f"get-{n}", "room.get", {"room": "r1"}),
-            (1000 + n, "member.update", {"room": "r1", "user": "alice",
-                                         "properties": {f"p{n}": n}, "reply": "ack"}),
+            (
+                1000 + n,
+                "member.update",
+                {"room": "r1", "user": "alice", "properties": {f"p{n}": n}, "reply": "ack"},
+            ),
         ):
             ids.append(request_id)
             await alice.send_raw(alice.encode({"id": request_id, "op": op, "args": args}))
@@ -263,9 +326,16 @@ async def test_room_create_by_user_replies_complete_room(open_as: Open) -> None:
     room = await alice.call("room.create", {"room": "r1", "name": "Demo"})
     check_room(room)
     joined = room["members"][0]["joined_ms"]
-    assert room == {"id": "r1", "name": "Demo", "type": "group", "owner": "alice",
-                    "created_ms": room["created_ms"], "seq": 1,
-                    "members": [fresh_member("alice", "owner", joined)], "invitations": []}
+    assert room == {
+        "id": "r1",
+        "name": "Demo",
+        "type": "group",
+        "owner": "alice",
+        "created_ms": room["created_ms"],
+        "seq": 1,
+        "members": [fresh_member("alice", "owner", joined)],
+        "invitations": [],
+    }
     assert before - 1000 <= room["created_ms"] <= now_ms() + 1000
 
     got = await alice.event()
@@ -292,19 +362,22 @@ async def test_room_create_members_start_from_their_profiles(open_as: Open, srv:
     await srv.call("user.upsert", {"id": "bob", "nickname": "Bobby", "avatar": "https://x/b.png"})
     alice = await open_as("alice")
     carol = await open_as("carol")
-    room = await alice.call("room.create",
-                            {"room": "r1", "members": ["bob", "carol", "alice", "bob"]})
+    room = await alice.call(
+        "room.create", {"room": "r1", "members": ["bob", "carol", "alice", "bob"]}
+    )
     check_room(room)
     members = by_id(room)
     assert set(members) == {"alice", "bob", "carol"}, "owner and duplicates counted once"
-    assert members["bob"] == fresh_member("bob", "member", members["bob"]["joined_ms"],
-                                          "Bobby", "https://x/b.png")
+    assert members["bob"] == fresh_member(
+        "bob", "member", members["bob"]["joined_ms"], "Bobby", "https://x/b.png"
+    )
     assert members["carol"] == fresh_member("carol", "member", members["carol"]["joined_ms"])
     assert members["alice"]["role"] == "owner"
     for client in (alice, carol):
         got = await client.event()
-        assert sorted_targets(got) == message("r1", 1, "createRoom", "alice",
-                                              ["alice", "bob", "carol"], got)
+        assert sorted_targets(got) == message(
+            "r1", 1, "createRoom", "alice", ["alice", "bob", "carol"], got
+        )
 
 
 async def test_room_create_direct(open_as: Open) -> None:
@@ -320,8 +393,9 @@ async def test_room_create_direct(open_as: Open) -> None:
 async def test_room_create_with_server_token(open_as: Open, srv: RawClient) -> None:
     alice = await open_as("alice")
     await open_as("bob")
-    room = await srv.call("room.create", {"room": "r1", "owner": "alice", "members": ["bob"],
-                                          "name": "From backend"})
+    room = await srv.call(
+        "room.create", {"room": "r1", "owner": "alice", "members": ["bob"], "name": "From backend"}
+    )
     check_room(room)
     assert room["owner"] == "alice" and by_id(room)["alice"]["role"] == "owner"
     assert by_id(room)["bob"]["role"] == "member"
@@ -330,8 +404,9 @@ async def test_room_create_with_server_token(open_as: Open, srv: RawClient) -> N
 
     await srv.call("room.create", {"room": "r2", "owner": "alice", "operator": "bob"})
     got = await alice.event()
-    assert got == message("r2", 1, "createRoom", "bob", ["alice"], got), \
+    assert got == message("r2", 1, "createRoom", "bob", ["alice"], got), (
         "sender is the operator arg"
+    )
 
 
 async def test_room_get_by_member_invitee_and_server(open_as: Open, srv: RawClient) -> None:
@@ -339,8 +414,9 @@ async def test_room_get_by_member_invitee_and_server(open_as: Open, srv: RawClie
     bob = await open_as("bob")
     carol = await open_as("carol")
     await alice.call("room.create", {"room": "r1", "members": ["bob"]})
-    room = await alice.call("member.add", {"room": "r1", "invitees": ["carol"],
-                                           "invitation_required": True})
+    room = await alice.call(
+        "member.add", {"room": "r1", "invitees": ["carol"], "invitation_required": True}
+    )
     for reader in (alice, bob, carol, srv):
         assert await reader.call("room.get", {"room": "r1"}) == room
     assert await srv.call("room.get", {"room": "r1", "operator": "carol"}) == room
@@ -356,18 +432,21 @@ async def test_member_add_without_invitation(open_as: Open, srv: RawClient) -> N
     await alice.call("room.create", {"room": "r1"})
     await alice.event()
 
-    room = await alice.call("member.add", {"room": "r1", "invitees": ["bob", "carol"],
-                                           "system_message": True})
+    room = await alice.call(
+        "member.add", {"room": "r1", "invitees": ["bob", "carol"], "system_message": True}
+    )
     check_room(room)
     members = by_id(room)
     assert members["bob"] == fresh_member("bob", "member", members["bob"]["joined_ms"])
-    assert members["carol"] == fresh_member("carol", "member", members["carol"]["joined_ms"],
-                                            "Caro", "https://c")
+    assert members["carol"] == fresh_member(
+        "carol", "member", members["carol"]["joined_ms"], "Caro", "https://c"
+    )
     assert room["seq"] == 2 and room["invitations"] == []
     for client in (alice, bob):
         got = await client.event()
-        assert sorted_targets(got) == message("r1", 2, "addMember", "alice", ["bob", "carol"],
-                                              got, notify=True)
+        assert sorted_targets(got) == message(
+            "r1", 2, "addMember", "alice", ["bob", "carol"], got, notify=True
+        )
 
     await open_as("dave")
     room = await bob.call("member.add", {"room": "r1", "invitees": ["dave"]})
@@ -383,12 +462,14 @@ async def test_member_add_with_invitation_then_accept(open_as: Open, srv: RawCli
     await alice.event()
 
     before = now_ms()
-    room = await alice.call("member.add", {"room": "r1", "invitees": ["bob"],
-                                           "invitation_required": True})
+    room = await alice.call(
+        "member.add", {"room": "r1", "invitees": ["bob"], "invitation_required": True}
+    )
     check_room(room)
     assert set(by_id(room)) == {"alice"}
-    assert room["invitations"] == [{"user": "bob", "inviter": "alice",
-                                    "time_ms": room["invitations"][0]["time_ms"]}]
+    assert room["invitations"] == [
+        {"user": "bob", "inviter": "alice", "time_ms": room["invitations"][0]["time_ms"]}
+    ]
     assert before - 1000 <= room["invitations"][0]["time_ms"] <= now_ms() + 1000
     for client in (alice, bob):
         got = await client.event()
@@ -403,8 +484,9 @@ async def test_member_add_with_invitation_then_accept(open_as: Open, srv: RawCli
     check_room(room)
     assert room["invitations"] == [] and room["seq"] == 4
     bob_member = by_id(room)["bob"]
-    assert bob_member == fresh_member("bob", "member", bob_member["joined_ms"], "Bobby",
-                                      "https://b")
+    assert bob_member == fresh_member(
+        "bob", "member", bob_member["joined_ms"], "Bobby", "https://b"
+    )
     for client in (alice, bob):
         got = await client.event()
         assert got == message("r1", 4, "acceptInvitation", "bob", ["bob"], got, notify=True)
@@ -414,8 +496,10 @@ async def test_invitation_decline(open_as: Open) -> None:
     alice = await open_as("alice")
     bob = await open_as("bob")
     await alice.call("room.create", {"room": "r1"})
-    await alice.call("member.add", {"room": "r1", "invitees": ["bob"],
-                                    "invitation_required": True, "system_message": True})
+    await alice.call(
+        "member.add",
+        {"room": "r1", "invitees": ["bob"], "invitation_required": True, "system_message": True},
+    )
     await alice.events_until(2, "r1")
     got = await bob.event()
     assert got == message("r1", 2, "inviteMember", "alice", ["bob"], got, notify=True)
@@ -433,10 +517,10 @@ async def test_add_replaces_a_pending_invitation_with_membership(open_as: Open) 
     alice = await open_as("alice")
     await open_as("bob")
     await alice.call("room.create", {"room": "r1"})
-    await alice.call("member.add", {"room": "r1", "invitees": ["bob"],
-                                    "invitation_required": True})
-    again = await alice.call("member.add", {"room": "r1", "invitees": ["bob"],
-                                            "invitation_required": True})
+    await alice.call("member.add", {"room": "r1", "invitees": ["bob"], "invitation_required": True})
+    again = await alice.call(
+        "member.add", {"room": "r1", "invitees": ["bob"], "invitation_required": True}
+    )
     assert again["seq"] == 2 and len(again["invitations"]) == 1, "already invited: skipped"
     room = await alice.call("member.add", {"room": "r1", "invitees": ["bob"]})
     assert room["invitations"] == [] and by_id(room)["bob"]["role"] == "member"
@@ -453,41 +537,90 @@ async def test_member_update_builtin_and_custom_properties(open_as: Open) -> Non
     await alice.event()
     await bob.event()
 
-    props = {"nickname": "Bob", "avatar": "https://a/b.png", "level": 7, "custom_info": "ci",
-             "extension": "ext", "score": 12, "location": {"x": 1.5, "tags": ["a", None]}}
-    room = await alice.call("member.update", {
-        "room": "r1", "user": "bob", "properties": props, "system_message": True,
-        "notification_extension": "note"})
+    props = {
+        "nickname": "Bob",
+        "avatar": "https://a/b.png",
+        "level": 7,
+        "custom_info": "ci",
+        "extension": "ext",
+        "score": 12,
+        "location": {"x": 1.5, "tags": ["a", None]},
+    }
+    room = await alice.call(
+        "member.update",
+        {
+            "room": "r1",
+            "user": "bob",
+            "properties": props,
+            "system_message": True,
+            "notification_extension": "note",
+        },
+    )
     check_room(room)
     bob_member = by_id(room)["bob"]
-    assert bob_member == {"id": "bob", "role": "member", "nickname": "Bob",
-                          "avatar": "https://a/b.png", "level": 7, "custom_info": "ci",
-                          "extension": "ext",
-                          "props": {"score": 12, "location": {"x": 1.5, "tags": ["a", None]}},
-                          "joined_ms": bob_member["joined_ms"]}
+    assert bob_member == {
+        "id": "bob",
+        "role": "member",
+        "nickname": "Bob",
+        "avatar": "https://a/b.png",
+        "level": 7,
+        "custom_info": "ci",
+        "extension": "ext",
+        "props": {"score": 12, "location": {"x": 1.5, "tags": ["a", None]}},
+        "joined_ms": bob_member["joined_ms"],
+    }
     for client in (alice, bob):
         got = await client.event()
-        assert got == message("r1", 2, "updateMember", "alice", ["bob"], got, changes=props,
-                              notify=True, extension="note")
+        assert got == message(
+            "r1",
+            2,
+            "updateMember",
+            "alice",
+            ["bob"],
+            got,
+            changes=props,
+            notify=True,
+            extension="note",
+        )
 
     # Only what really changes is in `changes`; a null removes a custom prop.
-    room = await bob.call("member.update", {"room": "r1", "user": "bob", "properties": {
-        "nickname": "Bob", "score": 13, "location": None}})
+    room = await bob.call(
+        "member.update",
+        {
+            "room": "r1",
+            "user": "bob",
+            "properties": {"nickname": "Bob", "score": 13, "location": None},
+        },
+    )
     assert by_id(room)["bob"]["props"] == {"score": 13}
     got = await alice.event()
-    assert got == message("r1", 3, "updateMember", "bob", ["bob"], got,
-                          changes={"score": 13, "location": None}, notify=False)
+    assert got == message(
+        "r1",
+        3,
+        "updateMember",
+        "bob",
+        ["bob"],
+        got,
+        changes={"score": 13, "location": None},
+        notify=False,
+    )
 
     assert by_id(room)["bob"]["joined_ms"] == bob_member["joined_ms"], "updates keep joined_ms"
 
     # Nothing changes: no message, seq unchanged (map values compare by content).
-    await bob.call("member.update", {"room": "r1", "user": "bob",
-                                     "properties": {"where": {"x": 1, "y": [2, 3]}}})
+    await bob.call(
+        "member.update",
+        {"room": "r1", "user": "bob", "properties": {"where": {"x": 1, "y": [2, 3]}}},
+    )
     await alice.event()
-    for properties in ({"location": None}, {"nickname": "Bob", "level": 7, "score": 13},
-                       {"where": {"y": [2, 3], "x": 1}}):
-        room = await alice.call("member.update", {"room": "r1", "user": "bob",
-                                                  "properties": properties})
+    for properties in (
+        {"location": None},
+        {"nickname": "Bob", "level": 7, "score": 13},
+        {"where": {"y": [2, 3], "x": 1}},
+    ):
+        room = await alice.call(
+            "member.update", {"room": "r1", "user": "bob", "properties": properties}
+        )
         assert room["seq"] == 4
     assert [m["seq"] for m in await history(alice, "r1")] == [1, 2, 3, 4]
 
@@ -495,17 +628,26 @@ async def test_member_update_builtin_and_custom_properties(open_as: Open) -> Non
 async def test_member_update_values_round_trip(open_as: Open, srv: RawClient) -> None:
     alice = await open_as("alice")
     await alice.call("room.create", {"room": "r1"})
-    values = {"i": -5, "big": 2**53, "f": 0.25, "s": "héllo ✓", "t": True, "l": [1, "x", {}],
-              "m": {"nested": {"deep": [None]}}, "e": "", "empty": {}}
-    room = await alice.call("member.update", {"room": "r1", "user": "alice",
-                                              "properties": values})
+    values = {
+        "i": -5,
+        "big": 2**53,
+        "f": 0.25,
+        "s": "héllo ✓",
+        "t": True,
+        "l": [1, "x", {}],
+        "m": {"nested": {"deep": [None]}},
+        "e": "",
+        "empty": {},
+    }
+    room = await alice.call("member.update", {"room": "r1", "user": "alice", "properties": values})
     assert by_id(room)["alice"]["props"] == values
     got = (await history(alice, "r1"))[-1]
     assert got["changes"] == values
     # level at its bounds (a server call: the owner may not set their own level, rule 5)
     for level in (2**31 - 1, 0, 1):
-        room = await srv.call("member.update", {"room": "r1", "user": "alice",
-                                                "properties": {"level": level}})
+        room = await srv.call(
+            "member.update", {"room": "r1", "user": "alice", "properties": {"level": level}}
+        )
         assert by_id(room)["alice"]["level"] == level
     assert by_id(room)["alice"]["props"] == values
 
@@ -558,8 +700,7 @@ async def test_room_history_paging(open_as: Open, srv: RawClient) -> None:
     alice = await open_as("alice")
     await alice.call("room.create", {"room": "r1"})
     for n in range(5):
-        await alice.call("member.update", {"room": "r1", "user": "alice",
-                                           "properties": {"n": n}})
+        await alice.call("member.update", {"room": "r1", "user": "alice", "properties": {"n": n}})
     live = await alice.events_until(6, "r1")
     assert [m["seq"] for m in live] == [1, 2, 3, 4, 5, 6]
 
@@ -579,10 +720,14 @@ async def test_room_history_paging(open_as: Open, srv: RawClient) -> None:
     for msg in whole["messages"]:
         check_message(msg)
     for after_seq in (6, 100):
-        assert await alice.call("room.history", {"room": "r1", "after_seq": after_seq}) == \
-            {"messages": [], "more": False}
-    assert (await alice.call("room.history", {"room": "r1", "after_seq": 3, "limit": 200})) == \
-        {"messages": live[3:], "more": False}
+        assert await alice.call("room.history", {"room": "r1", "after_seq": after_seq}) == {
+            "messages": [],
+            "more": False,
+        }
+    assert (await alice.call("room.history", {"room": "r1", "after_seq": 3, "limit": 200})) == {
+        "messages": live[3:],
+        "more": False,
+    }
 
     # A later member and the server see the whole retained history too.
     bob = await open_as("bob")
@@ -594,10 +739,15 @@ async def test_room_history_paging(open_as: Open, srv: RawClient) -> None:
 async def test_room_history_default_limit_is_50(open_as: Open) -> None:
     alice = await open_as("alice")
     await alice.call("room.create", {"room": "r1"})
-    await asyncio.gather(*(
-        alice.call("member.update", {"room": "r1", "user": "alice", "properties": {"n": n},
-                                     "reply": "ack"})
-        for n in range(54)))
+    await asyncio.gather(
+        *(
+            alice.call(
+                "member.update",
+                {"room": "r1", "user": "alice", "properties": {"n": n}, "reply": "ack"},
+            )
+            for n in range(54)
+        )
+    )
     live = await alice.events_until(55, "r1")
     assert [m["seq"] for m in live] == list(range(1, 56)), "delivered in seq order, no gap"
     page = await alice.call("room.history", {"room": "r1"})
@@ -625,15 +775,22 @@ async def test_reply_ack_on_every_mutating_op(open_as: Open, srv: RawClient) -> 
     steps: list[tuple[RawClient, str, dict[str, Any], int]] = [
         (alice, "room.create", {"room": "r1"}, 1),
         (alice, "member.add", {"room": "r1", "invitees": ["bob"]}, 2),
-        (alice, "member.add", {"room": "r1", "invitees": ["carol"],
-                               "invitation_required": True}, 3),
-        (alice, "member.add", {"room": "r1", "invitees": ["dave"],
-                               "invitation_required": True}, 4),
+        (
+            alice,
+            "member.add",
+            {"room": "r1", "invitees": ["carol"], "invitation_required": True},
+            3,
+        ),
+        (alice, "member.add", {"room": "r1", "invitees": ["dave"], "invitation_required": True}, 4),
         (carol, "invitation.accept", {"room": "r1"}, 5),
         (dave, "invitation.decline", {"room": "r1"}, 6),
         # role and nickname: two messages, the ack names the last one
-        (alice, "member.update", {"room": "r1", "user": "bob",
-                                  "properties": {"role": "guest", "nickname": "B"}}, 8),
+        (
+            alice,
+            "member.update",
+            {"room": "r1", "user": "bob", "properties": {"role": "guest", "nickname": "B"}},
+            8,
+        ),
         # nothing changes / nobody new: the room's current seq
         (alice, "member.update", {"room": "r1", "user": "bob", "properties": {"nickname": "B"}}, 8),
         (alice, "member.add", {"room": "r1", "invitees": ["bob", "carol"]}, 8),
@@ -644,30 +801,54 @@ async def test_reply_ack_on_every_mutating_op(open_as: Open, srv: RawClient) -> 
     for client, op, args, seq in steps:
         assert await client.call(op, {**args, "reply": "ack"}) == ack(seq), (op, args)
     assert [m["type"] for m in await history(alice, "r1")] == [
-        "createRoom", "addMember", "inviteMember", "inviteMember", "acceptInvitation",
-        "declineInvitation", "setRole", "updateMember", "removeMember", "leaveRoom", "addMember"]
+        "createRoom",
+        "addMember",
+        "inviteMember",
+        "inviteMember",
+        "acceptInvitation",
+        "declineInvitation",
+        "setRole",
+        "updateMember",
+        "removeMember",
+        "leaveRoom",
+        "addMember",
+    ]
     # reply = "room" is the default and gives the complete Room
-    room = await alice.call("member.update", {"room": "r1", "user": "bob",
-                                              "properties": {"level": 1}, "reply": "room"})
+    room = await alice.call(
+        "member.update", {"room": "r1", "user": "bob", "properties": {"level": 1}, "reply": "room"}
+    )
     check_room(room)
     assert room == await alice.call("room.get", {"room": "r1"})
     # user.upsert accepts and ignores reply
-    assert await srv.call("user.upsert", {"id": "zed", "nickname": "Z", "reply": "ack"}) == \
-        {"id": "zed", "nickname": "Z", "avatar": ""}
+    assert await srv.call("user.upsert", {"id": "zed", "nickname": "Z", "reply": "ack"}) == {
+        "id": "zed",
+        "nickname": "Z",
+        "avatar": "",
+    }
 
 
-# --- user.upsert and profiles ----------------------------------------------------------------------
+# --- user.upsert and profiles -----------------------
 
 
 async def test_user_upsert(open_as: Open, srv: RawClient) -> None:
-    assert await srv.call("user.upsert", {"id": "zed", "nickname": "Zed", "avatar": "https://z"}) \
-        == {"id": "zed", "nickname": "Zed", "avatar": "https://z"}
-    assert await srv.call("user.upsert", {"id": "zed", "avatar": "https://z2"}) == \
-        {"id": "zed", "nickname": "Zed", "avatar": "https://z2"}, "fields not given keep their value"
-    assert await srv.call("user.upsert", {"id": "zed", "nickname": ""}) == \
-        {"id": "zed", "nickname": "", "avatar": "https://z2"}
-    assert await srv.call("user.upsert", {"id": "nobody.yet@x:1"}) == \
-        {"id": "nobody.yet@x:1", "nickname": "", "avatar": ""}
+    assert await srv.call(
+        "user.upsert", {"id": "zed", "nickname": "Zed", "avatar": "https://z"}
+    ) == {"id": "zed", "nickname": "Zed", "avatar": "https://z"}
+    assert await srv.call("user.upsert", {"id": "zed", "avatar": "https://z2"}) == {
+        "id": "zed",
+        "nickname": "Zed",
+        "avatar": "https://z2",
+    }, "fields not given keep their value"
+    assert await srv.call("user.upsert", {"id": "zed", "nickname": ""}) == {
+        "id": "zed",
+        "nickname": "",
+        "avatar": "https://z2",
+    }
+    assert await srv.call("user.upsert", {"id": "nobody.yet@x:1"}) == {
+        "id": "nobody.yet@x:1",
+        "nickname": "",
+        "avatar": "",
+    }
 
     # An upserted user is known: they can be added without ever connecting.
     alice = await open_as("alice")
@@ -675,8 +856,9 @@ async def test_user_upsert(open_as: Open, srv: RawClient) -> None:
     assert by_id(room)["zed"]["avatar"] == "https://z2"
 
 
-async def test_profiles_feed_new_members_only(open_as: Open, srv: RawClient, connect: Any,
-                                              enc: str) -> None:
+async def test_profiles_feed_new_members_only(
+    open_as: Open, srv: RawClient, connect: Any, enc: str
+) -> None:
     await srv.call("user.upsert", {"id": "yan", "nickname": "Yan", "avatar": "https://y"})
     # yan's first auth registers them but must not wipe the profile
     async with connect(enc) as yan:
@@ -694,15 +876,18 @@ async def test_profiles_feed_new_members_only(open_as: Open, srv: RawClient, con
     assert by_id(room)["yan"]["nickname"] == "Yan" and room["seq"] == 2
     await alice.call("member.remove", {"room": "r1", "user": "yan"})
     room = await alice.call("member.add", {"room": "r1", "invitees": ["yan"]})
-    assert (by_id(room)["yan"]["nickname"], by_id(room)["yan"]["avatar"]) == \
-        ("Yannick", "https://y2")
+    assert (by_id(room)["yan"]["nickname"], by_id(room)["yan"]["avatar"]) == (
+        "Yannick",
+        "https://y2",
+    )
 
 
 # --- server tokens -------------------------------------------------------------------------------
 
 
 async def test_server_token_without_operator_is_not_permission_checked(
-        open_as: Open, srv: RawClient) -> None:
+    open_as: Open, srv: RawClient
+) -> None:
     alice = await open_as("alice")
     await open_as("bob")
     await open_as("carol")
@@ -714,19 +899,31 @@ async def test_server_token_without_operator_is_not_permission_checked(
     got = await alice.event()
     assert got == message("r1", 2, "addMember", SERVER, ["carol"], got, notify=False)
 
-    room = await srv.call("member.update", {"room": "r1", "user": "alice",
-                                            "properties": {"nickname": "Boss", "level": 9}})
+    room = await srv.call(
+        "member.update",
+        {"room": "r1", "user": "alice", "properties": {"nickname": "Boss", "level": 9}},
+    )
     assert (by_id(room)["alice"]["nickname"], by_id(room)["alice"]["level"]) == ("Boss", 9)
     got = await alice.event()
-    assert got == message("r1", 3, "updateMember", SERVER, ["alice"], got,
-                          changes={"nickname": "Boss", "level": 9}, notify=False)
+    assert got == message(
+        "r1",
+        3,
+        "updateMember",
+        SERVER,
+        ["alice"],
+        got,
+        changes={"nickname": "Boss", "level": 9},
+        notify=False,
+    )
 
-    room = await srv.call("member.update", {"room": "r1", "user": "bob",
-                                            "properties": {"role": "admin"}})
+    room = await srv.call(
+        "member.update", {"room": "r1", "user": "bob", "properties": {"role": "admin"}}
+    )
     assert by_id(room)["bob"]["role"] == "admin"
     got = await alice.event()
-    assert got == message("r1", 4, "assignAdmin", SERVER, ["bob"], got,
-                          changes={"role": "admin"}, notify=True)
+    assert got == message(
+        "r1", 4, "assignAdmin", SERVER, ["bob"], got, changes={"role": "admin"}, notify=True
+    )
 
     room = await srv.call("member.remove", {"room": "r1", "user": "bob"})
     assert set(by_id(room)) == {"alice", "carol"}
@@ -741,8 +938,9 @@ async def test_server_token_with_operator_acts_as_that_user(open_as: Open, srv: 
     for user in ("bob", "carol", "dave", "erin", "frank"):
         await srv.call("user.upsert", {"id": user})
     await srv.call("room.create", {"room": "r1", "owner": "alice", "members": ["bob", "carol"]})
-    await srv.call("member.update", {"room": "r1", "user": "carol",
-                                     "properties": {"role": "guest"}})
+    await srv.call(
+        "member.update", {"room": "r1", "user": "carol", "properties": {"role": "guest"}}
+    )
     await alice.events_until(2, "r1")
 
     await srv.call("member.add", {"room": "r1", "invitees": ["dave"], "operator": "bob"})
@@ -751,31 +949,43 @@ async def test_server_token_with_operator_acts_as_that_user(open_as: Open, srv: 
 
     # checked as the operator: a guest cannot invite, a non-member is not a member,
     # a member cannot raise their own level
-    assert (await srv.fail("member.add", {"room": "r1", "invitees": ["erin"],
-                                          "operator": "carol"}))["code"] == 100006
-    assert (await srv.fail("member.add", {"room": "r1", "invitees": ["erin"],
-                                          "operator": "erin"}))["code"] == 100005
-    assert (await srv.fail("member.update", {"room": "r1", "user": "bob", "operator": "bob",
-                                             "properties": {"level": 3}}))["code"] == 100006
+    assert (
+        await srv.fail("member.add", {"room": "r1", "invitees": ["erin"], "operator": "carol"})
+    )["code"] == 100006
+    assert (await srv.fail("member.add", {"room": "r1", "invitees": ["erin"], "operator": "erin"}))[
+        "code"
+    ] == 100005
+    assert (
+        await srv.fail(
+            "member.update",
+            {"room": "r1", "user": "bob", "operator": "bob", "properties": {"level": 3}},
+        )
+    )["code"] == 100006
     assert (await srv.fail("room.get", {"room": "r1", "operator": "erin"}))["code"] == 100005
     assert (await srv.fail("room.history", {"room": "r1", "operator": "erin"}))["code"] == 100005
 
-    room = await srv.call("member.update", {"room": "r1", "user": "bob", "operator": "alice",
-                                            "properties": {"level": 3}})
+    room = await srv.call(
+        "member.update",
+        {"room": "r1", "user": "bob", "operator": "alice", "properties": {"level": 3}},
+    )
     assert by_id(room)["bob"]["level"] == 3
     got = await alice.event()
-    assert got == message("r1", 4, "updateMember", "alice", ["bob"], got,
-                          changes={"level": 3}, notify=False)
+    assert got == message(
+        "r1", 4, "updateMember", "alice", ["bob"], got, changes={"level": 3}, notify=False
+    )
 
     assert [r["id"] for r in (await srv.call("room.list", {"operator": "bob"}))["rooms"]] == ["r1"]
     assert (await srv.call("room.get", {"room": "r1", "operator": "bob"}))["seq"] == 4
     assert len(await history(srv, "r1", operator="bob")) == 4
 
     # invitation.accept / decline and room.leave on behalf of a user
-    room = await srv.call("member.add", {"room": "r1", "invitees": ["erin", "frank"],
-                                         "invitation_required": True})
-    assert sorted((i["user"], i["inviter"]) for i in room["invitations"]) == \
-        [("erin", SERVER), ("frank", SERVER)]
+    room = await srv.call(
+        "member.add", {"room": "r1", "invitees": ["erin", "frank"], "invitation_required": True}
+    )
+    assert sorted((i["user"], i["inviter"]) for i in room["invitations"]) == [
+        ("erin", SERVER),
+        ("frank", SERVER),
+    ]
     room = await srv.call("invitation.accept", {"room": "r1", "operator": "erin"})
     assert "erin" in by_id(room)
     assert await srv.call("invitation.decline", {"room": "r1", "operator": "frank"}) == {}
@@ -797,15 +1007,17 @@ async def test_every_connection_of_a_member_gets_each_message(open_as: Open) -> 
     alice_msgpack = await open_as("alice", encoding="msgpack")
     bob = await open_as("bob")
     await bob.call("room.create", {"room": "r1", "members": ["alice"]})
-    await bob.call("member.update", {"room": "r1", "user": "alice",
-                                     "properties": {"level": 2, "mood": "ok"}})
+    await bob.call(
+        "member.update", {"room": "r1", "user": "alice", "properties": {"level": 2, "mood": "ok"}}
+    )
     from_json = await alice_json.events_until(2, "r1")
     from_msgpack = await alice_msgpack.events_until(2, "r1")
     assert from_json == from_msgpack == await history(bob, "r1")
 
 
 async def test_auth_resume_replays_missed_messages_before_live_ones(
-        open_as: Open, srv: RawClient, connect: Any, enc: str) -> None:
+    open_as: Open, srv: RawClient, connect: Any, enc: str
+) -> None:
     alice = await open_as("alice")
     await alice.call("room.create", {"room": "r1"})
     for n in range(3):

@@ -19,22 +19,32 @@ async def test_paused_reader_catches_up_in_order(hub: Any) -> None:
         await backend.auth("backend", server=True)
         for user in ("owner", "sleepy", "awake"):
             await backend.call("user.upsert", {"id": user})
-        await backend.call("room.create", {"room": "r", "owner": "owner",
-                                           "members": ["sleepy", "awake"]})
+        await backend.call(
+            "room.create", {"room": "r", "owner": "owner", "members": ["sleepy", "awake"]}
+        )
         # max_queue=1: once it stops reading, websockets stops reading the socket too, so the
         # backlog builds up in the kernel and the hub's send buffer, as with a stalled app.
-        async with websockets.connect(url, subprotocols=["roomhub.v1.msgpack"],
-                                      max_queue=1) as sleepy, \
-                RawClient.connect(url) as awake:
-            await sleepy.send(msgpack.packb({"id": 1, "op": "auth",
-                                             "args": {"key": APP, "token": token("sleepy")}}))
+        async with (
+            websockets.connect(url, subprotocols=["roomhub.v1.msgpack"], max_queue=1) as sleepy,
+            RawClient.connect(url) as awake,
+        ):
+            await sleepy.send(
+                msgpack.packb(
+                    {"id": 1, "op": "auth", "args": {"key": APP, "token": token("sleepy")}}
+                )
+            )
             assert msgpack.unpackb(await sleepy.recv())["ok"]
             await awake.auth("awake")
 
-            acks = await asyncio.gather(*(
-                backend.call("member.update", {"room": "r", "user": "owner",
-                                               "properties": {"n": n}, "reply": "ack"})
-                for n in range(1000)))
+            acks = await asyncio.gather(
+                *(
+                    backend.call(
+                        "member.update",
+                        {"room": "r", "user": "owner", "properties": {"n": n}, "reply": "ack"},
+                    )
+                    for n in range(1000)
+                )
+            )
             last = max(ack["seq"] for ack in acks)
             # The one who reads got everything while the other slept.
             assert [m["seq"] for m in await awake.events_until(last)] == list(range(2, last + 1))

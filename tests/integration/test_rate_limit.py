@@ -19,11 +19,15 @@ async def _setup_room(url: str) -> None:
 
 
 async def _burst(client: RawClient, count: int, start: int = 0) -> list[dict[str, Any]]:
-    return await asyncio.gather(*(
-        client.request("member.update", {"room": "r", "user": "alice",
-                                         "properties": {"n": start + i}, "reply": "ack"})
-        for i in range(count)
-    ))
+    return await asyncio.gather(
+        *(
+            client.request(
+                "member.update",
+                {"room": "r", "user": "alice", "properties": {"n": start + i}, "reply": "ack"},
+            )
+            for i in range(count)
+        )
+    )
 
 
 async def test_app_ceiling_is_shared_by_two_nodes(redis_url: str, start_hub: HubFactory) -> None:
@@ -75,7 +79,6 @@ async def test_rate_limit_comes_before_argument_errors(
     await _setup_room(ws_url(await start_hub(redis=redis_url)))
     async with RawClient.connect(ws_url(hub)) as alice:
         await alice.auth("alice")
-        await alice.call("member.update", {"room": "r", "user": "alice",
-                                           "properties": {"x": 1}})
+        await alice.call("member.update", {"room": "r", "user": "alice", "properties": {"x": 1}})
         error = await alice.fail("member.update", {"room": "r", "bogus": 1})
         assert error["code"] == 100009  # §6: 100009 precedes 100002

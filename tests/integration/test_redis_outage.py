@@ -83,8 +83,10 @@ async def test_messages_published_while_pubsub_was_away_are_healed_from_history(
     writer_node = await start_hub(redis=redis_url)
     reader_node = await start_hub(redis=redis_url)
     await _setup(ws_url(writer_node))
-    async with RawClient.connect(ws_url(writer_node)) as owner, \
-            RawClient.connect(ws_url(reader_node)) as alice:
+    async with (
+        RawClient.connect(ws_url(writer_node)) as owner,
+        RawClient.connect(ws_url(reader_node)) as alice,
+    ):
         await owner.auth("owner")
         await alice.auth("alice")
         first = (await owner.call("member.update", _update(0)))["seq"]

@@ -19,8 +19,9 @@ async def _room_with(url: str, *members: str) -> None:
 
 
 async def _update(client: RawClient, user: str, value: Any) -> int:
-    ack = await client.call("member.update", {"room": "r", "user": user,
-                                              "properties": {"score": value}, "reply": "ack"})
+    ack = await client.call(
+        "member.update", {"room": "r", "user": user, "properties": {"score": value}, "reply": "ack"}
+    )
     return int(ack["seq"])
 
 
@@ -36,8 +37,9 @@ async def test_resume_replays_missed_messages_then_continues_live(hub: Any) -> N
             assert seen[-1]["seq"] == last
         missed = [await _update(owner, "owner", n) for n in (2, 3, 4)]
         async with RawClient.connect(url) as alice:
-            welcome = await alice.call("auth", {"key": APP, "token": token("alice"),
-                                                "resume": {"r": last}})
+            welcome = await alice.call(
+                "auth", {"key": APP, "token": token("alice"), "resume": {"r": last}}
+            )
             assert welcome["rooms"] == ["r"]
             replayed = await alice.events_until(missed[-1])
             assert [m["seq"] for m in replayed] == missed
@@ -54,12 +56,10 @@ async def test_resume_of_a_room_left_replays_up_to_the_removal(hub: Any) -> None
         await owner.auth("owner")
         before = await _update(owner, "owner", 1)
         await _update(owner, "owner", 2)
-        removed = await owner.call("member.remove", {"room": "r", "user": "alice",
-                                                     "reply": "ack"})
+        removed = await owner.call("member.remove", {"room": "r", "user": "alice", "reply": "ack"})
         await _update(owner, "owner", 3)  # after the removal: not alice's to see
         async with RawClient.connect(url) as alice:
-            await alice.call("auth", {"key": APP, "token": token("alice"),
-                                      "resume": {"r": before}})
+            await alice.call("auth", {"key": APP, "token": token("alice"), "resume": {"r": before}})
             replayed = await alice.events_until(removed["seq"])
             assert [m["type"] for m in replayed] == ["updateMember", "removeMember"]
             await alice.no_event(0.3)
@@ -106,8 +106,7 @@ async def test_resume_races_live_traffic_without_gap_or_duplicate(
         writer = asyncio.create_task(write())
         await asyncio.sleep(0.2)
         async with RawClient.connect(ws_url(node_b)) as alice:
-            await alice.call("auth", {"key": APP, "token": token("alice"),
-                                      "resume": {"r": first}})
+            await alice.call("auth", {"key": APP, "token": token("alice"), "resume": {"r": first}})
             await asyncio.sleep(0.3)
             stop.set()
             last = await writer

@@ -29,8 +29,15 @@ RANK = {"owner": 3, "admin": 2, "member": 1, "guest": 0}
 
 # Room "r": one user per role, two of each but the owner; "out" is a known non-member and
 # "inv" has a pending invitation.
-ROLE_OF = {"own": "owner", "adm": "admin", "adm2": "admin", "mem": "member", "mem2": "member",
-           "gst": "guest", "gst2": "guest"}
+ROLE_OF = {
+    "own": "owner",
+    "adm": "admin",
+    "adm2": "admin",
+    "mem": "member",
+    "mem2": "member",
+    "gst": "guest",
+    "gst2": "guest",
+}
 USER_FOR = {"owner": "own", "admin": "adm", "member": "mem", "guest": "gst"}
 SECOND = {"adm": "adm2", "mem": "mem2", "gst": "gst2"}
 
@@ -61,16 +68,23 @@ async def open_as(connect: Any, enc: str) -> AsyncIterator[Open]:
 async def srv(open_as: Open) -> RawClient:
     """The app's backend; without `operator` it is not permission-checked, so it sets up."""
     backend = await open_as("backend", server=True)
-    await asyncio.gather(*(backend.call("user.upsert", {"id": user})
-                           for user in [*ROLE_OF, "out", "inv", "new", "new2"]))
-    await backend.call("room.create", {"room": "r", "owner": "own",
-                                       "members": [u for u in ROLE_OF if u != "own"]})
+    await asyncio.gather(
+        *(
+            backend.call("user.upsert", {"id": user})
+            for user in [*ROLE_OF, "out", "inv", "new", "new2"]
+        )
+    )
+    await backend.call(
+        "room.create", {"room": "r", "owner": "own", "members": [u for u in ROLE_OF if u != "own"]}
+    )
     for user, role in ROLE_OF.items():
         if role in ("admin", "guest"):
-            await backend.call("member.update", {"room": "r", "user": user,
-                                                 "properties": {"role": role}})
-    await backend.call("member.add", {"room": "r", "invitees": ["inv"],
-                                      "invitation_required": True})
+            await backend.call(
+                "member.update", {"room": "r", "user": user, "properties": {"role": role}}
+            )
+    await backend.call(
+        "member.add", {"room": "r", "invitees": ["inv"], "invitation_required": True}
+    )
     return backend
 
 
@@ -110,8 +124,10 @@ _probes = itertools.count(1)
 async def nothing_emitted(srv: RawClient, *watchers: RawClient, room: str = "r") -> None:
     """A probe change must be each watcher's next event of the room."""
     value = next(_probes)
-    ack = await srv.call("member.update", {"room": room, "user": "own",
-                                           "properties": {"_probe": value}, "reply": "ack"})
+    ack = await srv.call(
+        "member.update",
+        {"room": room, "user": "own", "properties": {"_probe": value}, "reply": "ack"},
+    )
     for watcher in watchers:
         got = await next_in(watcher, room)
         assert (got["seq"], got["changes"]) == (ack["seq"], {"_probe": value}), got
@@ -146,10 +162,19 @@ def may_remove(op_role: str, target_role: str, on_self: bool) -> bool:
 
 
 PROPERTY_CASES: list[tuple[str, Any]] = [
-    ("role", "admin"), ("role", "member"), ("role", "guest"), ("role", "owner"),
-    ("nickname", "Nick"), ("avatar", "https://a/x.png"), ("custom_info", "info"),
-    ("extension", "ext"), ("score", 42), ("level", 5),
+    ("role", "admin"),
+    ("role", "member"),
+    ("role", "guest"),
+    ("role", "owner"),
+    ("nickname", "Nick"),
+    ("avatar", "https://a/x.png"),
+    ("custom_info", "info"),
+    ("extension", "ext"),
+    ("score", 42),
+    ("level", 5),
 ]
+
+
 def targets_for(op_user: str) -> list[str]:
     """The operator themself, then another user of each role."""
     others = [SECOND.get(u, u) if u == op_user else u for u in USER_FOR.values()]
@@ -173,8 +198,9 @@ async def test_member_update_matrix(open_as: Open, srv: RawClient, op_role: str)
             case = f"{op_role} sets {prop}={value!r} on {'self' if on_self else target_role}"
             expected = may_update(op_role, target_role, on_self, prop, value)
             before = await room_of(srv)
-            reply = await operator.request("member.update", {
-                "room": "r", "user": target, "properties": {prop: value}})
+            reply = await operator.request(
+                "member.update", {"room": "r", "user": target, "properties": {prop: value}}
+            )
             if not expected:
                 if reply["ok"] or reply["error"]["code"] != 100006:
                     wrong.append(f"{case}: expected 100006, got {reply}")
@@ -204,8 +230,9 @@ async def test_member_update_matrix(open_as: Open, srv: RawClient, op_role: str)
             if got_msg != expected_msg:
                 wrong.append(f"{case}: message {got_msg}, expected {expected_msg}")
             # put it back (the server is not permission-checked)
-            await srv.call("member.update", {"room": "r", "user": target,
-                                             "properties": {prop: old}})
+            await srv.call(
+                "member.update", {"room": "r", "user": target, "properties": {prop: old}}
+            )
     assert not wrong, "\n".join(wrong)
 
 
@@ -236,8 +263,9 @@ async def test_member_remove_matrix(open_as: Open, srv: RawClient, op_role: str)
             wrong.append(f"{case}: message {msg}")
         await srv.call("member.add", {"room": "r", "invitees": [target]})
         if target_role != "member":
-            await srv.call("member.update", {"room": "r", "user": target,
-                                             "properties": {"role": target_role}})
+            await srv.call(
+                "member.update", {"room": "r", "user": target, "properties": {"role": target_role}}
+            )
     assert not wrong, "\n".join(wrong)
 
 
@@ -245,28 +273,42 @@ async def test_member_remove_matrix(open_as: Open, srv: RawClient, op_role: str)
 
 
 async def test_only_the_owner_assigns_admin_and_it_is_always_notified(
-        open_as: Open, srv: RawClient) -> None:
+    open_as: Open, srv: RawClient
+) -> None:
     own = await open_as("own")
     mem = await open_as("mem")
     adm = await open_as("adm")
     seq = (await room_of(srv))["seq"]
 
-    err = await adm.fail("member.update", {"room": "r", "user": "mem",
-                                           "properties": {"role": "admin"}})
+    err = await adm.fail(
+        "member.update", {"room": "r", "user": "mem", "properties": {"role": "admin"}}
+    )
     assert (err["code"], err["reason"]) == (100006, "FORBIDDEN") and err["message"]
-    err = await srv.fail("member.update", {"room": "r", "user": "mem", "operator": "adm",
-                                           "properties": {"role": "admin"}})
+    err = await srv.fail(
+        "member.update",
+        {"room": "r", "user": "mem", "operator": "adm", "properties": {"role": "admin"}},
+    )
     assert err["code"] == 100006, "a server call with operator is checked as that user"
     assert (await room_of(srv))["seq"] == seq
 
-    room = await own.call("member.update", {"room": "r", "user": "mem", "system_message": False,
-                                            "properties": {"role": "admin"}})
+    room = await own.call(
+        "member.update",
+        {"room": "r", "user": "mem", "system_message": False, "properties": {"role": "admin"}},
+    )
     assert member(room, "mem")["role"] == "admin" and room["seq"] == seq + 1
     for client in (own, mem, adm):
         got = await next_in(client, "r")
-        assert got == {"room": "r", "seq": seq + 1, "type": "assignAdmin", "sender": "own",
-                       "targets": ["mem"], "changes": {"role": "admin"}, "notify": True,
-                       "extension": None, "time_ms": got["time_ms"]}
+        assert got == {
+            "room": "r",
+            "seq": seq + 1,
+            "type": "assignAdmin",
+            "sender": "own",
+            "targets": ["mem"],
+            "changes": {"role": "admin"},
+            "notify": True,
+            "extension": None,
+            "time_ms": got["time_ms"],
+        }
     # a guest straight to admin is assignAdmin too
     await own.call("member.update", {"room": "r", "user": "gst", "properties": {"role": "admin"}})
     got = await next_in(own, "r")
@@ -280,58 +322,110 @@ async def test_revoke_admin_and_set_role_messages(open_as: Open, srv: RawClient)
 
     await own.call("member.update", {"room": "r", "user": "adm2", "properties": {"role": "member"}})
     got = await next_in(adm, "r")
-    assert (got["seq"], got["type"], got["sender"], got["targets"], got["changes"],
-            got["notify"]) == (seq + 1, "revokeAdmin", "own", ["adm2"], {"role": "member"}, False)
+    assert (
+        got["seq"],
+        got["type"],
+        got["sender"],
+        got["targets"],
+        got["changes"],
+        got["notify"],
+    ) == (seq + 1, "revokeAdmin", "own", ["adm2"], {"role": "member"}, False)
 
-    await own.call("member.update", {"room": "r", "user": "adm", "properties": {"role": "guest"},
-                                     "system_message": True, "notification_extension": "{\"k\":1}"})
+    await own.call(
+        "member.update",
+        {
+            "room": "r",
+            "user": "adm",
+            "properties": {"role": "guest"},
+            "system_message": True,
+            "notification_extension": '{"k":1}',
+        },
+    )
     got = await next_in(adm, "r")
-    assert (got["type"], got["changes"], got["notify"], got["extension"]) == \
-        ("revokeAdmin", {"role": "guest"}, True, "{\"k\":1}"), "admin -> guest is revokeAdmin"
+    assert (got["type"], got["changes"], got["notify"], got["extension"]) == (
+        "revokeAdmin",
+        {"role": "guest"},
+        True,
+        '{"k":1}',
+    ), "admin -> guest is revokeAdmin"
 
     # member <-> guest is setRole, also when an admin does it
     await srv.call("member.update", {"room": "r", "user": "adm2", "properties": {"role": "admin"}})
     adm2 = await open_as("adm2")
     await adm2.call("member.update", {"room": "r", "user": "mem", "properties": {"role": "guest"}})
-    await adm2.call("member.update", {"room": "r", "user": "gst", "properties": {"role": "member"},
-                                      "system_message": True})
-    types = [(m["type"], m["sender"], m["targets"], m["changes"], m["notify"])
-             for m in await last_messages(srv, "r", 2)]
-    assert types == [("setRole", "adm2", ["mem"], {"role": "guest"}, False),
-                     ("setRole", "adm2", ["gst"], {"role": "member"}, True)]
+    await adm2.call(
+        "member.update",
+        {"room": "r", "user": "gst", "properties": {"role": "member"}, "system_message": True},
+    )
+    types = [
+        (m["type"], m["sender"], m["targets"], m["changes"], m["notify"])
+        for m in await last_messages(srv, "r", 2)
+    ]
+    assert types == [
+        ("setRole", "adm2", ["mem"], {"role": "guest"}, False),
+        ("setRole", "adm2", ["gst"], {"role": "member"}, True),
+    ]
 
 
 async def test_role_and_another_property_emit_two_messages_in_a_row(
-        open_as: Open, srv: RawClient) -> None:
+    open_as: Open, srv: RawClient
+) -> None:
     own = await open_as("own")
     mem = await open_as("mem")
     seq = (await room_of(srv))["seq"]
-    ack = await own.call("member.update", {
-        "room": "r", "user": "mem", "reply": "ack", "system_message": True,
-        "notification_extension": "x",
-        "properties": {"nickname": "Promoted", "role": "admin", "score": 1}})
+    ack = await own.call(
+        "member.update",
+        {
+            "room": "r",
+            "user": "mem",
+            "reply": "ack",
+            "system_message": True,
+            "notification_extension": "x",
+            "properties": {"nickname": "Promoted", "role": "admin", "score": 1},
+        },
+    )
     assert ack == {"room": "r", "seq": seq + 2}
     for client in (own, mem):
         first, second = await next_in(client, "r"), await next_in(client, "r")
-        assert (first["seq"], first["type"], first["changes"], first["notify"],
-                first["extension"]) == (seq + 1, "assignAdmin", {"role": "admin"}, True, "x")
-        assert (second["seq"], second["type"], second["changes"], second["notify"],
-                second["extension"]) == (seq + 2, "updateMember",
-                                         {"nickname": "Promoted", "score": 1}, True, "x")
+        assert (
+            first["seq"],
+            first["type"],
+            first["changes"],
+            first["notify"],
+            first["extension"],
+        ) == (seq + 1, "assignAdmin", {"role": "admin"}, True, "x")
+        assert (
+            second["seq"],
+            second["type"],
+            second["changes"],
+            second["notify"],
+            second["extension"],
+        ) == (seq + 2, "updateMember", {"nickname": "Promoted", "score": 1}, True, "x")
         assert first["targets"] == second["targets"] == ["mem"]
         assert first["sender"] == second["sender"] == "own"
 
     # role unchanged: only updateMember; other properties unchanged: only the role message
-    await own.call("member.update", {"room": "r", "user": "mem",
-                                     "properties": {"role": "admin", "nickname": "Again"}})
+    await own.call(
+        "member.update",
+        {"room": "r", "user": "mem", "properties": {"role": "admin", "nickname": "Again"}},
+    )
     got = await next_in(own, "r")
-    assert (got["seq"], got["type"], got["changes"]) == (seq + 3, "updateMember",
-                                                         {"nickname": "Again"})
-    await own.call("member.update", {"room": "r", "user": "mem",
-                                     "properties": {"role": "guest", "nickname": "Again"}})
+    assert (got["seq"], got["type"], got["changes"]) == (
+        seq + 3,
+        "updateMember",
+        {"nickname": "Again"},
+    )
+    await own.call(
+        "member.update",
+        {"room": "r", "user": "mem", "properties": {"role": "guest", "nickname": "Again"}},
+    )
     got = await next_in(own, "r")
-    assert (got["seq"], got["type"], got["changes"], got["notify"]) == \
-        (seq + 4, "revokeAdmin", {"role": "guest"}, False)
+    assert (got["seq"], got["type"], got["changes"], got["notify"]) == (
+        seq + 4,
+        "revokeAdmin",
+        {"role": "guest"},
+        False,
+    )
     await settle(mem, "r", seq + 4)
     await nothing_emitted(srv, own, mem)
 
@@ -342,15 +436,22 @@ async def test_nobody_changes_the_owners_role_or_their_own(open_as: Open, srv: R
     mem = await open_as("mem")
     before = await room_of(srv)
     cases = [
-        (own, "own", "admin"), (own, "own", "owner"), (own, "own", "member"),
-        (adm, "adm", "member"), (adm, "adm", "guest"), (adm, "adm", "admin"),
-        (mem, "mem", "guest"), (adm, "own", "member"),
+        (own, "own", "admin"),
+        (own, "own", "owner"),
+        (own, "own", "member"),
+        (adm, "adm", "member"),
+        (adm, "adm", "guest"),
+        (adm, "adm", "admin"),
+        (mem, "mem", "guest"),
+        (adm, "own", "member"),
         (own, "mem", "owner"),  # exactly one owner: nobody is made owner
-        (srv, "own", "admin"), (srv, "mem", "owner"),  # not even an unchecked server call
+        (srv, "own", "admin"),
+        (srv, "mem", "owner"),  # not even an unchecked server call
     ]
     for client, target, role in cases:
-        err = await client.fail("member.update", {"room": "r", "user": target,
-                                                  "properties": {"role": role}})
+        err = await client.fail(
+            "member.update", {"room": "r", "user": target, "properties": {"role": role}}
+        )
         assert err["code"] == 100006, (target, role, err)
     assert await room_of(srv) == before
     await nothing_emitted(srv, own)
@@ -363,22 +464,31 @@ async def test_profile_fields_by_self_or_a_higher_rank(open_as: Open, srv: RawCl
     gst = await open_as("gst")
     mem = await open_as("mem")
     adm = await open_as("adm")
-    props = {"nickname": "G", "avatar": "https://g", "custom_info": "c", "extension": "e",
-             "mood": "ok"}
+    props = {
+        "nickname": "G",
+        "avatar": "https://g",
+        "custom_info": "c",
+        "extension": "e",
+        "mood": "ok",
+    }
     room = await gst.call("member.update", {"room": "r", "user": "gst", "properties": props})
     assert member(room, "gst")["nickname"] == "G" and member(room, "gst")["props"] == {"mood": "ok"}
     for name, value in props.items():
-        err = await mem.fail("member.update", {"room": "r", "user": "mem2",
-                                               "properties": {name: value}})
+        err = await mem.fail(
+            "member.update", {"room": "r", "user": "mem2", "properties": {name: value}}
+        )
         assert err["code"] == 100006, ("member on member", name)
-        err = await adm.fail("member.update", {"room": "r", "user": "own",
-                                               "properties": {name: value}})
+        err = await adm.fail(
+            "member.update", {"room": "r", "user": "own", "properties": {name: value}}
+        )
         assert err["code"] == 100006, ("admin on owner", name)
-    room = await mem.call("member.update", {"room": "r", "user": "gst",
-                                            "properties": {"nickname": "By member"}})
+    room = await mem.call(
+        "member.update", {"room": "r", "user": "gst", "properties": {"nickname": "By member"}}
+    )
     assert member(room, "gst")["nickname"] == "By member"
-    room = await adm.call("member.update", {"room": "r", "user": "mem",
-                                            "properties": {"mood": None, "nickname": "M"}})
+    room = await adm.call(
+        "member.update", {"room": "r", "user": "mem", "properties": {"mood": None, "nickname": "M"}}
+    )
     assert member(room, "mem")["nickname"] == "M"
 
 
@@ -387,14 +497,22 @@ async def test_level_only_by_a_higher_rank(open_as: Open, srv: RawClient) -> Non
     adm = await open_as("adm")
     mem = await open_as("mem")
     before = await room_of(srv)
-    for client, target in ((mem, "mem"), (own, "own"), (adm, "adm"), (adm, "adm2"),
-                           (mem, "mem2"), (adm, "own")):
-        err = await client.fail("member.update", {"room": "r", "user": target,
-                                                  "properties": {"level": 9}})
+    for client, target in (
+        (mem, "mem"),
+        (own, "own"),
+        (adm, "adm"),
+        (adm, "adm2"),
+        (mem, "mem2"),
+        (adm, "own"),
+    ):
+        err = await client.fail(
+            "member.update", {"room": "r", "user": target, "properties": {"level": 9}}
+        )
         assert err["code"] == 100006, (target, err)
     # all or nothing: a member's own nickname with their level fails as a whole
-    err = await mem.fail("member.update", {"room": "r", "user": "mem",
-                                           "properties": {"nickname": "Me", "level": 9}})
+    err = await mem.fail(
+        "member.update", {"room": "r", "user": "mem", "properties": {"nickname": "Me", "level": 9}}
+    )
     assert err["code"] == 100006
     assert await room_of(srv) == before
     room = await adm.call("member.update", {"room": "r", "user": "mem", "properties": {"level": 9}})
@@ -414,16 +532,18 @@ async def test_guests_cannot_invite(open_as: Open, srv: RawClient) -> None:
     own = await open_as("own")
     before = await room_of(srv)
     for invitation in (False, True):
-        err = await gst.fail("member.add", {"room": "r", "invitees": ["out"],
-                                            "invitation_required": invitation})
+        err = await gst.fail(
+            "member.add", {"room": "r", "invitees": ["out"], "invitation_required": invitation}
+        )
         assert (err["code"], err["reason"]) == (100006, "FORBIDDEN")
     err = await srv.fail("member.add", {"room": "r", "invitees": ["out"], "operator": "gst"})
     assert err["code"] == 100006
     assert await room_of(srv) == before
     await nothing_emitted(srv, own)
     # member, admin and owner may
-    room = await mem.call("member.add", {"room": "r", "invitees": ["out"],
-                                         "invitation_required": True})
+    room = await mem.call(
+        "member.add", {"room": "r", "invitees": ["out"], "invitation_required": True}
+    )
     assert [i["user"] for i in room["invitations"]] == ["inv", "out"]
     assert {i["user"]: i["inviter"] for i in room["invitations"]}["out"] == "mem"
     room = await own.call("member.add", {"room": "r", "invitees": ["new"]})
@@ -431,23 +551,30 @@ async def test_guests_cannot_invite(open_as: Open, srv: RawClient) -> None:
 
 
 async def test_direct_room_holds_two_and_ignores_invitation_required(
-        open_as: Open, srv: RawClient) -> None:
+    open_as: Open, srv: RawClient
+) -> None:
     own = await open_as("own")
     out = await open_as("out")
     await own.call("room.create", {"room": "dm", "type": "direct"})
-    room = await own.call("member.add", {"room": "dm", "invitees": ["out"],
-                                         "invitation_required": True, "system_message": True})
+    room = await own.call(
+        "member.add",
+        {"room": "dm", "invitees": ["out"], "invitation_required": True, "system_message": True},
+    )
     assert room["invitations"] == [], "invitation_required is ignored in a direct room"
     assert member(room, "out")["role"] == "member" and room["seq"] == 2
     got = await next_in(out, "dm")
     assert (got["type"], got["targets"], got["notify"]) == ("addMember", ["out"], True)
 
-    for args in ({"invitees": ["new"]}, {"invitees": ["new"], "invitation_required": True},
-                 {"invitees": ["out", "new"]}):
+    for args in (
+        {"invitees": ["new"]},
+        {"invitees": ["new"], "invitation_required": True},
+        {"invitees": ["out", "new"]},
+    ):
         err = await own.fail("member.add", {"room": "dm", **args})
         assert (err["code"], err["reason"]) == (100012, "ROOM_FULL"), args
-    err = await own.fail("room.create", {"room": "dm2", "type": "direct",
-                                         "members": ["out", "new"]})
+    err = await own.fail(
+        "room.create", {"room": "dm2", "type": "direct", "members": ["out", "new"]}
+    )
     assert err["code"] == 100012
     assert (await own.fail("room.get", {"room": "dm2"}))["code"] == 100004
     # re-adding a member of a full direct room is not an error (rule 8)
@@ -463,7 +590,8 @@ async def test_direct_room_holds_two_and_ignores_invitation_required(
 
 
 async def test_an_operator_or_target_who_is_not_a_member_is_100005(
-        open_as: Open, srv: RawClient) -> None:
+    open_as: Open, srv: RawClient
+) -> None:
     own = await open_as("own")
     out = await open_as("out")
     inv = await open_as("inv")
@@ -499,8 +627,16 @@ async def test_re_adding_a_member_emits_nothing(open_as: Open, srv: RawClient) -
     before = await room_of(srv)
     room = await own.call("member.add", {"room": "r", "invitees": ["mem", "gst", "own"]})
     assert room == before, "nobody new: the unchanged room"
-    ack = await own.call("member.add", {"room": "r", "invitees": ["mem"], "reply": "ack",
-                                        "invitation_required": True, "system_message": True})
+    ack = await own.call(
+        "member.add",
+        {
+            "room": "r",
+            "invitees": ["mem"],
+            "reply": "ack",
+            "invitation_required": True,
+            "system_message": True,
+        },
+    )
     assert ack == {"room": "r", "seq": before["seq"]}
     assert await room_of(srv) == before, "a member is never (re)invited"
     await nothing_emitted(srv, own, mem)

@@ -16,8 +16,17 @@ from roomhub.server.hub import Hub
 
 from ..support import RawClient
 
-MEMBER_FIELDS = {"id", "role", "nickname", "avatar", "level", "custom_info", "extension",
-                 "props", "joined_ms"}
+MEMBER_FIELDS = {
+    "id",
+    "role",
+    "nickname",
+    "avatar",
+    "level",
+    "custom_info",
+    "extension",
+    "props",
+    "joined_ms",
+}
 ROOM_FIELDS = {"id", "name", "type", "owner", "created_ms", "seq", "members", "invitations"}
 
 
@@ -58,8 +67,9 @@ async def settle(backend: RawClient, room_id: str, *watchers: RawClient) -> dict
     return await backend.call("room.get", {"room": room_id})  # type: ignore[no-any-return]
 
 
-async def assert_unchanged(backend: RawClient, room_id: str, before: dict[str, Any],
-                           *watchers: RawClient) -> None:
+async def assert_unchanged(
+    backend: RawClient, room_id: str, before: dict[str, Any], *watchers: RawClient
+) -> None:
     """A failed op changed nothing and emitted nothing."""
     assert await backend.call("room.get", {"room": room_id}) == before
     for watcher in watchers:
@@ -78,18 +88,26 @@ async def last(client: RawClient, seq: int, room: str | None = None) -> dict[str
 
 async def test_imkit_update_member_property(hub: Hub) -> None:
     async with clients(hub, ("backend", True), ("owner-1", False), ("user-001", False)) as (
-        backend, owner, user,
+        backend,
+        owner,
+        user,
     ):
-        await backend.call("user.upsert", {"id": "user-001", "nickname": "User 001",
-                                           "avatar": "http://example.com/avatar.jpg"})
-        await backend.call("room.create", {"room": "demo-room", "name": "Demo",
-                                           "owner": "owner-1", "members": ["user-001"]})
+        await backend.call(
+            "user.upsert",
+            {"id": "user-001", "nickname": "User 001", "avatar": "http://example.com/avatar.jpg"},
+        )
+        await backend.call(
+            "room.create",
+            {"room": "demo-room", "name": "Demo", "owner": "owner-1", "members": ["user-001"]},
+        )
         for client in (owner, user):
             assert (await client.event())["type"] == "createRoom"
 
         # Example 1: {"property": "role", "value": "admin"} -> assignAdmin, complete room
-        room = await backend.call("member.update", {
-            "room": "demo-room", "user": "user-001", "properties": {"role": "admin"}})
+        room = await backend.call(
+            "member.update",
+            {"room": "demo-room", "user": "user-001", "properties": {"role": "admin"}},
+        )
         assert_complete_room(room)
         assert room["id"] == "demo-room" and room["name"] == "Demo" and room["type"] == "group"
         assert room["owner"] == "owner-1" and room["seq"] == 2
@@ -106,8 +124,9 @@ async def test_imkit_update_member_property(hub: Hub) -> None:
             assert message["notify"] is True
 
         # Example 2: {"property": "score", "value": 100} -> a custom property
-        room = await backend.call("member.update", {
-            "room": "demo-room", "user": "user-001", "properties": {"score": 100}})
+        room = await backend.call(
+            "member.update", {"room": "demo-room", "user": "user-001", "properties": {"score": 100}}
+        )
         assert_complete_room(room)
         assert member(room, "user-001")["props"] == {"score": 100}
         assert room["seq"] == 3
@@ -117,9 +136,14 @@ async def test_imkit_update_member_property(hub: Hub) -> None:
             assert message["notify"] is False and message["targets"] == ["user-001"]
 
         # "level" and "location" from the use cases: level is the built-in, location custom
-        room = await backend.call("member.update", {
-            "room": "demo-room", "user": "user-001",
-            "properties": {"level": 5, "location": {"city": "Taipei", "lat": 25.03}}})
+        room = await backend.call(
+            "member.update",
+            {
+                "room": "demo-room",
+                "user": "user-001",
+                "properties": {"level": 5, "location": {"city": "Taipei", "lat": 25.03}},
+            },
+        )
         m = member(room, "user-001")
         assert m["level"] == 5
         assert m["props"] == {"score": 100, "location": {"city": "Taipei", "lat": 25.03}}
@@ -127,22 +151,26 @@ async def test_imkit_update_member_property(hub: Hub) -> None:
         assert message["changes"] == {"level": 5, "location": {"city": "Taipei", "lat": 25.03}}
 
         # the member can also do it from a client token (their own custom field)
-        room = await user.call("member.update", {"room": "demo-room", "user": "user-001",
-                                                 "properties": {"score": 101}})
+        room = await user.call(
+            "member.update", {"room": "demo-room", "user": "user-001", "properties": {"score": 101}}
+        )
         assert member(room, "user-001")["props"]["score"] == 101
         assert (await last(owner, 5))["sender"] == "user-001"
 
         # error cases: the room or the member does not exist
         before = await settle(backend, "demo-room", owner, user)
-        error = await backend.fail("member.update", {"room": "nope", "user": "user-001",
-                                                     "properties": {"score": 1}})
+        error = await backend.fail(
+            "member.update", {"room": "nope", "user": "user-001", "properties": {"score": 1}}
+        )
         assert (error["code"], error["reason"]) == (100004, "ROOM_NOT_FOUND")
-        error = await backend.fail("member.update", {"room": "demo-room", "user": "ghost",
-                                                     "properties": {"score": 1}})
+        error = await backend.fail(
+            "member.update", {"room": "demo-room", "user": "ghost", "properties": {"score": 1}}
+        )
         assert (error["code"], error["reason"]) == (100007, "USER_NOT_FOUND")
         await backend.call("user.upsert", {"id": "outsider"})
-        error = await backend.fail("member.update", {"room": "demo-room", "user": "outsider",
-                                                     "properties": {"score": 1}})
+        error = await backend.fail(
+            "member.update", {"room": "demo-room", "user": "outsider", "properties": {"score": 1}}
+        )
         assert (error["code"], error["reason"]) == (100005, "NOT_A_MEMBER")
         await assert_unchanged(backend, "demo-room", before, owner, user)
 
@@ -151,18 +179,24 @@ async def test_imkit_update_member_property(hub: Hub) -> None:
 
 
 async def test_tencent_update_room_member_info(hub: Hub) -> None:
-    async with clients(hub, ("admin", True), ("owner", False), ("user4", False),
-                       ("user5", False)) as (backend, owner, user4, user5):
-        await backend.call("room.create", {"room": "room-test", "owner": "owner",
-                                           "members": ["user4", "user5"]})
+    async with clients(
+        hub, ("admin", True), ("owner", False), ("user4", False), ("user5", False)
+    ) as (backend, owner, user4, user5):
+        await backend.call(
+            "room.create", {"room": "room-test", "owner": "owner", "members": ["user4", "user5"]}
+        )
         for client in (owner, user4, user5):
             await client.event()
 
         # the sample request: NameCard, Role Admin, CustomInfo in one call
-        room = await backend.call("member.update", {"room": "room-test", "user": "user4",
-                                                    "properties": {"nickname": "jack",
-                                                                   "role": "admin",
-                                                                   "custom_info": "custom info"}})
+        room = await backend.call(
+            "member.update",
+            {
+                "room": "room-test",
+                "user": "user4",
+                "properties": {"nickname": "jack", "role": "admin", "custom_info": "custom info"},
+            },
+        )
         m = member(room, "user4")
         assert (m["nickname"], m["role"], m["custom_info"]) == ("jack", "admin", "custom info")
         assert room["seq"] == 3
@@ -173,62 +207,93 @@ async def test_tencent_update_room_member_info(hub: Hub) -> None:
         assert (role_msg["seq"], update_msg["seq"]) == (2, 3)
 
         # Role Member takes admin back
-        room = await backend.call("member.update", {"room": "room-test", "user": "user4",
-                                                    "properties": {"role": "member"}})
+        room = await backend.call(
+            "member.update",
+            {"room": "room-test", "user": "user4", "properties": {"role": "member"}},
+        )
         assert member(room, "user4")["role"] == "member"
         assert (await last(user4, 4))["type"] == "revokeAdmin"
 
         # NameCard <= 32 bytes of UTF-8, CustomInfo <= 60 bytes: at the limit is fine ...
         name32 = "名" * 10 + "ab"  # 10 * 3 + 2 = 32 bytes
         info60 = "é" * 30  # 60 bytes
-        room = await backend.call("member.update", {"room": "room-test", "user": "user4",
-                                                    "properties": {"nickname": name32,
-                                                                   "custom_info": info60}})
+        room = await backend.call(
+            "member.update",
+            {
+                "room": "room-test",
+                "user": "user4",
+                "properties": {"nickname": name32, "custom_info": info60},
+            },
+        )
         assert member(room, "user4")["nickname"] == name32
         assert member(room, "user4")["custom_info"] == info60
         await last(user4, 5)
         # ... one byte over is 100002 naming the property, though far fewer characters
         before = await settle(backend, "room-test", owner, user4, user5)
-        for properties, field in (({"nickname": "名" * 11}, "properties.nickname"),
-                                  ({"nickname": "x" * 33}, "properties.nickname"),
-                                  ({"custom_info": "é" * 30 + "x"}, "properties.custom_info"),
-                                  ({"custom_info": "x" * 61}, "properties.custom_info")):
-            error = await backend.fail("member.update", {"room": "room-test", "user": "user4",
-                                                         "properties": properties})
+        for properties, field in (
+            ({"nickname": "名" * 11}, "properties.nickname"),
+            ({"nickname": "x" * 33}, "properties.nickname"),
+            ({"custom_info": "é" * 30 + "x"}, "properties.custom_info"),
+            ({"custom_info": "x" * 61}, "properties.custom_info"),
+        ):
+            error = await backend.fail(
+                "member.update", {"room": "room-test", "user": "user4", "properties": properties}
+            )
             assert (error["code"], error["reason"]) == (100002, "INVALID_PARAMETER")
             assert error["field"] == field
         # Role is Admin/Member (and our guest/owner); anything else is invalid
-        error = await backend.fail("member.update", {"room": "room-test", "user": "user4",
-                                                     "properties": {"role": "Superuser"}})
+        error = await backend.fail(
+            "member.update",
+            {"room": "room-test", "user": "user4", "properties": {"role": "Superuser"}},
+        )
         assert error["code"] == 100002 and error["field"] == "properties.role"
         # an argument the op does not define is named
-        error = await backend.fail("member.update", {"room": "room-test", "user": "user4",
-                                                     "properties": {"nickname": "x"},
-                                                     "NameCard": "jack"})
+        error = await backend.fail(
+            "member.update",
+            {
+                "room": "room-test",
+                "user": "user4",
+                "properties": {"nickname": "x"},
+                "NameCard": "jack",
+            },
+        )
         assert error["code"] == 100002 and error["field"] == "NameCard"
         # 100004: the room does not exist
-        error = await backend.fail("member.update", {"room": "destroyed", "user": "user4",
-                                                     "properties": {"nickname": "x"}})
+        error = await backend.fail(
+            "member.update", {"room": "destroyed", "user": "user4", "properties": {"nickname": "x"}}
+        )
         assert (error["code"], error["reason"]) == (100004, "ROOM_NOT_FOUND")
         # 100005: non-room members (as target, and as operator)
         await backend.call("user.upsert", {"id": "stranger"})
-        error = await backend.fail("member.update", {"room": "room-test", "user": "stranger",
-                                                     "properties": {"nickname": "x"}})
+        error = await backend.fail(
+            "member.update",
+            {"room": "room-test", "user": "stranger", "properties": {"nickname": "x"}},
+        )
         assert (error["code"], error["reason"]) == (100005, "NOT_A_MEMBER")
-        error = await backend.fail("member.update", {"room": "room-test", "user": "user4",
-                                                     "operator": "stranger",
-                                                     "properties": {"nickname": "x"}})
+        error = await backend.fail(
+            "member.update",
+            {
+                "room": "room-test",
+                "user": "user4",
+                "operator": "stranger",
+                "properties": {"nickname": "x"},
+            },
+        )
         assert error["code"] == 100005
         # 100006: insufficient permission (a member on another member; on their own role)
-        error = await user5.fail("member.update", {"room": "room-test", "user": "user4",
-                                                   "properties": {"nickname": "x"}})
+        error = await user5.fail(
+            "member.update", {"room": "room-test", "user": "user4", "properties": {"nickname": "x"}}
+        )
         assert (error["code"], error["reason"]) == (100006, "FORBIDDEN")
-        error = await user5.fail("member.update", {"room": "room-test", "user": "user5",
-                                                   "properties": {"role": "admin"}})
+        error = await user5.fail(
+            "member.update", {"room": "room-test", "user": "user5", "properties": {"role": "admin"}}
+        )
         assert error["code"] == 100006
         # precedence: a malformed argument is reported as such whoever sends it
-        error = await user5.fail("member.update", {"room": "room-test", "user": "user4",
-                                                   "properties": {"nickname": "x" * 40}})
+        error = await user5.fail(
+            "member.update",
+            {"room": "room-test", "user": "user4", "properties": {"nickname": "x" * 40}},
+        )
         assert error["code"] == 100002
         # the error is in the reply body, the connection carries on
         await assert_unchanged(backend, "room-test", before, owner, user4, user5)
@@ -239,17 +304,26 @@ async def test_tencent_update_room_member_info(hub: Hub) -> None:
 
 
 async def test_imkit_add_member(hub: Hub) -> None:
-    async with clients(hub, ("aaa", False), ("bbb", False), ("ccc", False), ("backend", True),
-                       ("ddd", False)) as (aaa, bbb, ccc, backend, ddd):
-        await backend.call("user.upsert", {"id": "ccc", "nickname": "CCC",
-                                           "avatar": "https://example.com/avatar.jpg"})
+    async with clients(
+        hub, ("aaa", False), ("bbb", False), ("ccc", False), ("backend", True), ("ddd", False)
+    ) as (aaa, bbb, ccc, backend, ddd):
+        await backend.call(
+            "user.upsert",
+            {"id": "ccc", "nickname": "CCC", "avatar": "https://example.com/avatar.jpg"},
+        )
         await aaa.call("room.create", {"room": "demo-room", "name": "Demo"})
         await aaa.event()
 
         # Example 1: invitees must accept; systemMessage -> a notice in the timeline
-        room = await aaa.call("member.add", {"room": "demo-room", "invitees": ["ccc", "bbb"],
-                                             "invitation_required": True,
-                                             "system_message": True})
+        room = await aaa.call(
+            "member.add",
+            {
+                "room": "demo-room",
+                "invitees": ["ccc", "bbb"],
+                "invitation_required": True,
+                "system_message": True,
+            },
+        )
         assert_complete_room(room)
         assert [m["id"] for m in room["members"]] == ["aaa"]
         assert {i["user"] for i in room["invitations"]} == {"ccc", "bbb"}
@@ -279,15 +353,20 @@ async def test_imkit_add_member(hub: Hub) -> None:
         assert error["code"] == 100008
 
         # Example 2: added directly (no confirmation), with and without the notice
-        room = await aaa.call("member.add", {"room": "demo-room", "invitees": ["bbb"],
-                                             "invitation_required": False,
-                                             "system_message": True})
+        room = await aaa.call(
+            "member.add",
+            {
+                "room": "demo-room",
+                "invitees": ["bbb"],
+                "invitation_required": False,
+                "system_message": True,
+            },
+        )
         assert {m["id"] for m in room["members"]} == {"aaa", "ccc", "bbb"}
         assert room["invitations"] == []
         # bbb, not a member, got the decline (its target) and the add, not ccc's accept
         got = await bbb.events_until(5, room="demo-room")
-        assert [(m["seq"], m["type"]) for m in got] == [(4, "declineInvitation"),
-                                                        (5, "addMember")]
+        assert [(m["seq"], m["type"]) for m in got] == [(4, "declineInvitation"), (5, "addMember")]
         message = got[-1]
         assert message["notify"] is True
         room = await ccc.call("member.add", {"room": "demo-room", "invitees": ["ddd"]})
@@ -311,8 +390,9 @@ async def test_imkit_add_member(hub: Hub) -> None:
 
         # one-on-one rooms: invitationRequired has no effect, the invitee is added directly
         await aaa.call("room.create", {"room": "dm", "type": "direct"})
-        room = await aaa.call("member.add", {"room": "dm", "invitees": ["bbb"],
-                                             "invitation_required": True})
+        room = await aaa.call(
+            "member.add", {"room": "dm", "invitees": ["bbb"], "invitation_required": True}
+        )
         assert room["type"] == "direct"
         assert {m["id"] for m in room["members"]} == {"aaa", "bbb"}
         assert room["invitations"] == []
@@ -326,10 +406,12 @@ async def test_imkit_add_member(hub: Hub) -> None:
 
 
 async def test_netease_set_member_role(hub: Hub) -> None:
-    async with clients(hub, ("backend", True), ("yx1", False), ("yx2", False), ("yx3", False),
-                       ("yx4", False)) as (backend, creator, yx2, yx3, yx4):
-        await backend.call("room.create", {"room": "1602801663", "owner": "yx1",
-                                           "members": ["yx2", "yx3", "yx4"]})
+    async with clients(
+        hub, ("backend", True), ("yx1", False), ("yx2", False), ("yx3", False), ("yx4", False)
+    ) as (backend, creator, yx2, yx3, yx4):
+        await backend.call(
+            "room.create", {"room": "1602801663", "owner": "yx1", "members": ["yx2", "yx3", "yx4"]}
+        )
         for client in (creator, yx2, yx3, yx4):
             await client.event()
 
@@ -340,44 +422,48 @@ async def test_netease_set_member_role(hub: Hub) -> None:
             return call
 
         # member_role 2 (admin): only the creator may grant it
-        error = await backend.fail("member.update", args("yx3", "yx2",
-                                                         properties={"role": "admin"}))
+        error = await backend.fail(
+            "member.update", args("yx3", "yx2", properties={"role": "admin"})
+        )
         assert (error["code"], error["reason"]) == (100006, "FORBIDDEN")
-        room = await backend.call("member.update", args("yx2", "yx1",
-                                                        properties={"role": "admin"}))
+        room = await backend.call("member.update", args("yx2", "yx1", properties={"role": "admin"}))
         assert member(room, "yx2")["role"] == "admin"
         message = await last(yx3, 2)
         assert message["type"] == "assignAdmin" and message["sender"] == "yx1"
         # now an admin: still may not grant admin
-        error = await backend.fail("member.update", args("yx3", "yx2",
-                                                         properties={"role": "admin"}))
+        error = await backend.fail(
+            "member.update", args("yx3", "yx2", properties={"role": "admin"})
+        )
         assert error["code"] == 100006
 
         # member_role 3 (guest) and 0 (member): creator or admin, on a lower rank
-        room = await backend.call("member.update", args("yx3", "yx2",
-                                                        properties={"role": "guest"}))
+        room = await backend.call("member.update", args("yx3", "yx2", properties={"role": "guest"}))
         assert member(room, "yx3")["role"] == "guest"
         message = await last(yx3, 3)
         assert (message["type"], message["sender"]) == ("setRole", "yx2")
         assert message["changes"] == {"role": "guest"} and message["notify"] is False
-        room = await backend.call("member.update", args("yx3", "yx1",
-                                                        properties={"role": "member"}))
+        room = await backend.call(
+            "member.update", args("yx3", "yx1", properties={"role": "member"})
+        )
         assert member(room, "yx3")["role"] == "member"
         assert (await last(yx3, 4))["type"] == "setRole"
         # a member may set nobody's role; an admin not another admin's nor the creator's
-        error = await backend.fail("member.update", args("yx4", "yx3",
-                                                         properties={"role": "guest"}))
+        error = await backend.fail(
+            "member.update", args("yx4", "yx3", properties={"role": "guest"})
+        )
         assert error["code"] == 100006
-        error = await backend.fail("member.update", args("yx1", "yx2",
-                                                         properties={"role": "member"}))
+        error = await backend.fail(
+            "member.update", args("yx1", "yx2", properties={"role": "member"})
+        )
         assert error["code"] == 100006
         # the same rules hold for a user's own connection (operator = themself)
         error = await yx3.fail("member.update", args("yx4", properties={"role": "guest"}))
         assert error["code"] == 100006
         # operator_account_id must be a member
         await backend.call("user.upsert", {"id": "nobody"})
-        error = await backend.fail("member.update", args("yx4", "nobody",
-                                                         properties={"role": "guest"}))
+        error = await backend.fail(
+            "member.update", args("yx4", "nobody", properties={"role": "guest"})
+        )
         assert error["code"] == 100005
         # without operator the server call is not permission-checked: sender "@server"
         await backend.call("member.update", args("yx4", properties={"role": "guest"}))
@@ -385,33 +471,60 @@ async def test_netease_set_member_role(hub: Hub) -> None:
         assert (message["type"], message["sender"]) == ("setRole", "@server")
 
         # room_nick / room_avatar / member_level / extension in one call, with the notice
-        room = await backend.call("member.update", args(
-            "yx3", "yx1",
-            properties={"role": "member", "nickname": "ygy test",
-                        "avatar": "http://www.baidu.com", "level": 0, "extension": "string"},
-            system_message=True, notification_extension="string"))
+        room = await backend.call(
+            "member.update",
+            args(
+                "yx3",
+                "yx1",
+                properties={
+                    "role": "member",
+                    "nickname": "ygy test",
+                    "avatar": "http://www.baidu.com",
+                    "level": 0,
+                    "extension": "string",
+                },
+                system_message=True,
+                notification_extension="string",
+            ),
+        )
         m = member(room, "yx3")
         assert (m["nickname"], m["avatar"], m["level"], m["extension"]) == (
-            "ygy test", "http://www.baidu.com", 0, "string")
+            "ygy test",
+            "http://www.baidu.com",
+            0,
+            "string",
+        )
         # role already member and level already 0: only the other three changed
         message = await last(yx3, 6)
         assert message["type"] == "updateMember" and message["sender"] == "yx1"
-        assert message["changes"] == {"nickname": "ygy test", "avatar": "http://www.baidu.com",
-                                      "extension": "string"}
+        assert message["changes"] == {
+            "nickname": "ygy test",
+            "avatar": "http://www.baidu.com",
+            "extension": "string",
+        }
         assert message["notify"] is True and message["extension"] == "string"
         await yx3.no_event(0.1)
 
         # notification_enabled + notification_extension (JSON, <= 2048 characters)
         extension = '{"reason": "' + "字" * 2030 + '"}'
         assert len(extension) <= 2048 < len(extension.encode())
-        await backend.call("member.update", args("yx3", "yx1", properties={"level": 7},
-                                                 system_message=True,
-                                                 notification_extension=extension))
+        await backend.call(
+            "member.update",
+            args(
+                "yx3",
+                "yx1",
+                properties={"level": 7},
+                system_message=True,
+                notification_extension=extension,
+            ),
+        )
         message = await last(yx3, 7)
         assert message["extension"] == extension and message["changes"] == {"level": 7}
         before = await settle(backend, "1602801663", creator, yx2, yx3, yx4)
-        error = await backend.fail("member.update", args("yx3", "yx1", properties={"level": 8},
-                                                         notification_extension="x" * 2049))
+        error = await backend.fail(
+            "member.update",
+            args("yx3", "yx1", properties={"level": 8}, notification_extension="x" * 2049),
+        )
         assert error["code"] == 100002 and error["field"] == "notification_extension"
         # member_level: a member cannot raise their own; level is 0 .. 2^31-1
         error = await yx3.fail("member.update", args("yx3", properties={"level": 99}))

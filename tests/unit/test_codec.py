@@ -10,6 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from roomhub.protocol import limits
 from roomhub.protocol.codec import (
     SUBPROTOCOLS,

@@ -13,6 +13,7 @@ from importlib import resources
 import fakeredis
 import orjson
 import pytest
+
 from roomhub.protocol import roles
 
 ACTIONS = sorted(roles.RULES)

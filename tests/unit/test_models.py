@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from pydantic import ValidationError
+
 from roomhub.protocol import limits
 from roomhub.protocol.errors import ErrorCode, RoomError
 from roomhub.protocol.models import (

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from roomhub.protocol.errors import PRECEDENCE, ErrorCode, RoomError, invalid
 from roomhub.protocol.ops import OPS, Request, lookup, parse_request, validate_args
 

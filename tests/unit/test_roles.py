@@ -9,6 +9,7 @@ themself. Y = allowed, . = forbidden, - = not a meaningful case (not checked her
 from __future__ import annotations
 
 import pytest
+
 from roomhub.protocol import roles
 from roomhub.protocol.roles import RANK, RULES, action_for_property, check
 
