@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 import orjson
 
 from .errors import ErrorCode, RoomError

@@ -84,7 +84,9 @@ class RoomError(Exception):
     def from_wire(cls, error: dict[str, Any]) -> RoomError:
         code = error.get("code")
         return cls(
-            code if code in ErrorCode._value2member_map_ else ErrorCode.INTERNAL,
+            code
+            if isinstance(code, int) and code in ErrorCode._value2member_map_
+            else ErrorCode.INTERNAL,
             str(error.get("message", "")),
             field=error.get("field"),
             retry_after_ms=error.get("retry_after_ms"),
