@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import secrets
 import sys
 from typing import Any
@@ -104,9 +105,9 @@ def _announce(settings: Settings) -> Settings:
         key, secret = "dev", secrets.token_urlsafe(24)
         settings = settings.model_copy(update={"apps": {key: secret}})
         print(f"roomhub: no --app given; created a dev app  key={key}  secret={secret}", file=out)
-        print(
-            f"  mint a token:  roomhub token --key {key} --secret {secret} --user alice", file=out
-        )
+        # The path this command was started by, so the hint works from a virtualenv too.
+        prog = sys.argv[0] if os.path.basename(sys.argv[0]) == "roomhub" else "roomhub"
+        print(f"  mint a token:  {prog} token --key {key} --secret {secret} --user alice", file=out)
     return settings
 
 
