@@ -280,6 +280,9 @@ class Hub:
             await self.fanout.attach(caller.app, caller.user, conn, ())
             listed = await self.store.user_rooms(caller.app, caller.user)
             rooms = [room["id"] for room in listed]
+            # A connection starts after each room's current seq: a node whose feed still lags
+            # (pub/sub trails the log) must not hand it changes from before it connected.
+            conn.floor.update((room["id"], room["seq"]) for room in listed)
             await asyncio.gather(*(self.fanout.follow(caller.app, r) for r in rooms))
         return {
             "user": caller.user,

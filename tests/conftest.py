@@ -12,14 +12,13 @@ from roomhub.server.hub import Hub
 from roomhub.server.node import running_hub
 from roomhub.server.settings import Settings
 
-from .support import APP, SECRET, RawClient, RedisClusterProcesses, RedisProcess
+from .support import APP, SECRET, RawClient, RedisClusterProcesses, RedisProcess, ws_url
 
 
 @pytest.fixture(scope="session")
 def redis_process() -> Iterator[RedisProcess]:
-    server = RedisProcess()
-    yield server
-    server.stop()
+    with RedisProcess() as server:
+        yield server
 
 
 @pytest.fixture
@@ -30,9 +29,8 @@ def redis_url(redis_process: RedisProcess) -> str:
 
 @pytest.fixture(scope="session")
 def redis_cluster_processes() -> Iterator[RedisClusterProcesses]:
-    cluster = RedisClusterProcesses(masters=3)
-    yield cluster
-    cluster.stop()
+    with RedisClusterProcesses(masters=3) as cluster:
+        yield cluster
 
 
 @pytest.fixture
@@ -83,10 +81,6 @@ async def hub(request: pytest.FixtureRequest, start_hub: HubFactory) -> Hub:
 async def two_hubs(redis_url: str, start_hub: HubFactory) -> tuple[Hub, Hub]:
     """Two hub nodes sharing one real Redis."""
     return await start_hub(redis=redis_url), await start_hub(redis=redis_url)
-
-
-def ws_url(hub: Hub) -> str:
-    return f"ws://127.0.0.1:{hub.port}/ws"
 
 
 @pytest.fixture

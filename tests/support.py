@@ -14,9 +14,10 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import jwt
@@ -33,6 +34,11 @@ def token(user: str, *, server: bool = False, ttl: float = 600, secret: str = SE
     if server:
         claims["scope"] = "server"
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def ws_url(hub: Any, path: str = "/ws") -> str:
+    """The WebSocket URL of a hub started in this process."""
+    return f"ws://127.0.0.1:{hub.port}{path}"
 
 
 def _is_free(port: int) -> bool:
@@ -113,6 +119,57 @@ class RedisProcess:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+    def __enter__(self) -> RedisProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def serve_process(redis_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `python -m roomhub.server serve` node on `port`, rate limits off; killed at the
+    end if it is still running."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "roomhub.server",
+            "serve",
+            "--port",
+            str(port),
+            "--redis",
+            redis_url,
+            "--app",
+            f"{APP}={SECRET}",
+            "--rate-limit",
+            "0",
+            "--conn-rate-limit",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+async def wait_ready(url: str, timeout: float = 20) -> None:
+    """Wait until a WebSocket connection to `url` opens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with websockets.connect(url):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 class RawClient:
@@ -279,3 +336,88 @@ class RedisClusterProcesses:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    def __enter__(self) -> RedisClusterProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+Open = Callable[..., Awaitable[RawClient]]  # open_as(user, *, server=False, encoding=None)
+
+
+@contextlib.asynccontextmanager
+async def authenticated(*specs: tuple[Any, str, str, bool]) -> AsyncIterator[list[RawClient]]:
+    """Open and authenticate connections: (hub or URL, user, encoding, server) each."""
+    async with contextlib.AsyncExitStack() as stack:
+        opened = []
+        for where, user, encoding, server in specs:
+            url = where if isinstance(where, str) else ws_url(where)
+            client = await stack.enter_async_context(RawClient.connect(url, encoding))
+            await client.auth(user, server=server)
+            opened.append(client)
+        yield opened
+
+
+def alternating(*specs: tuple[Any, str, bool]) -> list[tuple[Any, str, str, bool]]:
+    """(hub or URL, user, server) specs for `authenticated`, msgpack and JSON in turn."""
+    return [
+        (where, user, "json" if index % 2 else "msgpack", server)
+        for index, (where, user, server) in enumerate(specs)
+    ]
+
+
+@contextlib.asynccontextmanager
+async def connect_backend(url: str) -> AsyncIterator[RawClient]:
+    """A server-token connection (the app's backend, not permission-checked)."""
+    async with RawClient.connect(url) as client:
+        await client.auth("backend", server=True)
+        yield client
+
+
+async def create_room(
+    backend: RawClient, room: str, owner: str, members: Sequence[str]
+) -> dict[str, Any]:
+    """Make the owner and the members known users, then create `room` with them."""
+    for user in (owner, *members):
+        await backend.call("user.upsert", {"id": user})
+    return await backend.call(  # type: ignore[no-any-return]
+        "room.create", {"room": room, "owner": owner, "members": list(members)}
+    )
+
+
+async def setup_room(url: str, room: str, owner: str, members: Sequence[str]) -> None:
+    """create_room over a backend connection of its own, closed afterwards."""
+    async with connect_backend(url) as backend:
+        await create_room(backend, room, owner, members)
+
+
+def update_args(room: str, user: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The args of a member.update of `user` in `room`."""
+    return {"room": room, "user": user, "properties": properties, **extra}
+
+
+def member(room: dict[str, Any], user: str) -> dict[str, Any]:
+    """The Member `user` of a Room (it must be there)."""
+    return next(m for m in room["members"] if m["id"] == user)
+
+
+_probes = itertools.count(1)
+
+
+async def probe(
+    srv: RawClient, room: str, user: str, *watchers: RawClient, skip_other_rooms: bool = False
+) -> int:
+    """A server-side change whose event must be the very next one each watcher gets (of
+    `room`, with skip_other_rooms): proves nothing else was delivered before it. Its seq."""
+    value = next(_probes)
+    ack = await srv.call("member.update", update_args(room, user, {"_probe": value}, reply="ack"))
+    for watcher in watchers:
+        got = await watcher.event()
+        while skip_other_rooms and got["room"] != room:
+            got = await watcher.event()
+        assert (got["room"], got["seq"], got["changes"]) == (room, ack["seq"], {"_probe": value}), (
+            f"expected the probe first, got {got}"
+        )
+    return int(ack["seq"])

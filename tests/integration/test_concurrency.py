@@ -12,34 +12,15 @@ The app's rate ceiling (§8, 200/s by default) may reject part of a burst with 1
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from roomhub.server.hub import Hub
 
-from ..support import RawClient
+from ..support import RawClient, alternating, authenticated, ws_url
 
 Message = dict[str, Any]
 DEADLINE = 30.0  # seconds any one scenario may take, retries included
-
-
-def url(hub: Hub) -> str:
-    return f"ws://127.0.0.1:{hub.port}/ws"
-
-
-@contextlib.asynccontextmanager
-async def connections(specs: list[tuple[str, str, bool]]) -> AsyncIterator[list[RawClient]]:
-    """Authenticated connections: (url, user, server) each; JSON and msgpack alternate."""
-    async with contextlib.AsyncExitStack() as stack:
-        opened = []
-        for index, (where, user, server) in enumerate(specs):
-            encoding = "json" if index % 2 else "msgpack"
-            client = await stack.enter_async_context(RawClient.connect(where, encoding))
-            await client.auth(user, server=server)
-            opened.append(client)
-        yield opened
 
 
 async def send(
@@ -80,7 +61,7 @@ async def many_updaters(urls: list[str], clients: int = 20, per_client: int = 25
     stats: dict[str, int] = {}
     specs = [(urls[i % len(urls)], user, False) for i, user in enumerate(users)]
     specs += [(urls[-1], "backend1", True), (urls[0], "backend2", True)]
-    async with connections(specs) as opened:
+    async with authenticated(*alternating(*specs)) as opened:
         members, backends = opened[:clients], opened[clients:]
         # everybody is connected before the room exists: each starts from the createRoom
         await backends[0].call(
@@ -198,7 +179,7 @@ async def concurrent_adds(urls: list[str]) -> None:
     specs += [(urls[-1], "backend", True)]
     # a few newcomers are connected and watch for their addMember
     specs += [(urls[i % len(urls)], newcomers[i][0], False) for i in range(0, 10, 3)]
-    async with connections(specs) as opened:
+    async with authenticated(*alternating(*specs)) as opened:
         clients, backend, watchers = opened[:10], opened[10], opened[11:]
         for group in newcomers:
             for user in group:
@@ -246,16 +227,16 @@ async def concurrent_adds(urls: list[str]) -> None:
 
 
 async def test_many_pipelined_updaters_on_one_room(hub: Hub) -> None:
-    await many_updaters([url(hub)])
+    await many_updaters([ws_url(hub)])
 
 
 async def test_many_pipelined_updaters_on_two_nodes(two_hubs: tuple[Hub, Hub]) -> None:
-    await many_updaters([url(h) for h in two_hubs])
+    await many_updaters([ws_url(h) for h in two_hubs])
 
 
 async def test_concurrent_adds_of_disjoint_users_all_land(hub: Hub) -> None:
-    await concurrent_adds([url(hub)])
+    await concurrent_adds([ws_url(hub)])
 
 
 async def test_concurrent_adds_on_two_nodes(two_hubs: tuple[Hub, Hub]) -> None:
-    await concurrent_adds([url(h) for h in two_hubs])
+    await concurrent_adds([ws_url(h) for h in two_hubs])

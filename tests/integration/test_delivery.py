@@ -9,31 +9,13 @@ see. Waits are bounded: events_until/no_event/request all time out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from roomhub.server.hub import Hub
 
-from ..support import RawClient
+from ..support import RawClient, authenticated, member, update_args
 
 Message = dict[str, Any]
-
-
-def url(hub: Hub) -> str:
-    return f"ws://127.0.0.1:{hub.port}/ws"
-
-
-@contextlib.asynccontextmanager
-async def clients(*specs: tuple[Hub, str, str, bool]) -> AsyncIterator[list[RawClient]]:
-    """Open and authenticate connections: (hub, user, encoding, server) each."""
-    async with contextlib.AsyncExitStack() as stack:
-        opened = []
-        for hub, user, encoding, server in specs:
-            client = await stack.enter_async_context(RawClient.connect(url(hub), encoding))
-            await client.auth(user, server=server)
-            opened.append(client)
-        yield opened
 
 
 async def register(backend: RawClient, *users: str) -> None:
@@ -64,7 +46,7 @@ def assert_run(messages: list[Message], first: int, last: int) -> None:
 async def test_every_connection_of_every_member_and_each_target_sees_each_change(
     hub: Hub,
 ) -> None:
-    async with clients(
+    async with authenticated(
         (hub, "alice", "msgpack", False),
         (hub, "alice", "json", False),
         (hub, "bob", "json", False),
@@ -78,9 +60,7 @@ async def test_every_connection_of_every_member_and_each_target_sees_each_change
         room = await alice1.call("room.create", {"room": "r", "members": ["bob", "dave", "erin"]})
         assert room["seq"] == 1
         # 2 updateMember by the owner
-        await alice1.call(
-            "member.update", {"room": "r", "user": "bob", "properties": {"nickname": "Bobby"}}
-        )
+        await alice1.call("member.update", update_args("r", "bob", {"nickname": "Bobby"}))
         # 3 inviteMember: carol is invited, not a member
         await alice2.call(
             "member.add", {"room": "r", "invitees": ["carol"], "invitation_required": True}
@@ -90,15 +70,11 @@ async def test_every_connection_of_every_member_and_each_target_sees_each_change
         # 5 leaveRoom: erin leaves
         assert await erin.call("room.leave", {"room": "r"}) == {}
         # 6 assignAdmin: bob
-        await alice1.call(
-            "member.update", {"room": "r", "user": "bob", "properties": {"role": "admin"}}
-        )
+        await alice1.call("member.update", update_args("r", "bob", {"role": "admin"}))
         # 7 acceptInvitation: carol joins
         await carol.call("invitation.accept", {"room": "r"})
         # 8 updateMember by bob (now admin) on carol
-        last = await bob2.call(
-            "member.update", {"room": "r", "user": "carol", "properties": {"custom_info": "hi"}}
-        )
+        last = await bob2.call("member.update", update_args("r", "carol", {"custom_info": "hi"}))
         assert last["seq"] == 8
 
         everyone = {}
@@ -144,7 +120,7 @@ async def test_every_connection_of_every_member_and_each_target_sees_each_change
 
 
 async def test_pipelined_burst_reaches_every_connection_gapless(hub: Hub) -> None:
-    async with clients(
+    async with authenticated(
         (hub, "alice", "msgpack", False),
         (hub, "alice", "json", False),
         (hub, "bob", "json", False),
@@ -171,49 +147,41 @@ async def test_pipelined_burst_reaches_every_connection_gapless(hub: Hub) -> Non
         room = await backend.call("room.get", {"room": "burst"})
         final = got[-1]["changes"]["score"]
         assert room["seq"] == count + 1
-        assert next(m for m in room["members"] if m["id"] == "alice")["props"] == {"score": final}
+        assert member(room, "alice")["props"] == {"score": final}
 
 
 async def test_member_who_connects_after_being_added_receives_later_messages(hub: Hub) -> None:
-    async with clients((hub, "alice", "msgpack", False), (hub, "backend", "json", True)) as (
+    async with authenticated((hub, "alice", "msgpack", False), (hub, "backend", "json", True)) as (
         alice,
         backend,
     ):
         await register(backend, "bob")
         await alice.call("room.create", {"room": "r", "members": ["bob"]})
-        async with clients((hub, "bob", "json", False)) as (bob,):
+        async with authenticated((hub, "bob", "json", False)) as (bob,):
             welcome = bob.frames[0]["result"]
             assert welcome["rooms"] == ["r"]
-            await alice.call(
-                "member.update", {"room": "r", "user": "bob", "properties": {"level": 3}}
-            )
+            await alice.call("member.update", update_args("r", "bob", {"level": 3}))
             got = await receive(bob, "r", 2)
             assert seqs(got) == [2] and got[0]["type"] == "updateMember"
             assert got[0]["changes"] == {"level": 3}
-            await bob.call(
-                "member.update", {"room": "r", "user": "bob", "properties": {"nickname": "B"}}
-            )
+            await bob.call("member.update", update_args("r", "bob", {"nickname": "B"}))
             assert seqs(await receive(bob, "r", 3)) == [3]
             assert seqs(await receive(alice, "r", 3)) == [1, 2, 3]
 
 
 async def test_user_connected_before_being_added_receives_from_the_add_on(hub: Hub) -> None:
-    async with clients(
+    async with authenticated(
         (hub, "alice", "msgpack", False),
         (hub, "bob", "json", False),
         (hub, "carol", "msgpack", False),
     ) as (alice, bob, carol):
         assert bob.frames[0]["result"]["rooms"] == []
         await alice.call("room.create", {"room": "r"})
-        await alice.call(
-            "member.update", {"room": "r", "user": "alice", "properties": {"nickname": "Al"}}
-        )
+        await alice.call("member.update", update_args("r", "alice", {"nickname": "Al"}))
         await bob.no_event(0.2)
         # added directly: bob's first message is the addMember, then every later one
         await alice.call("member.add", {"room": "r", "invitees": ["bob"]})
-        await alice.call(
-            "member.update", {"room": "r", "user": "bob", "properties": {"custom_info": "new"}}
-        )
+        await alice.call("member.update", update_args("r", "bob", {"custom_info": "new"}))
         got = await receive(bob, "r", 4)
         assert seqs(got) == [3, 4]
         assert got[0]["type"] == "addMember" and got[0]["targets"] == ["bob"]
@@ -224,9 +192,7 @@ async def test_user_connected_before_being_added_receives_from_the_add_on(hub: H
         invite = await receive(carol, "r", 5)
         assert seqs(invite) == [5] and invite[0]["type"] == "inviteMember"
         await carol.call("invitation.accept", {"room": "r"})
-        await bob.call(
-            "member.update", {"room": "r", "user": "bob", "properties": {"nickname": "Bobby"}}
-        )
+        await bob.call("member.update", update_args("r", "bob", {"nickname": "Bobby"}))
         assert seqs(await receive(carol, "r", 7)) == [6, 7]
         assert seqs(await receive(bob, "r", 7)) == [5, 6, 7]
         assert seqs(await receive(alice, "r", 7)) == list(range(1, 8))
@@ -246,26 +212,19 @@ async def _add_then_pipeline(
         operator.request("member.add", {"room": room, "invitees": [newcomer], "reply": "ack"})
     )
     await asyncio.sleep(0)  # the add is on the wire first
-    behind = [
-        asyncio.ensure_future(
-            operator.request(
-                "member.update",
-                {"room": room, "user": owner, "reply": "ack", "properties": {"step": i}},
+
+    def changes_on(user: str) -> list[asyncio.Future[dict[str, Any]]]:
+        return [
+            asyncio.ensure_future(
+                operator.request("member.update", update_args(room, user, {"step": i}, reply="ack"))
             )
-        )
-        for i in range(extra)
-    ]
+            for i in range(extra)
+        ]
+
+    behind = changes_on(owner)
     added = await add
     assert added["ok"], added
-    after = [
-        asyncio.ensure_future(
-            operator.request(
-                "member.update",
-                {"room": room, "user": newcomer, "reply": "ack", "properties": {"step": i}},
-            )
-        )
-        for i in range(extra)
-    ]
+    after = changes_on(newcomer)
     replies = await asyncio.gather(*behind, *after)
     assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]]
     acks = sorted([added["result"]["seq"], *(r["result"]["seq"] for r in replies)])
@@ -274,7 +233,7 @@ async def _add_then_pipeline(
 
 
 async def test_changes_pipelined_right_after_an_add_reach_the_newcomer(hub: Hub) -> None:
-    async with clients(
+    async with authenticated(
         (hub, "backend", "msgpack", True),
         (hub, "alice", "msgpack", False),
         (hub, "bob", "json", False),
@@ -299,7 +258,7 @@ async def test_changes_pipelined_right_after_an_add_reach_the_newcomer(hub: Hub)
 
 
 async def test_a_change_that_changes_nothing_emits_no_message(hub: Hub) -> None:
-    async with clients(
+    async with authenticated(
         (hub, "alice", "msgpack", False),
         (hub, "bob", "json", False),
         (hub, "carol", "msgpack", False),
@@ -342,9 +301,7 @@ async def test_a_change_that_changes_nothing_emits_no_message(hub: Hub) -> None:
             {"nickname": "B", "score": 5, "role": "member"},
         ]
         for properties in same:
-            room = await alice.call(
-                "member.update", {"room": "r", "user": "bob", "properties": properties}
-            )
+            room = await alice.call("member.update", update_args("r", "bob", properties))
             assert room == before, properties
             ack = await alice.call(
                 "member.update",
@@ -360,27 +317,19 @@ async def test_a_change_that_changes_nothing_emits_no_message(hub: Hub) -> None:
             == before
         )
         # a user setting their own nickname to what it is
-        assert (
-            await bob.call(
-                "member.update", {"room": "r", "user": "bob", "properties": {"nickname": "B"}}
-            )
-            == before
-        )
+        assert await bob.call("member.update", update_args("r", "bob", {"nickname": "B"})) == before
         for client in (alice, bob, carol):
             await client.no_event(0.3)
         history = await alice.call("room.history", {"room": "r"})
         assert seqs(history["messages"]) == [1, 2, 3]
         # a partial no-op reports only what really changed
-        await alice.call(
-            "member.update",
-            {"room": "r", "user": "bob", "properties": {"nickname": "B", "level": 7}},
-        )
+        await alice.call("member.update", update_args("r", "bob", {"nickname": "B", "level": 7}))
         message = (await receive(bob, "r", 4))[-1]
         assert message["type"] == "updateMember" and message["changes"] == {"level": 7}
 
 
 async def test_live_messages_equal_the_room_history(hub: Hub) -> None:
-    async with clients(
+    async with authenticated(
         (hub, "alice", "json", False),
         (hub, "bob", "msgpack", False),
         (hub, "carol", "json", False),
@@ -411,13 +360,11 @@ async def test_live_messages_equal_the_room_history(hub: Hub) -> None:
                 },
             },
         )
-        await bob.call(
-            "member.update", {"room": "h", "user": "carol", "properties": {"role": "guest"}}
-        )
-        await alice.call("member.update", {"room": "h", "user": "bob", "properties": {"loc": None}})
+        await bob.call("member.update", update_args("h", "carol", {"role": "guest"}))
+        await alice.call("member.update", update_args("h", "bob", {"loc": None}))
         await alice.call("member.remove", {"room": "h", "user": "carol"})
         for i in range(6):
-            await bob.call("member.update", {"room": "h", "user": "bob", "properties": {"n": i}})
+            await bob.call("member.update", update_args("h", "bob", {"n": i}))
         last = (await alice.call("room.get", {"room": "h"}))["seq"]
         assert last == 14
 
@@ -459,7 +406,7 @@ async def test_members_on_two_nodes_each_receive_each_message_once_in_order(
     two_hubs: tuple[Hub, Hub],
 ) -> None:
     a, b = two_hubs
-    async with clients(
+    async with authenticated(
         (a, "alice", "msgpack", False),
         (b, "alice", "json", False),
         (b, "bob", "msgpack", False),
@@ -470,30 +417,14 @@ async def test_members_on_two_nodes_each_receive_each_message_once_in_order(
     ) as (alice_a, alice_b, bob_b, carol_a, carol_b, mallory_a, mallory_b):
         await alice_a.call("room.create", {"room": "x", "members": ["bob", "carol"]})
         count = 30
-        # operators on both nodes, pipelined
+        # operators on both nodes, pipelined: (client, target, property) in turn
+        operators = [(alice_b, "bob", "a"), (bob_b, "bob", "b"), (carol_a, "carol", "c")]
         requests = []
         for i in range(count):
-            if i % 3 == 0:
-                requests.append(
-                    alice_b.request(
-                        "member.update",
-                        {"room": "x", "user": "bob", "reply": "ack", "properties": {"a": i}},
-                    )
-                )
-            elif i % 3 == 1:
-                requests.append(
-                    bob_b.request(
-                        "member.update",
-                        {"room": "x", "user": "bob", "reply": "ack", "properties": {"b": i}},
-                    )
-                )
-            else:
-                requests.append(
-                    carol_a.request(
-                        "member.update",
-                        {"room": "x", "user": "carol", "reply": "ack", "properties": {"c": i}},
-                    )
-                )
+            client, user, prop = operators[i % 3]
+            requests.append(
+                client.request("member.update", update_args("x", user, {prop: i}, reply="ack"))
+            )
         replies = await asyncio.gather(*requests)
         assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]]
         last = count + 1
@@ -518,7 +449,7 @@ async def test_members_on_two_nodes_each_receive_each_message_once_in_order(
 
 async def test_two_nodes_targets_newcomers_and_leavers(two_hubs: tuple[Hub, Hub]) -> None:
     a, b = two_hubs
-    async with clients(
+    async with authenticated(
         (a, "alice", "msgpack", False),
         (b, "bob", "json", False),
         (b, "bob", "msgpack", False),
@@ -540,14 +471,10 @@ async def test_two_nodes_targets_newcomers_and_leavers(two_hubs: tuple[Hub, Hub]
         )
         await carol.call("invitation.accept", {"room": "y"})
         # dave (node A) is removed by bob (node B) after bob became admin
-        await alice.call(
-            "member.update", {"room": "y", "user": "bob", "properties": {"role": "admin"}}
-        )
+        await alice.call("member.update", update_args("y", "bob", {"role": "admin"}))
         await bob2.call("member.remove", {"room": "y", "user": "dave"})
         await carol.call("room.leave", {"room": "y"})
-        await alice.call(
-            "member.update", {"room": "y", "user": "bob", "properties": {"nickname": "after"}}
-        )
+        await alice.call("member.update", update_args("y", "bob", {"nickname": "after"}))
         # 23 invite, 24 accept, 25 assignAdmin, 26 removeMember, 27 leaveRoom, 28 update
         final = 28
         everything = await receive(alice, "y", final)
@@ -568,19 +495,15 @@ async def test_removed_then_added_again_receives_nothing_in_between(
     two_hubs: tuple[Hub, Hub],
 ) -> None:
     a, b = two_hubs
-    async with clients((a, "alice", "msgpack", False), (b, "dave", "json", False)) as (
+    async with authenticated((a, "alice", "msgpack", False), (b, "dave", "json", False)) as (
         alice,
         dave,
     ):
         await alice.call("room.create", {"room": "z", "members": ["dave"]})  # 1
-        await alice.call(
-            "member.update", {"room": "z", "user": "dave", "properties": {"k": 0}}
-        )  # 2
+        await alice.call("member.update", update_args("z", "dave", {"k": 0}))  # 2
         await alice.call("member.remove", {"room": "z", "user": "dave"})  # 3
         for i in range(3):  # 4, 5, 6: dave is out
-            await alice.call(
-                "member.update", {"room": "z", "user": "alice", "properties": {"k": i}}
-            )
+            await alice.call("member.update", update_args("z", "alice", {"k": i}))
         assert seqs(await receive(dave, "z", 3)) == [1, 2, 3]
         await dave.no_event(0.2)
         # back in, with changes pipelined around the add: 7 .. 13, the add among them
@@ -591,19 +514,13 @@ async def test_removed_then_added_again_receives_nothing_in_between(
         assert got[0]["type"] == "addMember"
         # dave leaves, is invited again: the invitation, then from his acceptance on
         await dave.call("room.leave", {"room": "z"})  # 14
-        await alice.call(
-            "member.update", {"room": "z", "user": "alice", "properties": {"k": 99}}
-        )  # 15
+        await alice.call("member.update", update_args("z", "alice", {"k": 99}))  # 15
         await alice.call(
             "member.add", {"room": "z", "invitees": ["dave"], "invitation_required": True}
         )  # 16
-        await alice.call(
-            "member.update", {"room": "z", "user": "alice", "properties": {"k": 100}}
-        )  # 17
+        await alice.call("member.update", update_args("z", "alice", {"k": 100}))  # 17
         await dave.call("invitation.accept", {"room": "z"})  # 18
-        await alice.call(
-            "member.update", {"room": "z", "user": "dave", "properties": {"k": 101}}
-        )  # 19
+        await alice.call("member.update", update_args("z", "dave", {"k": 101}))  # 19
         assert seqs(await receive(dave, "z", 19)) == [14, 16, 18, 19]
         assert_run(await receive(alice, "z", 19), 1, 19)
         for client in (alice, dave):

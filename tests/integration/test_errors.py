@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,51 +23,15 @@ import pytest
 import redis
 import websockets
 
-from ..support import APP, RawClient, token
+from ..spec import ERROR_REASONS
+from ..support import APP, Open, RawClient, member, probe, token, update_args, ws_url
 
 pytestmark = pytest.mark.timeout(30)
 
-ENCODINGS = ("msgpack", "json")  # by the hub param's index: alternate across stores
-
-REASONS = {
-    100001: "INTERNAL",
-    100002: "INVALID_PARAMETER",
-    100003: "ROOM_EXISTS",
-    100004: "ROOM_NOT_FOUND",
-    100005: "NOT_A_MEMBER",
-    100006: "FORBIDDEN",
-    100007: "USER_NOT_FOUND",
-    100008: "NO_INVITATION",
-    100009: "RATE_LIMITED",
-    100010: "UNAUTHENTICATED",
-    100011: "UNKNOWN_OP",
-    100012: "ROOM_FULL",
-    100013: "MALFORMED_FRAME",
-}
-
-Open = Callable[..., Awaitable[RawClient]]
+ENCODINGS = ("msgpack", "json")  # by the hub param's index: the other pairing than test_ops
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def enc(request: pytest.FixtureRequest) -> str:
-    return ENCODINGS[request.node.callspec.indices["hub"] % 2]
-
-
-@pytest.fixture
-async def open_as(connect: Any, enc: str) -> AsyncIterator[Open]:
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def open_client(
-            user: str, *, server: bool = False, encoding: str | None = None
-        ) -> RawClient:
-            client = await stack.enter_async_context(connect(encoding or enc))
-            await client.auth(user, server=server)
-            return client
-
-        yield open_client
 
 
 @dataclass
@@ -85,13 +47,12 @@ class World:
 
 
 @pytest.fixture
-async def w(open_as: Open) -> World:
-    srv = await open_as("backend", server=True)
+async def w(open_as: Open, srv: RawClient) -> World:
     alice, bob, gus, dave, erin = [
         await open_as(u) for u in ("alice", "bob", "gus", "dave", "erin")
     ]
     await alice.call("room.create", {"room": "r1", "members": ["bob", "gus"], "name": "One"})
-    await srv.call("member.update", {"room": "r1", "user": "gus", "properties": {"role": "guest"}})
+    await srv.call("member.update", update_args("r1", "gus", {"role": "guest"}))
     await alice.call(
         "member.add", {"room": "r1", "invitees": ["dave"], "invitation_required": True}
     )
@@ -114,31 +75,17 @@ async def alive(client: RawClient) -> None:
     assert reply["ok"] is False and reply["error"]["code"] == 100004, reply
 
 
-_probes = itertools.count(1)
-
-
-async def barrier(
-    srv: RawClient, watcher: RawClient, room: str = "r1", user: str = "alice"
-) -> None:
-    """A real change; it must be the watcher's very next event (nothing came before it)."""
-    value = next(_probes)
-    ack = await srv.call(
-        "member.update",
-        {"room": room, "user": user, "properties": {"_probe": value}, "reply": "ack"},
-    )
-    got = await watcher.event()
-    while got["room"] != room:  # other rooms' changes made by the test itself
-        got = await watcher.event()
-    assert (got["seq"], got["changes"]) == (ack["seq"], {"_probe": value}), (
-        f"a failed op emitted something: {got}"
-    )
+async def barrier(srv: RawClient, watcher: RawClient) -> None:
+    """A real change; it must be the watcher's very next event of r1 (a failed op emitted
+    nothing)."""
+    await probe(srv, "r1", "alice", watcher, skip_other_rooms=True)
 
 
 def check_error(
     err: dict[str, Any], code: int, field: str | None = None, mentions: tuple[str, ...] = ()
 ) -> None:
     assert err["code"] == code, err
-    assert err["reason"] == REASONS[code], err
+    assert err["reason"] == ERROR_REASONS[code], err
     assert isinstance(err["message"], str) and len(err["message"]) >= 8, err
     for word in mentions:
         assert word.lower() in err["message"].lower(), (word, err)
@@ -197,10 +144,6 @@ async def expect_closed(client: RawClient, code: int, timeout: float = 5) -> Non
     assert got == code, f"expected close {code}, got {got}"
 
 
-def url_of(hub: Any, path: str = "/ws") -> str:
-    return f"ws://127.0.0.1:{hub.port}{path}"
-
-
 # --- handshake -------------------------------------------------------------------------------
 
 
@@ -230,7 +173,7 @@ async def test_unknown_subprotocol_only_offer_is_refused_with_http_400(hub: Any)
     # one of ours among unknown ones is accepted, and so is no offer at all
     assert await handshake_status(hub, protocols="chat, roomhub.v1.json") == 101
     assert await handshake_status(hub) == 101
-    async with websockets.connect(url_of(hub), subprotocols=["chat", "roomhub.v1.json"]) as ws:
+    async with websockets.connect(ws_url(hub), subprotocols=["chat", "roomhub.v1.json"]) as ws:
         assert ws.subprotocol == "roomhub.v1.json"
 
 
@@ -248,19 +191,19 @@ async def test_auth_deadline_closes_4401(start_hub: Any, enc: str) -> None:
     hub = await start_hub(auth_timeout=0.5)
 
     async def silent() -> None:
-        async with RawClient.connect(url_of(hub), enc) as client:
+        async with RawClient.connect(ws_url(hub), enc) as client:
             await expect_closed(client, 4401, timeout=5)
 
     async def noisy() -> None:
         # undecodable frames are answered but do not extend the deadline
-        async with RawClient.connect(url_of(hub), enc) as client:
+        async with RawClient.connect(ws_url(hub), enc) as client:
             await client.send_raw(next(iter(frames_for(enc).values())))
             check_error((await client.next_unmatched())["error"], 100013)
             await expect_closed(client, 4401, timeout=5)
 
     async def prompt() -> None:
         # a client that authenticates in time stays
-        async with RawClient.connect(url_of(hub), enc) as client:
+        async with RawClient.connect(ws_url(hub), enc) as client:
             await client.auth("alice")
             await asyncio.sleep(0.7)
             await alive(client)
@@ -442,7 +385,7 @@ UNKNOWN_ARG_CASES = [
     ("member.add", {"room": "r1", "invitees": ["erin"]}),
     ("invitation.accept", {"room": "r1"}),
     ("invitation.decline", {"room": "r1"}),
-    ("member.update", {"room": "r1", "user": "bob", "properties": {"nickname": "x"}}),
+    ("member.update", update_args("r1", "bob", {"nickname": "x"})),
     ("member.remove", {"room": "r1", "user": "bob"}),
     ("room.leave", {"room": "r1"}),
     ("room.history", {"room": "r1"}),
@@ -520,32 +463,32 @@ WRONG_TYPE_CASES = [
     ),
     (
         "member.update",
-        {"room": "r1", "user": "bob", "properties": {"level": "3"}},
+        update_args("r1", "bob", {"level": "3"}),
         "properties.level",
     ),
     (
         "member.update",
-        {"room": "r1", "user": "bob", "properties": {"level": True}},
+        update_args("r1", "bob", {"level": True}),
         "properties.level",
     ),
     (
         "member.update",
-        {"room": "r1", "user": "bob", "properties": {"level": 2.5}},
+        update_args("r1", "bob", {"level": 2.5}),
         "properties.level",
     ),
     (
         "member.update",
-        {"room": "r1", "user": "bob", "properties": {"nickname": 5}},
+        update_args("r1", "bob", {"nickname": 5}),
         "properties.nickname",
     ),
     (
         "member.update",
-        {"room": "r1", "user": "bob", "properties": {"role": "superuser"}},
+        update_args("r1", "bob", {"role": "superuser"}),
         "properties.role",
     ),
     (
         "member.update",
-        {"room": "r1", "user": "bob", "properties": {"nickname": "x"}, "notification_extension": 5},
+        update_args("r1", "bob", {"nickname": "x"}, notification_extension=5),
         "notification_extension",
     ),
     ("member.update", {"room": "r1", "user": 5, "properties": {"nickname": "x"}}, "user"),
@@ -562,7 +505,7 @@ async def test_wrong_argument_types(w: World) -> None:
 
 def _limit_cases() -> list[tuple[str, dict[str, Any], str]]:
     def update(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return {"room": "r1", "user": "bob", "properties": props, **extra}
+        return update_args("r1", "bob", props, **extra)
 
     return [
         ("room.get", {"room": "r" * 65}, "room"),
@@ -628,7 +571,7 @@ async def test_limits_are_inclusive_and_counted_in_bytes(w: World) -> None:
             "notification_extension": "€" * 2048,
         },
     )  # 2048 characters, 6144 bytes
-    bob = next(m for m in room["members"] if m["id"] == "bob")
+    bob = member(room, "bob")
     assert bob["nickname"] == "é" * 16 and bob["props"]["blob"] == "x" * 1000
     history = await w.alice.call("room.history", {"room": "r1", "after_seq": room["seq"] - 1})
     assert history["messages"][0]["extension"] == "€" * 2048
@@ -637,22 +580,10 @@ async def test_limits_are_inclusive_and_counted_in_bytes(w: World) -> None:
 async def test_operator_rules(w: World) -> None:
     # operator is only for server tokens
     await expect(w, w.bob, "room.get", {"room": "r1", "operator": "alice"}, 100002, "operator")
-    await expect(
-        w,
-        w.bob,
-        "member.add",
-        {"room": "r1", "invitees": ["erin"], "operator": "alice"},
-        100002,
-        "operator",
-    )
-    await expect(
-        w,
-        w.srv,
-        "member.add",
-        {"room": "r1", "invitees": ["erin"], "operator": "not valid"},
-        100002,
-        "operator",
-    )
+    # (and with a server token it must be a valid id)
+    for actor, operator in ((w.bob, "alice"), (w.srv, "not valid")):
+        args = {"room": "r1", "invitees": ["erin"], "operator": operator}
+        await expect(w, actor, "member.add", args, 100002, "operator")
     # ops about a user need the operator with a server token
     for op in ("invitation.accept", "invitation.decline", "room.leave"):
         await expect(w, w.srv, op, {"room": "r1"}, 100002, "operator", mentions=("operator",))
@@ -677,7 +608,7 @@ async def test_internal_error_is_100001_and_the_connection_survives(
     start_hub: Any, redis_url: str
 ) -> None:
     hub = await start_hub(redis=redis_url)
-    async with RawClient.connect(url_of(hub), "json") as alice:
+    async with RawClient.connect(ws_url(hub), "json") as alice:
         await alice.auth("alice")
         await alice.call("room.create", {"room": "broken"})
         await alice.call("room.create", {"room": "fine"})
@@ -698,9 +629,7 @@ async def test_internal_error_is_100001_and_the_connection_survives(
         err = await alice.fail("room.get", {"room": "broken"})
         check_error(err, 100001)
         assert "retry" in err["message"].lower(), "safe to retry"
-        err = await alice.fail(
-            "member.update", {"room": "broken", "user": "alice", "properties": {"x": 1}}
-        )
+        err = await alice.fail("member.update", update_args("broken", "alice", {"x": 1}))
         check_error(err, 100001)
         assert (await alice.call("room.get", {"room": "fine"}))["seq"] == 1
         await alive(alice)
@@ -752,35 +681,17 @@ async def test_not_a_member_is_100005(w: World) -> None:
     await expect(w, e, "room.get", {"room": "r1"}, 100005)
     await expect(w, e, "room.history", {"room": "r1"}, 100005)
     await expect(w, e, "member.add", {"room": "r1", "invitees": ["erin"]}, 100005)
-    await expect(
-        w,
-        e,
-        "member.update",
-        {"room": "r1", "user": "bob", "properties": {"nickname": "x"}},
-        100005,
-    )
+    await expect(w, e, "member.update", update_args("r1", "bob", {"nickname": "x"}), 100005)
     await expect(w, e, "member.remove", {"room": "r1", "user": "gus"}, 100005)
     await expect(w, e, "room.leave", {"room": "r1"}, 100005)
     # an invitee may read the room but not its history, nor act in it
     await expect(w, d, "room.history", {"room": "r1"}, 100005)
     await expect(w, d, "member.add", {"room": "r1", "invitees": ["erin"]}, 100005)
     await expect(w, d, "room.leave", {"room": "r1"}, 100005)
-    await expect(
-        w,
-        d,
-        "member.update",
-        {"room": "r1", "user": "dave", "properties": {"nickname": "x"}},
-        100005,
-    )
+    await expect(w, d, "member.update", update_args("r1", "dave", {"nickname": "x"}), 100005)
     # the target is a known user who is not a member (an invitee is not a member either)
     for target in ("erin", "dave"):
-        await expect(
-            w,
-            a,
-            "member.update",
-            {"room": "r1", "user": target, "properties": {"nickname": "x"}},
-            100005,
-        )
+        await expect(w, a, "member.update", update_args("r1", target, {"nickname": "x"}), 100005)
         await expect(w, a, "member.remove", {"room": "r1", "user": target}, 100005)
     # server calls with an operator who is not a member
     await expect(w, w.srv, "room.get", {"room": "r1", "operator": "erin"}, 100005)
@@ -802,45 +713,21 @@ async def test_forbidden_is_100006(w: World) -> None:
         100006,
     )
     await expect(w, w.bob, "member.remove", {"room": "r1", "user": "gus"}, 100006)
-    await expect(
-        w, w.bob, "member.update", {"room": "r1", "user": "bob", "properties": {"level": 5}}, 100006
-    )
-    await expect(
-        w,
-        w.bob,
-        "member.update",
-        {"room": "r1", "user": "bob", "properties": {"role": "admin"}},
-        100006,
-    )
+    await expect(w, w.bob, "member.update", update_args("r1", "bob", {"level": 5}), 100006)
+    await expect(w, w.bob, "member.update", update_args("r1", "bob", {"role": "admin"}), 100006)
     await expect(w, w.alice, "room.leave", {"room": "r1"}, 100006)
     await expect(w, w.alice, "member.remove", {"room": "r1", "user": "alice"}, 100006)
     await expect(w, w.bob, "user.upsert", {"id": "bob", "nickname": "B"}, 100006)
     # nobody makes an owner or changes the owner's role, not even the server
-    await expect(
-        w,
-        w.srv,
-        "member.update",
-        {"room": "r1", "user": "bob", "properties": {"role": "owner"}},
-        100006,
-    )
-    await expect(
-        w,
-        w.srv,
-        "member.update",
-        {"room": "r1", "user": "alice", "properties": {"role": "admin"}},
-        100006,
-    )
+    await expect(w, w.srv, "member.update", update_args("r1", "bob", {"role": "owner"}), 100006)
+    await expect(w, w.srv, "member.update", update_args("r1", "alice", {"role": "admin"}), 100006)
     await expect(w, w.srv, "member.remove", {"room": "r1", "user": "alice"}, 100006)
 
 
 async def test_a_forbidden_property_fails_the_whole_update(w: World) -> None:
     # bob may set his own nickname but not his level: nothing is applied
     await expect(
-        w,
-        w.bob,
-        "member.update",
-        {"room": "r1", "user": "bob", "properties": {"nickname": "B", "level": 1}},
-        100006,
+        w, w.bob, "member.update", update_args("r1", "bob", {"nickname": "B", "level": 1}), 100006
     )
 
 
@@ -860,13 +747,7 @@ async def test_user_not_found_is_100007(w: World) -> None:
         {"room": "r1", "invitees": ["ghost"], "invitation_required": True},
         100007,
     )
-    await expect(
-        w,
-        w.alice,
-        "member.update",
-        {"room": "r1", "user": "ghost", "properties": {"nickname": "x"}},
-        100007,
-    )
+    await expect(w, w.alice, "member.update", update_args("r1", "ghost", {"nickname": "x"}), 100007)
     await expect(w, w.alice, "member.remove", {"room": "r1", "user": "ghost"}, 100007)
     await expect(
         w,
@@ -923,7 +804,7 @@ async def test_member_cap_is_100012(start_hub: Any) -> None:
     async with contextlib.AsyncExitStack() as stack:
         clients = {}
         for user in ("alice", "bob", "carol", "dave", "erin"):
-            clients[user] = await stack.enter_async_context(RawClient.connect(url_of(hub), "json"))
+            clients[user] = await stack.enter_async_context(RawClient.connect(ws_url(hub), "json"))
             await clients[user].auth(user)
         alice = clients["alice"]
         await alice.call("room.create", {"room": "r", "members": ["bob"]})
@@ -954,20 +835,10 @@ async def test_precedence_invalid_parameter_first(w: World) -> None:
     nick33 = {"nickname": "n" * 33}
     # a malformed argument is 100002 whoever sends it and whatever else is wrong
     await expect(
-        w,
-        w.erin,
-        "member.update",
-        {"room": "r1", "user": "bob", "properties": nick33},
-        100002,
-        "properties.nickname",
+        w, w.erin, "member.update", update_args("r1", "bob", nick33), 100002, "properties.nickname"
     )  # not 100005
     await expect(
-        w,
-        w.gus,
-        "member.update",
-        {"room": "r1", "user": "alice", "properties": nick33},
-        100002,
-        "properties.nickname",
+        w, w.gus, "member.update", update_args("r1", "alice", nick33), 100002, "properties.nickname"
     )  # not 100006
     await expect(
         w, w.gus, "member.add", {"room": "r1", "invitees": []}, 100002, "invitees"
@@ -993,21 +864,16 @@ async def test_precedence_invalid_parameter_first(w: World) -> None:
 
 async def test_precedence_of_the_custom_props_cap(w: World) -> None:
     """Over 32 custom props is an argument error: it outranks 100005 and 100006."""
-    await w.srv.call(
-        "member.update",
-        {"room": "r1", "user": "bob", "properties": {f"p{n}": n for n in range(31)}},
-    )
+    await w.srv.call("member.update", update_args("r1", "bob", {f"p{n}": n for n in range(31)}))
     await w.alice.event()
-    two_more = {"room": "r1", "user": "bob", "properties": {"q1": 1, "q2": 2}}
+    two_more = update_args("r1", "bob", {"q1": 1, "q2": 2})
     await expect(w, w.bob, "member.update", two_more, 100002, "properties")  # self: allowed
     await expect(w, w.gus, "member.update", two_more, 100002, "properties")  # not 100006
     await expect(w, w.erin, "member.update", two_more, 100002, "properties")  # not 100005
     # removing one while adding one stays within the cap, and 32 is allowed
-    await w.bob.call(
-        "member.update", {"room": "r1", "user": "bob", "properties": {"p0": None, "q1": 1}}
-    )
-    room = await w.bob.call("member.update", {"room": "r1", "user": "bob", "properties": {"q2": 2}})
-    assert len(next(m for m in room["members"] if m["id"] == "bob")["props"]) == 32
+    await w.bob.call("member.update", update_args("r1", "bob", {"p0": None, "q1": 1}))
+    room = await w.bob.call("member.update", update_args("r1", "bob", {"q2": 2}))
+    assert len(member(room, "bob")["props"]) == 32
 
 
 async def test_precedence_among_state_errors(w: World) -> None:
@@ -1019,37 +885,17 @@ async def test_precedence_among_state_errors(w: World) -> None:
     # unknown invitee (100007) beats not-a-member (100005) and forbidden (100006)
     await expect(w, w.erin, "member.add", {"room": "r1", "invitees": ["ghost"]}, 100007)
     await expect(w, w.gus, "member.add", {"room": "r1", "invitees": ["ghost"]}, 100007)
-    await expect(
-        w,
-        w.erin,
-        "member.update",
-        {"room": "r1", "user": "ghost", "properties": {"level": 1}},
-        100007,
-    )
+    await expect(w, w.erin, "member.update", update_args("r1", "ghost", {"level": 1}), 100007)
     await expect(w, w.gus, "member.remove", {"room": "r1", "user": "ghost"}, 100007)
     # 100007 before 100003
     await expect(w, w.alice, "room.create", {"room": "r1", "members": ["ghost"]}, 100007)
     # not-a-member (100005) beats forbidden (100006)
     await expect(w, w.erin, "member.remove", {"room": "r1", "user": "alice"}, 100005)
-    await expect(
-        w,
-        w.erin,
-        "member.update",
-        {"room": "r1", "user": "alice", "properties": {"role": "guest"}},
-        100005,
-    )
-    await expect(
-        w,
-        w.gus,
-        "member.update",
-        {"room": "r1", "user": "erin", "properties": {"level": 1}},
-        100005,
-    )
+    await expect(w, w.erin, "member.update", update_args("r1", "alice", {"role": "guest"}), 100005)
+    await expect(w, w.gus, "member.update", update_args("r1", "erin", {"level": 1}), 100005)
     # forbidden (100006) beats room full (100012); not-a-member beats it too
     await w.alice.call("room.create", {"room": "dm", "type": "direct", "members": ["gus"]})
-    await w.alice.call(
-        "member.update", {"room": "dm", "user": "gus", "properties": {"role": "guest"}}
-    )
+    await w.alice.call("member.update", update_args("dm", "gus", {"role": "guest"}))
     await expect(
         w, w.gus, "member.add", {"room": "dm", "invitees": ["erin"]}, 100006, rooms=("dm",)
     )

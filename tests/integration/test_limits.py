@@ -21,14 +21,10 @@ import websockets
 
 from roomhub.server.hub import Hub
 
-from ..support import APP, RawClient, token
+from ..support import APP, RawClient, member, token, update_args, ws_url
 
 HubFactory = Callable[..., Any]
 SLOW_LIMIT = 64 * 1024  # the smallest send buffer limit the settings allow
-
-
-def url(hub: Hub) -> str:
-    return f"ws://127.0.0.1:{hub.port}/ws"
 
 
 async def send_retrying(
@@ -60,7 +56,7 @@ async def stalled_client(hub: Hub, user: str) -> AsyncIterator[Any]:
     sock.connect(("127.0.0.1", hub.port))
     sock.setblocking(False)
     ws = await websockets.connect(
-        url(hub),
+        ws_url(hub),
         sock=sock,
         max_queue=1,
         max_size=None,
@@ -98,7 +94,10 @@ async def read_until_closed(ws: Any, timeout: float) -> tuple[int, float]:
 async def flood(hub: Hub) -> AsyncIterator[tuple[Any, RawClient, RawClient, int]]:
     """bob (reads normally) and slow (stops reading) are members; the backend pushes ~6 MB of
     system messages through the room. Yields (slow ws, bob, backend, last seq)."""
-    async with RawClient.connect(url(hub)) as backend, RawClient.connect(url(hub), "json") as bob:
+    async with (
+        RawClient.connect(ws_url(hub)) as backend,
+        RawClient.connect(ws_url(hub), "json") as bob,
+    ):
         await backend.auth("backend", server=True)
         await bob.auth("bob")
         async with stalled_client(hub, "slow") as slow:
@@ -132,12 +131,14 @@ async def flood(hub: Hub) -> AsyncIterator[tuple[Any, RawClient, RawClient, int]
             yield slow, bob, backend, 1 + changes
 
 
-async def test_slow_consumer_is_dropped_and_the_others_keep_being_served(
-    redis_url: str,
-    start_hub: HubFactory,
-) -> None:
-    hub = await start_hub(redis=redis_url, send_buffer_limit=SLOW_LIMIT)
-    async with flood(hub) as (slow, bob, backend, last):
+@pytest.fixture
+async def slow_hub(redis_url: str, start_hub: HubFactory) -> Hub:
+    """A hub on a real Redis with the smallest send buffer limit."""
+    return await start_hub(redis=redis_url, send_buffer_limit=SLOW_LIMIT)
+
+
+async def test_slow_consumer_is_dropped_and_the_others_keep_being_served(slow_hub: Hub) -> None:
+    async with flood(slow_hub) as (slow, bob, backend, last):
         # bob got every message, in order, while the slow client sat there
         got = await bob.events_until(last, room="busy", timeout=30)
         assert [m["seq"] for m in got] == list(range(1, last + 1))
@@ -148,22 +149,17 @@ async def test_slow_consumer_is_dropped_and_the_others_keep_being_served(
         assert took < 10
         # the hub keeps serving: the backend's ops, bob's events, a brand-new connection
         room = await backend.call(
-            "member.update",
-            {"room": "busy", "user": "bob", "properties": {"nickname": "still here"}},
+            "member.update", update_args("busy", "bob", {"nickname": "still here"})
         )
         assert room["seq"] == last + 1
         assert (await bob.event())["seq"] == last + 1
-        async with RawClient.connect(url(hub)) as fresh:
+        async with RawClient.connect(ws_url(slow_hub)) as fresh:
             await fresh.auth("slow")
             assert (await fresh.call("room.get", {"room": "busy"}))["seq"] == last + 1
 
 
-async def test_slow_consumer_is_told_4008_when_it_reads_again(
-    redis_url: str,
-    start_hub: HubFactory,
-) -> None:
-    hub = await start_hub(redis=redis_url, send_buffer_limit=SLOW_LIMIT)
-    async with flood(hub) as (slow, _bob, _backend, _last):
+async def test_slow_consumer_is_told_4008_when_it_reads_again(slow_hub: Hub) -> None:
+    async with flood(slow_hub) as (slow, _bob, _backend, _last):
         _events, took = await read_until_closed(slow, timeout=15)
         assert took < 10
         assert slow.close_code == 4008, (slow.close_code, slow.close_reason)
@@ -214,8 +210,8 @@ def hostile_msgpack_frames() -> dict[str, bytes]:
 
 async def test_hostile_msgpack_frames_get_100013_and_the_hub_carries_on(hub: Hub) -> None:
     async with (
-        RawClient.connect(url(hub)) as attacker,
-        RawClient.connect(url(hub), "json") as bystander,
+        RawClient.connect(ws_url(hub)) as attacker,
+        RawClient.connect(ws_url(hub), "json") as bystander,
     ):
         await attacker.auth("attacker")
         await bystander.auth("bystander")
@@ -245,7 +241,7 @@ async def test_hostile_msgpack_frames_get_100013_and_the_hub_carries_on(hub: Hub
 
 
 async def test_frame_over_the_size_limit_closes_with_1009(hub: Hub) -> None:
-    async with RawClient.connect(url(hub)) as big, RawClient.connect(url(hub)) as other:
+    async with RawClient.connect(ws_url(hub)) as big, RawClient.connect(ws_url(hub)) as other:
         await big.auth("big")
         await other.auth("other")
         frame = msgpack.packb({"id": 1, "op": "room.get", "args": {"room": "x" * 70_000}})
@@ -260,9 +256,9 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
     hub: Hub,
 ) -> None:
     async with (
-        RawClient.connect(url(hub)) as alice,
-        RawClient.connect(url(hub), "json") as bob,
-        RawClient.connect(url(hub)) as backend,
+        RawClient.connect(ws_url(hub)) as alice,
+        RawClient.connect(ws_url(hub), "json") as bob,
+        RawClient.connect(ws_url(hub)) as backend,
     ):
         await alice.auth("alice")
         await bob.auth("bob")
@@ -285,10 +281,8 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
             "score": "é" * 500,
         }
         assert [len(v.encode()) for v in at_limit.values()] == [32, 60, 2048, 1024, 1000]
-        room = await alice.call(
-            "member.update", {"room": "r", "user": "bob", "properties": at_limit}
-        )
-        bob_now = next(m for m in room["members"] if m["id"] == "bob")
+        room = await alice.call("member.update", update_args("r", "bob", at_limit))
+        bob_now = member(room, "bob")
         assert {k: bob_now[k] for k in ("nickname", "custom_info", "extension", "avatar")} == {
             k: at_limit[k] for k in ("nickname", "custom_info", "extension", "avatar")
         }
@@ -297,58 +291,26 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
             await client.events_until(2)
         before = await alice.call("room.get", {"room": "r"})
 
+        def bobs(properties: dict[str, Any]) -> dict[str, Any]:
+            return update_args("r", "bob", properties)
+
         # one byte (or character) over, though far fewer characters than bytes: 100002
         over: list[tuple[RawClient, str, dict[str, Any], str]] = [
-            (
-                alice,
-                "member.update",
-                {"room": "r", "user": "bob", "properties": {"nickname": "😀" * 8 + "a"}},
-                "properties.nickname",
-            ),
-            (
-                bob,
-                "member.update",
-                {"room": "r", "user": "bob", "properties": {"nickname": "😀" * 9}},
-                "properties.nickname",
-            ),
-            (
-                alice,
-                "member.update",
-                {"room": "r", "user": "bob", "properties": {"custom_info": "é" * 31}},
-                "properties.custom_info",
-            ),
-            (
-                alice,
-                "member.update",
-                {"room": "r", "user": "bob", "properties": {"extension": "中" * 683}},
-                "properties.extension",
-            ),
-            (
-                alice,
-                "member.update",
-                {"room": "r", "user": "bob", "properties": {"avatar": "é" * 513}},
-                "properties.avatar",
-            ),
+            (alice, "member.update", bobs({"nickname": "😀" * 8 + "a"}), "properties.nickname"),
+            (bob, "member.update", bobs({"nickname": "😀" * 9}), "properties.nickname"),
+            (alice, "member.update", bobs({"custom_info": "é" * 31}), "properties.custom_info"),
+            (alice, "member.update", bobs({"extension": "中" * 683}), "properties.extension"),
+            (alice, "member.update", bobs({"avatar": "é" * 513}), "properties.avatar"),
             # a custom value of 520 characters whose encoding is 1042 bytes
-            (
-                alice,
-                "member.update",
-                {"room": "r", "user": "bob", "properties": {"score": "é" * 520}},
-                "properties.score",
-            ),
+            (alice, "member.update", bobs({"score": "é" * 520}), "properties.score"),
             # the valid part of a call is not written either
             (
                 alice,
                 "member.update",
-                {"room": "r", "user": "bob", "properties": {"level": 9, "nickname": "名" * 11}},
+                bobs({"level": 9, "nickname": "名" * 11}),
                 "properties.nickname",
             ),
-            (
-                alice,
-                "member.update",
-                {"room": "r", "user": "bob", "properties": {f"p{i}": i for i in range(33)}},
-                "properties",
-            ),
+            (alice, "member.update", bobs({f"p{i}": i for i in range(33)}), "properties"),
             (alice, "room.create", {"room": "r2", "name": "名" * 43}, "name"),
             (alice, "room.create", {"room": "é" * 10}, "room"),
             (alice, "room.create", {"room": "x" * 65}, "room"),
@@ -357,12 +319,7 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
             (
                 backend,
                 "member.update",
-                {
-                    "room": "r",
-                    "user": "bob",
-                    "properties": {"n": 1},
-                    "notification_extension": "é" * 2049,
-                },
+                update_args("r", "bob", {"n": 1}, notification_extension="é" * 2049),
                 "notification_extension",
             ),
         ]
@@ -378,9 +335,7 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
         for client in (alice, bob):
             await client.events_until(3)
         full = await alice.call("room.get", {"room": "r"})
-        error = await alice.fail(
-            "member.update", {"room": "r", "user": "alice", "properties": {"one_more": 1}}
-        )
+        error = await alice.fail("member.update", update_args("r", "alice", {"one_more": 1}))
         assert error["code"] == 100002 and error["field"] == "properties"
 
         # nothing was written, nothing was announced
@@ -389,9 +344,7 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
         assert {k: v for k, v in after.items() if k not in ("seq", "members")} == {
             k: v for k, v in before.items() if k not in ("seq", "members")
         }
-        assert next(m for m in after["members"] if m["id"] == "bob") == next(
-            m for m in before["members"] if m["id"] == "bob"
-        )
+        assert member(after, "bob") == member(before, "bob")
         for client in (alice, bob):
             await client.no_event(0.2)
         assert (await alice.call("room.history", {"room": "r"}))["messages"][-1]["seq"] == 3
@@ -399,7 +352,7 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
         assert error["code"] == 100004
         # bob's profile kept its nickname: a new room starts from it
         r3 = await backend.call("room.create", {"room": "r3", "owner": "alice", "members": ["bob"]})
-        assert next(m for m in r3["members"] if m["id"] == "bob")["nickname"] == "Bob"
+        assert member(r3, "bob")["nickname"] == "Bob"
 
 
 # --- Origin allow-list -----------------------------------------------------------------------
@@ -407,15 +360,15 @@ async def test_oversized_values_counted_in_utf8_bytes_are_rejected_and_nothing_i
 
 async def test_origin_allow_list(start_hub: HubFactory) -> None:
     hub = await start_hub(allowed_origins=["https://app.example"])
-    async with RawClient.connect(url(hub), origin="https://app.example") as browser:
+    async with RawClient.connect(ws_url(hub), origin="https://app.example") as browser:
         assert (await browser.auth("alice"))["user"] == "alice"
-    async with RawClient.connect(url(hub)) as backend_process:  # no Origin: not a browser
+    async with RawClient.connect(ws_url(hub)) as backend_process:  # no Origin: not a browser
         assert (await backend_process.auth("backend", server=True))["user"] == "backend"
     for origin in ("https://evil.example", "http://app.example", "https://app.example:8443"):
         with pytest.raises(websockets.InvalidStatus) as refused:
-            async with RawClient.connect(url(hub), origin=origin):
+            async with RawClient.connect(ws_url(hub), origin=origin):
                 pass
         assert refused.value.response.status_code == 403, origin
     # the refusals did not disturb the hub
-    async with RawClient.connect(url(hub), "json", origin="https://app.example") as again:
+    async with RawClient.connect(ws_url(hub), "json", origin="https://app.example") as again:
         assert (await again.auth("alice"))["rooms"] == []

@@ -8,73 +8,39 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import websockets
 
-from ..support import APP, SECRET, RawClient, free_port, token
+from ..support import (
+    APP,
+    RawClient,
+    free_port,
+    serve_process,
+    setup_room,
+    token,
+    update_args,
+    wait_ready,
+)
 
 
 @contextlib.contextmanager
 def serve(redis_url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A `roomhub serve` node on a free port: (process, its WebSocket URL)."""
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "roomhub.server",
-            "serve",
-            "--port",
-            str(port),
-            "--redis",
-            redis_url,
-            "--app",
-            f"{APP}={SECRET}",
-            "--rate-limit",
-            "0",
-            "--conn-rate-limit",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with serve_process(redis_url, port) as proc:
         yield proc, f"ws://127.0.0.1:{port}/ws"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-
-
-async def wait_ready(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            async with websockets.connect(url):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 def _update(n: int) -> dict[str, Any]:
-    return {"room": "r", "user": "owner", "properties": {"n": n}, "reply": "ack"}
+    return update_args("r", "owner", {"n": n}, reply="ack")
 
 
 async def test_sigterm_loses_no_acknowledged_op(redis_url: str) -> None:
     with serve(redis_url) as (node_a, url_a), serve(redis_url) as (_node_b, url_b):
         await asyncio.gather(wait_ready(url_a), wait_ready(url_b))
-        async with RawClient.connect(url_b) as admin:
-            await admin.auth("backend", server=True)
-            for user in ("owner", "alice", "bob"):
-                await admin.call("user.upsert", {"id": user})
-            await admin.call(
-                "room.create", {"room": "r", "owner": "owner", "members": ["alice", "bob"]}
-            )
+        await setup_room(url_b, "r", "owner", ["alice", "bob"])
 
         acked: list[int] = []
         seen_bob: list[int] = []

@@ -12,79 +12,24 @@ store, so every test runs with both JSON and msgpack.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgpack
 import pytest
 import websockets
 
-from ..support import APP, RawClient, token
+from ..spec import MEMBER_FIELDS, MESSAGE_FIELDS, ROOM_FIELDS
+from ..support import APP, Open, RawClient, probe, token
 
 pytestmark = pytest.mark.timeout(30)
 
-ENCODINGS = ("json", "msgpack")  # by the hub param's index: alternate across stores
-
-MEMBER_FIELDS = {
-    "id",
-    "role",
-    "nickname",
-    "avatar",
-    "level",
-    "custom_info",
-    "extension",
-    "props",
-    "joined_ms",
-}
-ROOM_FIELDS = {"id", "name", "type", "owner", "created_ms", "seq", "members", "invitations"}
-MESSAGE_FIELDS = {
-    "room",
-    "seq",
-    "type",
-    "sender",
-    "targets",
-    "changes",
-    "notify",
-    "extension",
-    "time_ms",
-}
 SERVER = "@server"
-
-Open = Callable[..., Awaitable[RawClient]]
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def enc(request: pytest.FixtureRequest) -> str:
-    return ENCODINGS[request.node.callspec.indices["hub"] % 2]
-
-
-@pytest.fixture
-async def open_as(connect: Any, enc: str) -> AsyncIterator[Open]:
-    """open_as(user, server=False, encoding=enc) -> an authenticated RawClient."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def open_client(
-            user: str, *, server: bool = False, encoding: str | None = None
-        ) -> RawClient:
-            client = await stack.enter_async_context(connect(encoding or enc))
-            await client.auth(user, server=server)
-            return client
-
-        yield open_client
-
-
-@pytest.fixture
-async def srv(open_as: Open) -> RawClient:
-    """A server-token connection (the app's backend)."""
-    return await open_as("backend", server=True)
 
 
 def now_ms() -> int:
@@ -183,25 +128,6 @@ def by_id(room: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def sorted_targets(msg: dict[str, Any]) -> dict[str, Any]:
     return {**msg, "targets": sorted(msg["targets"])}
-
-
-_probes = itertools.count(1)
-
-
-async def barrier(srv: RawClient, room: str, user: str, *watchers: RawClient) -> int:
-    """A server-side change whose event must be the very next one each watcher gets:
-    proves nothing else was delivered before it. Returns its seq."""
-    value = next(_probes)
-    ack = await srv.call(
-        "member.update",
-        {"room": room, "user": user, "properties": {"_probe": value}, "reply": "ack"},
-    )
-    for watcher in watchers:
-        got = await watcher.event()
-        assert (got["room"], got["seq"], got["changes"]) == (room, ack["seq"], {"_probe": value}), (
-            f"expected the probe first, got {got}"
-        )
-    return int(ack["seq"])
 
 
 async def history(client: RawClient, room: str, **args: Any) -> list[dict[str, Any]]:
@@ -475,7 +401,7 @@ async def test_member_add_with_invitation_then_accept(open_as: Open, srv: RawCli
         got = await client.event()
         assert got == message("r1", 2, "inviteMember", "alice", ["bob"], got, notify=False)
     # an invitee is not a member yet: the room's other changes do not reach them
-    await barrier(srv, "r1", "alice", alice)
+    await probe(srv, "r1", "alice", alice)
     await bob.no_event(0.1)
 
     # The profile at the moment bob becomes a member is the one that counts.
@@ -671,7 +597,7 @@ async def test_member_remove(open_as: Open, srv: RawClient) -> None:
     assert (await bob.fail("room.get", {"room": "r1"}))["code"] == 100005
     assert await bob.call("room.list") == {"rooms": []}
     # bob no longer hears the room
-    await barrier(srv, "r1", "alice", alice)
+    await probe(srv, "r1", "alice", alice)
     await bob.no_event(0.1)
 
 
@@ -689,7 +615,7 @@ async def test_room_leave(open_as: Open, srv: RawClient) -> None:
     room = await alice.call("room.get", {"room": "r1"})
     assert set(by_id(room)) == {"alice"} and room["seq"] == 2
     assert await bob.call("room.list") == {"rooms": []}
-    await barrier(srv, "r1", "alice", alice)
+    await probe(srv, "r1", "alice", alice)
     await bob.no_event(0.1)
 
 

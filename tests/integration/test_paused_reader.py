@@ -9,19 +9,13 @@ from typing import Any
 import msgpack
 import websockets
 
-from ..conftest import ws_url
-from ..support import APP, RawClient, token
+from ..support import APP, RawClient, connect_backend, create_room, token, update_args, ws_url
 
 
 async def test_paused_reader_catches_up_in_order(hub: Any) -> None:
     url = ws_url(hub)
-    async with RawClient.connect(url) as backend:
-        await backend.auth("backend", server=True)
-        for user in ("owner", "sleepy", "awake"):
-            await backend.call("user.upsert", {"id": user})
-        await backend.call(
-            "room.create", {"room": "r", "owner": "owner", "members": ["sleepy", "awake"]}
-        )
+    async with connect_backend(url) as backend:
+        await create_room(backend, "r", "owner", ["sleepy", "awake"])
         # max_queue=1: once it stops reading, websockets stops reading the socket too, so the
         # backlog builds up in the kernel and the hub's send buffer, as with a stalled app.
         async with (
@@ -38,10 +32,7 @@ async def test_paused_reader_catches_up_in_order(hub: Any) -> None:
 
             acks = await asyncio.gather(
                 *(
-                    backend.call(
-                        "member.update",
-                        {"room": "r", "user": "owner", "properties": {"n": n}, "reply": "ack"},
-                    )
+                    backend.call("member.update", update_args("r", "owner", {"n": n}, reply="ack"))
                     for n in range(1000)
                 )
             )

@@ -6,24 +6,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..conftest import HubFactory, ws_url
-from ..support import RawClient
-
-
-async def _setup_room(url: str) -> None:
-    async with RawClient.connect(url) as admin:
-        await admin.auth("backend", server=True)
-        for user in ("alice", "bob"):
-            await admin.call("user.upsert", {"id": user})
-        await admin.call("room.create", {"room": "r", "owner": "alice", "members": ["bob"]})
+from ..conftest import HubFactory
+from ..support import RawClient, setup_room, update_args, ws_url
 
 
 async def _burst(client: RawClient, count: int, start: int = 0) -> list[dict[str, Any]]:
     return await asyncio.gather(
         *(
             client.request(
-                "member.update",
-                {"room": "r", "user": "alice", "properties": {"n": start + i}, "reply": "ack"},
+                "member.update", update_args("r", "alice", {"n": start + i}, reply="ack")
             )
             for i in range(count)
         )
@@ -31,7 +22,7 @@ async def _burst(client: RawClient, count: int, start: int = 0) -> list[dict[str
 
 
 async def test_app_ceiling_is_shared_by_two_nodes(redis_url: str, start_hub: HubFactory) -> None:
-    await _setup_room(ws_url(await start_hub(redis=redis_url)))
+    await setup_room(ws_url(await start_hub(redis=redis_url)), "r", "alice", ["bob"])
     node_a = await start_hub(redis=redis_url, rate_limit=6)
     node_b = await start_hub(redis=redis_url, rate_limit=6)
     async with RawClient.connect(ws_url(node_a)) as a, RawClient.connect(ws_url(node_b)) as b:
@@ -61,7 +52,7 @@ async def test_per_connection_limit_binds_user_connections_only(
     redis_url: str, start_hub: HubFactory
 ) -> None:
     hub = await start_hub(redis=redis_url, rate_limit=0, conn_rate_limit=3)
-    await _setup_room(ws_url(hub))
+    await setup_room(ws_url(hub), "r", "alice", ["bob"])
     async with RawClient.connect(ws_url(hub)) as alice, RawClient.connect(ws_url(hub)) as server:
         await alice.auth("alice")
         await server.auth("backend", server=True)
@@ -76,7 +67,7 @@ async def test_rate_limit_comes_before_argument_errors(
     redis_url: str, start_hub: HubFactory
 ) -> None:
     hub = await start_hub(redis=redis_url, rate_limit=1)
-    await _setup_room(ws_url(await start_hub(redis=redis_url)))
+    await setup_room(ws_url(await start_hub(redis=redis_url)), "r", "alice", ["bob"])
     async with RawClient.connect(ws_url(hub)) as alice:
         await alice.auth("alice")
         await alice.call("member.update", {"room": "r", "user": "alice", "properties": {"x": 1}})

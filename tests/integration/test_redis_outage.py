@@ -12,34 +12,26 @@ from typing import Any
 import pytest
 import redis
 
-from ..conftest import HubFactory, ws_url
-from ..support import RawClient, RedisProcess
+from roomhub.server.hub import Hub
+
+from ..conftest import HubFactory
+from ..support import RawClient, RedisProcess, setup_room, update_args, ws_url
 
 
 @pytest.fixture
 def persistent_redis() -> Iterator[RedisProcess]:
-    server = RedisProcess(persistent=True)
-    yield server
-    server.stop()
+    with RedisProcess(persistent=True) as server:
+        yield server
 
 
 @pytest.fixture
 def volatile_redis() -> Iterator[RedisProcess]:
-    server = RedisProcess()
-    yield server
-    server.stop()
-
-
-async def _setup(url: str) -> None:
-    async with RawClient.connect(url) as admin:
-        await admin.auth("backend", server=True)
-        for user in ("owner", "alice"):
-            await admin.call("user.upsert", {"id": user})
-        await admin.call("room.create", {"room": "r", "owner": "owner", "members": ["alice"]})
+    with RedisProcess() as server:
+        yield server
 
 
 def _update(n: int) -> dict[str, Any]:
-    return {"room": "r", "user": "owner", "properties": {"n": n}, "reply": "ack"}
+    return update_args("r", "owner", {"n": n}, reply="ack")
 
 
 async def _until_ok(client: RawClient, n: int, timeout: float = 15) -> dict[str, Any]:
@@ -55,7 +47,7 @@ async def test_outage_fails_fast_then_heals_without_restart(
     persistent_redis: RedisProcess, start_hub: HubFactory
 ) -> None:
     hub = await start_hub(redis=persistent_redis.url)
-    await _setup(ws_url(hub))
+    await setup_room(ws_url(hub), "r", "owner", ["alice"])
     async with RawClient.connect(ws_url(hub)) as owner, RawClient.connect(ws_url(hub)) as alice:
         await owner.auth("owner")
         await alice.auth("alice")
@@ -78,11 +70,10 @@ async def test_outage_fails_fast_then_heals_without_restart(
 
 
 async def test_messages_published_while_pubsub_was_away_are_healed_from_history(
-    redis_url: str, start_hub: HubFactory
+    redis_url: str, two_hubs: tuple[Hub, Hub]
 ) -> None:
-    writer_node = await start_hub(redis=redis_url)
-    reader_node = await start_hub(redis=redis_url)
-    await _setup(ws_url(writer_node))
+    writer_node, reader_node = two_hubs
+    await setup_room(ws_url(writer_node), "r", "owner", ["alice"])
     async with (
         RawClient.connect(ws_url(writer_node)) as owner,
         RawClient.connect(ws_url(reader_node)) as alice,
@@ -101,7 +92,7 @@ async def test_redis_that_came_back_empty_makes_clients_resync(
     volatile_redis: RedisProcess, start_hub: HubFactory
 ) -> None:
     hub = await start_hub(redis=volatile_redis.url)
-    await _setup(ws_url(hub))
+    await setup_room(ws_url(hub), "r", "owner", ["alice"])
     async with RawClient.connect(ws_url(hub)) as alice:
         welcome = await alice.auth("alice")
         assert welcome["rooms"] == ["r"]

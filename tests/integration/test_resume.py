@@ -6,28 +6,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..conftest import HubFactory, ws_url
-from ..support import APP, RawClient, token
+from roomhub.server.hub import Hub
 
-
-async def _room_with(url: str, *members: str) -> None:
-    async with RawClient.connect(url) as admin:
-        await admin.auth("backend", server=True)
-        for user in ("owner", *members):
-            await admin.call("user.upsert", {"id": user})
-        await admin.call("room.create", {"room": "r", "owner": "owner", "members": list(members)})
+from ..conftest import HubFactory
+from ..support import APP, RawClient, setup_room, token, update_args, ws_url
 
 
 async def _update(client: RawClient, user: str, value: Any) -> int:
-    ack = await client.call(
-        "member.update", {"room": "r", "user": user, "properties": {"score": value}, "reply": "ack"}
-    )
+    ack = await client.call("member.update", update_args("r", user, {"score": value}, reply="ack"))
     return int(ack["seq"])
 
 
 async def test_resume_replays_missed_messages_then_continues_live(hub: Any) -> None:
     url = ws_url(hub)
-    await _room_with(url, "alice")
+    await setup_room(url, "r", "owner", ["alice"])
     async with RawClient.connect(url) as owner:
         await owner.auth("owner")
         async with RawClient.connect(url) as alice:
@@ -51,7 +43,7 @@ async def test_resume_replays_missed_messages_then_continues_live(hub: Any) -> N
 
 async def test_resume_of_a_room_left_replays_up_to_the_removal(hub: Any) -> None:
     url = ws_url(hub)
-    await _room_with(url, "alice")
+    await setup_room(url, "r", "owner", ["alice"])
     async with RawClient.connect(url) as owner:
         await owner.auth("owner")
         before = await _update(owner, "owner", 1)
@@ -70,7 +62,7 @@ async def test_resync_when_history_no_longer_reaches_back(
 ) -> None:
     hub = await start_hub(redis=redis_url, history_max=5)
     url = ws_url(hub)
-    await _room_with(url, "alice")
+    await setup_room(url, "r", "owner", ["alice"])
     async with RawClient.connect(url) as owner:
         await owner.auth("owner")
         last = 0
@@ -85,12 +77,11 @@ async def test_resync_when_history_no_longer_reaches_back(
 
 
 async def test_resume_races_live_traffic_without_gap_or_duplicate(
-    redis_url: str, start_hub: HubFactory
+    two_hubs: tuple[Hub, Hub],
 ) -> None:
     """A writer keeps changing the room on another node while alice resumes."""
-    node_a = await start_hub(redis=redis_url)
-    node_b = await start_hub(redis=redis_url)
-    await _room_with(ws_url(node_a), "alice")
+    node_a, node_b = two_hubs
+    await setup_room(ws_url(node_a), "r", "owner", ["alice"])
     async with RawClient.connect(ws_url(node_a)) as owner:
         await owner.auth("owner")
         first = await _update(owner, "owner", 0)

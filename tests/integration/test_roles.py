@@ -13,19 +13,15 @@ store, so every test runs with both JSON and msgpack.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from ..support import RawClient
+from ..spec import RANK
+from ..support import Open, RawClient, member, probe, update_args
 
 pytestmark = pytest.mark.timeout(30)
 
-ENCODINGS = ("json", "msgpack")  # by the hub param's index: alternate across stores
-RANK = {"owner": 3, "admin": 2, "member": 1, "guest": 0}
 
 # Room "r": one user per role, two of each but the owner; "out" is a known non-member and
 # "inv" has a pending invitation.
@@ -41,27 +37,8 @@ ROLE_OF = {
 USER_FOR = {"owner": "own", "admin": "adm", "member": "mem", "guest": "gst"}
 SECOND = {"adm": "adm2", "mem": "mem2", "gst": "gst2"}
 
-Open = Callable[..., Awaitable[RawClient]]
-
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def enc(request: pytest.FixtureRequest) -> str:
-    return ENCODINGS[request.node.callspec.indices["hub"] % 2]
-
-
-@pytest.fixture
-async def open_as(connect: Any, enc: str) -> AsyncIterator[Open]:
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def open_client(user: str, *, server: bool = False) -> RawClient:
-            client = await stack.enter_async_context(connect(enc))
-            await client.auth(user, server=server)
-            return client
-
-        yield open_client
 
 
 @pytest.fixture
@@ -79,17 +56,11 @@ async def srv(open_as: Open) -> RawClient:
     )
     for user, role in ROLE_OF.items():
         if role in ("admin", "guest"):
-            await backend.call(
-                "member.update", {"room": "r", "user": user, "properties": {"role": role}}
-            )
+            await backend.call("member.update", update_args("r", user, {"role": role}))
     await backend.call(
         "member.add", {"room": "r", "invitees": ["inv"], "invitation_required": True}
     )
     return backend
-
-
-def member(room: dict[str, Any], user: str) -> dict[str, Any]:
-    return next(m for m in room["members"] if m["id"] == user)
 
 
 async def last_messages(client: RawClient, room: str, count: int) -> list[dict[str, Any]]:
@@ -118,19 +89,9 @@ async def settle(client: RawClient, room: str, seq: int) -> None:
             return
 
 
-_probes = itertools.count(1)
-
-
-async def nothing_emitted(srv: RawClient, *watchers: RawClient, room: str = "r") -> None:
-    """A probe change must be each watcher's next event of the room."""
-    value = next(_probes)
-    ack = await srv.call(
-        "member.update",
-        {"room": room, "user": "own", "properties": {"_probe": value}, "reply": "ack"},
-    )
-    for watcher in watchers:
-        got = await next_in(watcher, room)
-        assert (got["seq"], got["changes"]) == (ack["seq"], {"_probe": value}), got
+async def nothing_emitted(srv: RawClient, *watchers: RawClient) -> None:
+    """A probe change must be each watcher's next event of room r."""
+    await probe(srv, "r", "own", *watchers, skip_other_rooms=True)
 
 
 def role_message(old: str, new: str) -> str:
@@ -175,10 +136,31 @@ PROPERTY_CASES: list[tuple[str, Any]] = [
 ]
 
 
-def targets_for(op_user: str) -> list[str]:
-    """The operator themself, then another user of each role."""
+OP_ROLES = ["owner", "admin", "member", "guest"]
+
+
+def targets_for(op_user: str) -> list[tuple[str, str, bool]]:
+    """(target, its role, on self): the operator themself, then another user of each role."""
     others = [SECOND.get(u, u) if u == op_user else u for u in USER_FOR.values()]
-    return [op_user, *(u for u in others if u != op_user)]
+    targets = [op_user, *(u for u in others if u != op_user)]
+    return [(target, ROLE_OF[target], target == op_user) for target in targets]
+
+
+async def unexpected(
+    srv: RawClient, case: str, reply: dict[str, Any], before: dict[str, Any], allowed: bool
+) -> list[str] | None:
+    """What is wrong with the reply to a matrix case. None: it succeeded as allowed, and the
+    caller checks the rest; a forbidden case must fail with 100006 and leave the room as it was."""
+    if allowed:
+        return None if reply["ok"] else [f"{case}: expected success, got {reply['error']}"]
+    if reply["ok"] or reply["error"]["code"] != 100006:
+        return [f"{case}: expected 100006, got {reply}"]
+    problems = []
+    if reply["error"]["reason"] != "FORBIDDEN":
+        problems.append(f"{case}: reason {reply['error']['reason']}")
+    if await room_of(srv) != before:
+        problems.append(f"{case}: failed but changed the room")
+    return problems
 
 
 def current(m: dict[str, Any], prop: str) -> Any:
@@ -186,32 +168,20 @@ def current(m: dict[str, Any], prop: str) -> Any:
     return m[prop] if prop in m else m["props"].get(prop)
 
 
-@pytest.mark.parametrize("op_role", ["owner", "admin", "member", "guest"])
+@pytest.mark.parametrize("op_role", OP_ROLES)
 async def test_member_update_matrix(open_as: Open, srv: RawClient, op_role: str) -> None:
     op_user = USER_FOR[op_role]
     operator = await open_as(op_user)
     wrong: list[str] = []
-    for target in targets_for(op_user):
-        target_role = ROLE_OF[target]
-        on_self = target == op_user
+    for target, target_role, on_self in targets_for(op_user):
         for prop, value in PROPERTY_CASES:
             case = f"{op_role} sets {prop}={value!r} on {'self' if on_self else target_role}"
-            expected = may_update(op_role, target_role, on_self, prop, value)
+            allowed = may_update(op_role, target_role, on_self, prop, value)
             before = await room_of(srv)
-            reply = await operator.request(
-                "member.update", {"room": "r", "user": target, "properties": {prop: value}}
-            )
-            if not expected:
-                if reply["ok"] or reply["error"]["code"] != 100006:
-                    wrong.append(f"{case}: expected 100006, got {reply}")
-                    continue
-                if reply["error"]["reason"] != "FORBIDDEN":
-                    wrong.append(f"{case}: reason {reply['error']['reason']}")
-                if await room_of(srv) != before:
-                    wrong.append(f"{case}: failed but changed the room")
-                continue
-            if not reply["ok"]:
-                wrong.append(f"{case}: expected success, got {reply['error']}")
+            reply = await operator.request("member.update", update_args("r", target, {prop: value}))
+            problems = await unexpected(srv, case, reply, before, allowed)
+            if problems is not None:
+                wrong += problems
                 continue
             after = reply["result"]
             old = current(member(before, target), prop)
@@ -230,31 +200,23 @@ async def test_member_update_matrix(open_as: Open, srv: RawClient, op_role: str)
             if got_msg != expected_msg:
                 wrong.append(f"{case}: message {got_msg}, expected {expected_msg}")
             # put it back (the server is not permission-checked)
-            await srv.call(
-                "member.update", {"room": "r", "user": target, "properties": {prop: old}}
-            )
+            await srv.call("member.update", update_args("r", target, {prop: old}))
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("op_role", ["owner", "admin", "member", "guest"])
+@pytest.mark.parametrize("op_role", OP_ROLES)
 async def test_member_remove_matrix(open_as: Open, srv: RawClient, op_role: str) -> None:
     op_user = USER_FOR[op_role]
     operator = await open_as(op_user)
     wrong: list[str] = []
-    for target in targets_for(op_user):
-        target_role = ROLE_OF[target]
-        on_self = target == op_user
+    for target, target_role, on_self in targets_for(op_user):
         case = f"{op_role} removes {'self' if on_self else target_role}"
+        allowed = may_remove(op_role, target_role, on_self)
         before = await room_of(srv)
         reply = await operator.request("member.remove", {"room": "r", "user": target})
-        if not may_remove(op_role, target_role, on_self):
-            if reply["ok"] or reply["error"]["code"] != 100006:
-                wrong.append(f"{case}: expected 100006, got {reply}")
-            elif await room_of(srv) != before:
-                wrong.append(f"{case}: failed but changed the room")
-            continue
-        if not reply["ok"]:
-            wrong.append(f"{case}: expected success, got {reply['error']}")
+        problems = await unexpected(srv, case, reply, before, allowed)
+        if problems is not None:
+            wrong += problems
             continue
         if target in {m["id"] for m in reply["result"]["members"]}:
             wrong.append(f"{case}: still a member")
@@ -263,9 +225,7 @@ async def test_member_remove_matrix(open_as: Open, srv: RawClient, op_role: str)
             wrong.append(f"{case}: message {msg}")
         await srv.call("member.add", {"room": "r", "invitees": [target]})
         if target_role != "member":
-            await srv.call(
-                "member.update", {"room": "r", "user": target, "properties": {"role": target_role}}
-            )
+            await srv.call("member.update", update_args("r", target, {"role": target_role}))
     assert not wrong, "\n".join(wrong)
 
 
@@ -280,9 +240,7 @@ async def test_only_the_owner_assigns_admin_and_it_is_always_notified(
     adm = await open_as("adm")
     seq = (await room_of(srv))["seq"]
 
-    err = await adm.fail(
-        "member.update", {"room": "r", "user": "mem", "properties": {"role": "admin"}}
-    )
+    err = await adm.fail("member.update", update_args("r", "mem", {"role": "admin"}))
     assert (err["code"], err["reason"]) == (100006, "FORBIDDEN") and err["message"]
     err = await srv.fail(
         "member.update",
@@ -310,7 +268,7 @@ async def test_only_the_owner_assigns_admin_and_it_is_always_notified(
             "time_ms": got["time_ms"],
         }
     # a guest straight to admin is assignAdmin too
-    await own.call("member.update", {"room": "r", "user": "gst", "properties": {"role": "admin"}})
+    await own.call("member.update", update_args("r", "gst", {"role": "admin"}))
     got = await next_in(own, "r")
     assert (got["type"], got["changes"], got["notify"]) == ("assignAdmin", {"role": "admin"}, True)
 
@@ -320,7 +278,7 @@ async def test_revoke_admin_and_set_role_messages(open_as: Open, srv: RawClient)
     adm = await open_as("adm")
     seq = (await room_of(srv))["seq"]
 
-    await own.call("member.update", {"room": "r", "user": "adm2", "properties": {"role": "member"}})
+    await own.call("member.update", update_args("r", "adm2", {"role": "member"}))
     got = await next_in(adm, "r")
     assert (
         got["seq"],
@@ -350,12 +308,11 @@ async def test_revoke_admin_and_set_role_messages(open_as: Open, srv: RawClient)
     ), "admin -> guest is revokeAdmin"
 
     # member <-> guest is setRole, also when an admin does it
-    await srv.call("member.update", {"room": "r", "user": "adm2", "properties": {"role": "admin"}})
+    await srv.call("member.update", update_args("r", "adm2", {"role": "admin"}))
     adm2 = await open_as("adm2")
-    await adm2.call("member.update", {"room": "r", "user": "mem", "properties": {"role": "guest"}})
+    await adm2.call("member.update", update_args("r", "mem", {"role": "guest"}))
     await adm2.call(
-        "member.update",
-        {"room": "r", "user": "gst", "properties": {"role": "member"}, "system_message": True},
+        "member.update", update_args("r", "gst", {"role": "member"}, system_message=True)
     )
     types = [
         (m["type"], m["sender"], m["targets"], m["changes"], m["notify"])
@@ -405,20 +362,14 @@ async def test_role_and_another_property_emit_two_messages_in_a_row(
         assert first["sender"] == second["sender"] == "own"
 
     # role unchanged: only updateMember; other properties unchanged: only the role message
-    await own.call(
-        "member.update",
-        {"room": "r", "user": "mem", "properties": {"role": "admin", "nickname": "Again"}},
-    )
+    await own.call("member.update", update_args("r", "mem", {"role": "admin", "nickname": "Again"}))
     got = await next_in(own, "r")
     assert (got["seq"], got["type"], got["changes"]) == (
         seq + 3,
         "updateMember",
         {"nickname": "Again"},
     )
-    await own.call(
-        "member.update",
-        {"room": "r", "user": "mem", "properties": {"role": "guest", "nickname": "Again"}},
-    )
+    await own.call("member.update", update_args("r", "mem", {"role": "guest", "nickname": "Again"}))
     got = await next_in(own, "r")
     assert (got["seq"], got["type"], got["changes"], got["notify"]) == (
         seq + 4,
@@ -449,9 +400,7 @@ async def test_nobody_changes_the_owners_role_or_their_own(open_as: Open, srv: R
         (srv, "mem", "owner"),  # not even an unchecked server call
     ]
     for client, target, role in cases:
-        err = await client.fail(
-            "member.update", {"room": "r", "user": target, "properties": {"role": role}}
-        )
+        err = await client.fail("member.update", update_args("r", target, {"role": role}))
         assert err["code"] == 100006, (target, role, err)
     assert await room_of(srv) == before
     await nothing_emitted(srv, own)
@@ -471,24 +420,16 @@ async def test_profile_fields_by_self_or_a_higher_rank(open_as: Open, srv: RawCl
         "extension": "e",
         "mood": "ok",
     }
-    room = await gst.call("member.update", {"room": "r", "user": "gst", "properties": props})
+    room = await gst.call("member.update", update_args("r", "gst", props))
     assert member(room, "gst")["nickname"] == "G" and member(room, "gst")["props"] == {"mood": "ok"}
     for name, value in props.items():
-        err = await mem.fail(
-            "member.update", {"room": "r", "user": "mem2", "properties": {name: value}}
-        )
+        err = await mem.fail("member.update", update_args("r", "mem2", {name: value}))
         assert err["code"] == 100006, ("member on member", name)
-        err = await adm.fail(
-            "member.update", {"room": "r", "user": "own", "properties": {name: value}}
-        )
+        err = await adm.fail("member.update", update_args("r", "own", {name: value}))
         assert err["code"] == 100006, ("admin on owner", name)
-    room = await mem.call(
-        "member.update", {"room": "r", "user": "gst", "properties": {"nickname": "By member"}}
-    )
+    room = await mem.call("member.update", update_args("r", "gst", {"nickname": "By member"}))
     assert member(room, "gst")["nickname"] == "By member"
-    room = await adm.call(
-        "member.update", {"room": "r", "user": "mem", "properties": {"mood": None, "nickname": "M"}}
-    )
+    room = await adm.call("member.update", update_args("r", "mem", {"mood": None, "nickname": "M"}))
     assert member(room, "mem")["nickname"] == "M"
 
 
@@ -505,21 +446,17 @@ async def test_level_only_by_a_higher_rank(open_as: Open, srv: RawClient) -> Non
         (mem, "mem2"),
         (adm, "own"),
     ):
-        err = await client.fail(
-            "member.update", {"room": "r", "user": target, "properties": {"level": 9}}
-        )
+        err = await client.fail("member.update", update_args("r", target, {"level": 9}))
         assert err["code"] == 100006, (target, err)
     # all or nothing: a member's own nickname with their level fails as a whole
-    err = await mem.fail(
-        "member.update", {"room": "r", "user": "mem", "properties": {"nickname": "Me", "level": 9}}
-    )
+    err = await mem.fail("member.update", update_args("r", "mem", {"nickname": "Me", "level": 9}))
     assert err["code"] == 100006
     assert await room_of(srv) == before
-    room = await adm.call("member.update", {"room": "r", "user": "mem", "properties": {"level": 9}})
+    room = await adm.call("member.update", update_args("r", "mem", {"level": 9}))
     assert member(room, "mem")["level"] == 9
-    room = await mem.call("member.update", {"room": "r", "user": "gst", "properties": {"level": 1}})
+    room = await mem.call("member.update", update_args("r", "gst", {"level": 1}))
     assert member(room, "gst")["level"] == 1
-    room = await own.call("member.update", {"room": "r", "user": "adm", "properties": {"level": 2}})
+    room = await own.call("member.update", update_args("r", "adm", {"level": 2}))
     assert member(room, "adm")["level"] == 2
 
 

@@ -8,47 +8,18 @@ errors, as the client sees them in replies and system messages.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from roomhub.server.hub import Hub
 
-from ..support import RawClient
-
-MEMBER_FIELDS = {
-    "id",
-    "role",
-    "nickname",
-    "avatar",
-    "level",
-    "custom_info",
-    "extension",
-    "props",
-    "joined_ms",
-}
-ROOM_FIELDS = {"id", "name", "type", "owner", "created_ms", "seq", "members", "invitations"}
+from ..spec import MEMBER_FIELDS, ROOM_FIELDS
+from ..support import RawClient, alternating, authenticated, member
 
 
-def url(hub: Hub) -> str:
-    return f"ws://127.0.0.1:{hub.port}/ws"
-
-
-@contextlib.asynccontextmanager
-async def clients(hub: Hub, *specs: tuple[str, bool]) -> AsyncIterator[list[RawClient]]:
-    """Authenticated connections to `hub`: (user, server) each; JSON and msgpack alternate."""
-    async with contextlib.AsyncExitStack() as stack:
-        opened = []
-        for index, (user, server) in enumerate(specs):
-            encoding = "json" if index % 2 else "msgpack"
-            client = await stack.enter_async_context(RawClient.connect(url(hub), encoding))
-            await client.auth(user, server=server)
-            opened.append(client)
-        yield opened
-
-
-def member(room: dict[str, Any], user: str) -> dict[str, Any]:
-    return next(m for m in room["members"] if m["id"] == user)
+def clients(hub: Hub, *specs: tuple[str, bool]) -> AbstractAsyncContextManager[list[RawClient]]:
+    """Authenticated connections to `hub`: (user, server) each; msgpack and JSON alternate."""
+    return authenticated(*alternating(*((hub, user, server) for user, server in specs)))
 
 
 def assert_complete_room(room: dict[str, Any]) -> None:

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from roomhub.protocol.errors import PRECEDENCE, ErrorCode, RoomError, invalid
 from roomhub.protocol.ops import OPS, Request, lookup, parse_request, validate_args
 
+from ..spec import ERROR_REASONS, MINIMAL_ARGS
+
 # --- the op table ------------------------------------------------------------------------
 
 # op -> (required args, optional args), from PROTOCOL.md §4 plus `operator` (any op but auth)
@@ -35,22 +37,6 @@ OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
     "member.remove": ({"room", "user"}, MUTATING),
     "room.leave": ({"room"}, MUTATING),
     "room.history": ({"room"}, {"after_seq", "limit", "operator"}),
-}
-
-# Minimal valid args of every op: exactly its required ones.
-VALID: dict[str, dict[str, Any]] = {
-    "auth": {"key": "app-key", "token": "a.b.c"},
-    "user.upsert": {"id": "alice"},
-    "room.create": {},
-    "room.get": {"room": "demo-room"},
-    "room.list": {},
-    "member.add": {"room": "demo-room", "invitees": ["ccc", "bbb"]},
-    "invitation.accept": {"room": "demo-room"},
-    "invitation.decline": {"room": "demo-room"},
-    "member.update": {"room": "demo-room", "user": "bob", "properties": {"nickname": "Bob"}},
-    "member.remove": {"room": "demo-room", "user": "bob"},
-    "room.leave": {"room": "demo-room"},
-    "room.history": {"room": "demo-room"},
 }
 
 # Every op but auth, room.get, room.list, room.history is rate limited (§8).
@@ -90,44 +76,44 @@ def test_mutating_flag(op: str) -> None:
     assert OPS[op].server_only is (op == "user.upsert")
 
 
-@pytest.mark.parametrize("op", sorted(VALID))
+@pytest.mark.parametrize("op", sorted(MINIMAL_ARGS))
 def test_minimal_valid_args(op: str) -> None:
-    parsed = validate_args(lookup(op), VALID[op])
-    for name, value in VALID[op].items():
+    parsed = validate_args(lookup(op), MINIMAL_ARGS[op])
+    for name, value in MINIMAL_ARGS[op].items():
         assert getattr(parsed, name) == value
 
 
-@pytest.mark.parametrize("op", sorted(VALID))
+@pytest.mark.parametrize("op", sorted(MINIMAL_ARGS))
 @pytest.mark.parametrize("unknown", ["bogus", "Room", "invitee", "operator_account_id"])
 def test_unknown_arg_is_named(op: str, unknown: str) -> None:
-    error = _invalid(op, {**VALID[op], unknown: 1})
+    error = _invalid(op, {**MINIMAL_ARGS[op], unknown: 1})
     assert error.field == unknown
     assert repr(unknown) in error.message
 
 
 def test_operator_is_not_an_auth_arg() -> None:
-    assert _invalid("auth", {**VALID["auth"], "operator": "alice"}).field == "operator"
+    assert _invalid("auth", {**MINIMAL_ARGS["auth"], "operator": "alice"}).field == "operator"
 
 
 @pytest.mark.parametrize(
     "op,name", [(op, name) for op in sorted(OP_ARGS) for name in sorted(OP_ARGS[op][0])]
 )
 def test_missing_required_arg(op: str, name: str) -> None:
-    args = dict(VALID[op])
+    args = dict(MINIMAL_ARGS[op])
     del args[name]
     error = _invalid(op, args)
     assert error.field == name
     assert "required" in error.message
 
 
-@pytest.mark.parametrize("op", sorted(VALID))
+@pytest.mark.parametrize("op", sorted(MINIMAL_ARGS))
 @pytest.mark.parametrize("args", [[], "room", 1, b"{}", True], ids=repr)
 def test_args_not_a_map(op: str, args: Any) -> None:
     assert _invalid(op, args).field == "args"
 
 
 def test_defaults() -> None:
-    add = validate_args(lookup("member.add"), VALID["member.add"])
+    add = validate_args(lookup("member.add"), MINIMAL_ARGS["member.add"])
     assert (add.invitation_required, add.system_message, add.reply, add.operator) == (
         False,
         False,
@@ -142,9 +128,9 @@ def test_defaults() -> None:
         [],
         None,
     )
-    history = validate_args(lookup("room.history"), VALID["room.history"])
+    history = validate_args(lookup("room.history"), MINIMAL_ARGS["room.history"])
     assert (history.after_seq, history.limit) == (0, 50)
-    update = validate_args(lookup("member.update"), VALID["member.update"])
+    update = validate_args(lookup("member.update"), MINIMAL_ARGS["member.update"])
     assert (update.system_message, update.notification_extension) == (False, None)
 
 
@@ -217,22 +203,6 @@ def test_lookup_unknown_op(op: str) -> None:
 
 # --- error codes -------------------------------------------------------------------------
 
-# PROTOCOL.md §6, verbatim.
-ERROR_TABLE = {
-    100001: "INTERNAL",
-    100002: "INVALID_PARAMETER",
-    100003: "ROOM_EXISTS",
-    100004: "ROOM_NOT_FOUND",
-    100005: "NOT_A_MEMBER",
-    100006: "FORBIDDEN",
-    100007: "USER_NOT_FOUND",
-    100008: "NO_INVITATION",
-    100009: "RATE_LIMITED",
-    100010: "UNAUTHENTICATED",
-    100011: "UNKNOWN_OP",
-    100012: "ROOM_FULL",
-    100013: "MALFORMED_FRAME",
-}
 # "the first in this order wins: 100013, 100010, 100011, 100009, 100002, 100004/100007, 100005,
 # 100006, 100003/100012/100008"
 PRECEDENCE_GROUPS = [
@@ -249,14 +219,14 @@ PRECEDENCE_GROUPS = [
 
 
 def test_error_codes_match_the_protocol() -> None:
-    assert {int(code): code.reason for code in ErrorCode} == ERROR_TABLE
-    for value, reason in ERROR_TABLE.items():
+    assert {int(code): code.reason for code in ErrorCode} == ERROR_REASONS
+    for value, reason in ERROR_REASONS.items():
         assert ErrorCode(value).reason == reason
         assert ErrorCode[reason] == value
 
 
 def test_precedence_matches_the_protocol() -> None:
-    assert len(PRECEDENCE) == len(set(PRECEDENCE)) == len(ERROR_TABLE) - 1  # all but INTERNAL
+    assert len(PRECEDENCE) == len(set(PRECEDENCE)) == len(ERROR_REASONS) - 1  # all but INTERNAL
     position = {int(code): i for i, code in enumerate(PRECEDENCE)}
     flat = [code for group in PRECEDENCE_GROUPS for code in group]
     assert set(position) == set(flat)

@@ -13,10 +13,22 @@ import pytest
 from roomhub.protocol import roles
 from roomhub.protocol.roles import RANK, RULES, action_for_property, check
 
+from .. import spec
+
 TARGETS = ["owner", "admin", "member", "guest"]
 OPERATORS = ["owner", "admin", "member", "guest", "server"]
 
 # fmt: off
+# Owner or admin, on a target of lower rank; server; never the owner, nor oneself.
+LOWER_RANK_BY_OWNER_OR_ADMIN = """
+                owner admin member guest | self
+        owner     .     Y     Y      Y   |  .
+        admin     .     .     Y      Y   |  .
+        member    .     .     .      .   |  .
+        guest     .     .     .      .   |  .
+        server    .     Y     Y      Y   |  -
+"""
+
 SPEC: dict[str, str] = {
     # Rule 3 + decisions: setting role `owner` is 100006 for everyone, server included.
     "role:owner": """
@@ -37,22 +49,8 @@ SPEC: dict[str, str] = {
         server    .     Y     Y      Y   |  -
     """,
     # Rule 2: owner or admin, on a target of lower rank. Rule 3 as above.
-    "role:member": """
-                owner admin member guest | self
-        owner     .     Y     Y      Y   |  .
-        admin     .     .     Y      Y   |  .
-        member    .     .     .      .   |  .
-        guest     .     .     .      .   |  .
-        server    .     Y     Y      Y   |  -
-    """,
-    "role:guest": """
-                owner admin member guest | self
-        owner     .     Y     Y      Y   |  .
-        admin     .     .     Y      Y   |  .
-        member    .     .     .      .   |  .
-        guest     .     .     .      .   |  .
-        server    .     Y     Y      Y   |  -
-    """,
+    "role:member": LOWER_RANK_BY_OWNER_OR_ADMIN,
+    "role:guest": LOWER_RANK_BY_OWNER_OR_ADMIN,
     # Rule 4: nickname, avatar, custom_info, extension, custom props: themself or higher rank.
     "profile": """
                 owner admin member guest | self
@@ -82,14 +80,7 @@ SPEC: dict[str, str] = {
         server    Y     Y     Y      Y   |  -
     """,
     # §4 member.remove: owner, admin over lower ranks; server. Never the owner (exactly one).
-    "remove": """
-                owner admin member guest | self
-        owner     .     Y     Y      Y   |  .
-        admin     .     .     Y      Y   |  .
-        member    .     .     .      .   |  .
-        guest     .     .     .      .   |  .
-        server    .     Y     Y      Y   |  -
-    """,
+    "remove": LOWER_RANK_BY_OWNER_OR_ADMIN,
     # §4 room.leave: any member but the owner; always about oneself (a server token must name
     # the user as `operator`, decisions.md).
     "leave": """
@@ -175,7 +166,7 @@ def test_nobody_changes_their_own_role() -> None:
 
 
 def test_ranks() -> None:
-    assert RANK == {"owner": 3, "admin": 2, "member": 1, "guest": 0}
+    assert RANK == spec.RANK
     assert roles.ALL_ROLES == frozenset(TARGETS)
 
 
