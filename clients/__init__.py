@@ -2,6 +2,6 @@
 
 from roomhub.protocol.errors import ErrorCode, RoomError
 
-from .client import ConnectionLost, Resync, RoomClient
+from .client import Backoff, ConnectionLost, Resync, RoomClient, State
 
-__all__ = ["ConnectionLost", "ErrorCode", "Resync", "RoomClient", "RoomError"]
+__all__ = ["Backoff", "ConnectionLost", "ErrorCode", "Resync", "RoomClient", "RoomError", "State"]

@@ -27,18 +27,83 @@ bob sets his in-room nickname, and both see every change as a system message::
 
 One connection carries any number of concurrent calls: each request gets an id, a reader task
 matches replies by `re`, and system events are queued for `messages()` / `next_message()`.
+
+Reconnecting
+------------
+
+`RoomClient.connect(urls, key=KEY, token=get_token, reconnect=True)` keeps the client alive
+across dropped connections, node restarts (close 1001) and node moves::
+
+    async def get_token() -> str:      # or a plain function, or a fixed string
+        return await my_backend.mint_token("alice")
+
+    client = await RoomClient.connect(["ws://hub-a:8765/ws", "ws://hub-b:8765/ws"], key=KEY,
+                                      token=get_token, reconnect=True, backoff=(0.1, 5.0),
+                                      on_state=print, on_resync=schedule_reread)
+    async for message in client.messages():  # ends only after close() or a final failure
+        apply(message)                        # each message once, in seq order per room
+
+- **First connection**: each URL is tried once, in order; if none works, `connect` raises the
+  last error (OSError, a handshake error, or RoomError, e.g. UNAUTHENTICATED for a bad key or
+  token), so a misconfiguration fails at once. Only after the first successful `auth` does the
+  client reconnect on its own.
+- **When the connection drops** for any reason other than `close()`, the state turns
+  RECONNECTING and the client retries, rotating through the URLs (the first retry goes to the
+  URL after the one that dropped). Before each attempt it waits a random time in
+  `[0, min(cap, base * 2**n))` (exponential backoff with full jitter, `backoff=(base, cap)`,
+  n = failed attempts so far); n goes back to 0 after every successful `auth`. A callable
+  `token` is called (and awaited if it returns an awaitable) before every attempt, so an
+  expired token is replaced.
+- **Resume**: every `auth` carries `resume` = the last seq delivered to you in every room the
+  client knows, so the server replays what you missed, in order, before anything live. Known
+  rooms are those of the auth result, of `connect(resume=...)`, and of every delivered system
+  message; a room is forgotten after a `removeMember`, `leaveRoom` or `declineInvitation`
+  naming this user, and after a `resync` with seq 0 (the room is gone for you). A room of the
+  first auth result for which no message has been delivered yet resumes from its seq at
+  connect time (one `room.list` right after that `auth`); a room created by this client
+  resumes from 0 until its `createRoom` arrives. Reply seqs (`Room.seq`, `Ack.seq`) never
+  move the resume point: a message is only ever skipped because it was delivered.
+- **Exactly once, in order**: system messages are de-duplicated by seq per room before they are
+  queued, so a replay that overlaps what you already got is invisible; `messages()` and
+  `next_message()` simply continue across reconnects. `last_seqs` shows the resume points.
+- **resync** (`on_resync`): the server's `resync` events still reach `on_resync`; afterwards the
+  room's last seq *is* the resync's seq (later messages with a greater seq are delivered, lower
+  ones dropped). The client also calls `on_resync(Resync(room, seq))` itself for a room that
+  appears in a reconnect's auth result without being known (you were added or invited while
+  disconnected, so its earlier messages cannot be replayed): re-read it.
+- **Calls while disconnected** fail at once with ConnectionLost; they are never queued. A call
+  in flight when the connection drops fails with ConnectionLost too: the op may or may not have
+  been applied; re-read the room (or use `reply="ack"` and compare seqs) once OPEN again
+  (`await client.wait_open()`).
+- **State**: `client.state` is a `State` (CONNECTING, OPEN, RECONNECTING, CLOSED);
+  `on_state(state)` is called on every change (from the client's tasks: it must not block).
+- **Giving up**: the client stops (state CLOSED, `messages()` ends, calls raise ConnectionLost)
+  after `close()`; when a reconnect's `auth` is refused as UNAUTHENTICATED (or the server closes
+  with 4401) and `token` is a fixed string (a callable token keeps being retried: it may
+  produce a fresh one); when the server rejects the `auth` arguments themselves; and when the
+  client cannot read a frame (close 1002: a replay would only repeat it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import enum
+import inspect
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+import random
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeAlias, TypeVar, overload
 
 import msgpack
 from pydantic import BaseModel
@@ -53,10 +118,11 @@ from roomhub.protocol.models import Ack, AuthResult, HistoryPage, Room, SystemMe
 
 log = logging.getLogger("roomhub.client")
 
-__all__ = ["ConnectionLost", "Resync", "RoomClient", "RoomError"]
+__all__ = ["Backoff", "ConnectionLost", "Resync", "RoomClient", "RoomError", "State"]
 
 Reply = Literal["room", "ack"]
 M = TypeVar("M", bound=BaseModel)
+TokenSource: TypeAlias = str | Callable[[], str | Awaitable[str]]
 
 _ENCODINGS = {
     "msgpack": Encoding.MSGPACK,
@@ -65,9 +131,17 @@ _ENCODINGS = {
     Encoding.JSON.value: Encoding.JSON,
 }
 
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_PROTOCOL_ERROR = 1002
+# A refused reconnect `auth` with one of these codes is retried; any other code is final.
+_RETRYABLE_AUTH_ERRORS = frozenset({ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED})
+# System messages after which the user is no longer in the room (when they name the user).
+_GONE = frozenset({"removeMember", "leaveRoom", "declineInvitation"})
+
 
 class ConnectionLost(ConnectionError):
-    """The connection closed (by either side) before a reply arrived, or was used after close.
+    """The connection closed (by either side) before a reply arrived, or a call was made while
+    the client was not connected (RECONNECTING, or CLOSED after close()).
 
     Deliberately not a RoomError: the server may or may not have applied the op, so it is not
     "safe to retry" like INTERNAL; re-read the room (or pass `reply="ack"` and compare seqs)
@@ -92,14 +166,64 @@ class Resync:
     Redis that lost its data), so your copy may be stale: re-read it with `get_room` (100004 or
     100005 there: the room is gone for you), then apply only messages with seq > `Room.seq`.
     The callback runs when the event arrives, so messages queued earlier may still be unread.
+    A reconnecting client also sends one itself for a room that appeared while it was away.
     """
 
     room: str
     seq: int
 
 
+class State(enum.Enum):
+    """A RoomClient's connection state (`client.state`, `on_state`)."""
+
+    CONNECTING = "connecting"  # the first connection is being opened
+    OPEN = "open"  # authenticated: calls go out
+    RECONNECTING = "reconnecting"  # dropped; retrying with backoff (calls fail at once)
+    CLOSED = "closed"  # final: close() was called, or the client gave up
+
+
+class Backoff:
+    """Exponential backoff with full jitter: the n-th wait (n = 0, 1, 2 … since the last
+    `reset()`) is uniform in `[0, min(cap, base * 2**n))`.
+
+    `random` (returning a float in [0, 1)) and `sleep` are replaceable, for tests. One instance
+    per client: it counts that client's attempts.
+    """
+
+    def __init__(
+        self,
+        base: float = 0.1,
+        cap: float = 5.0,
+        *,
+        random: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        if not base > 0 or cap < base:
+            raise ValueError(f"backoff needs 0 < base <= cap, got base={base}, cap={cap}")
+        self.base = base
+        self.cap = cap
+        self.random = random
+        self.sleep = sleep
+        self.attempt = 0
+
+    def ceiling(self, attempt: int) -> float:
+        """The largest wait before attempt number `attempt` (0-based)."""
+        return min(self.cap, self.base * 2.0 ** min(attempt, 64))
+
+    def next_delay(self) -> float:
+        delay = self.random() * self.ceiling(self.attempt)
+        self.attempt += 1
+        return delay
+
+    async def wait(self) -> None:
+        await self.sleep(self.next_delay())
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
 class _Closed:
-    """Queue sentinel: the connection is gone and nothing more will arrive."""
+    """Queue sentinel: the client is closed and nothing more will arrive."""
 
 
 _CLOSED = _Closed()
@@ -119,8 +243,12 @@ class _Connect:
         self._client = await self._opener()
         return self._client
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._client is not None:
             await self._client.close()
 
@@ -153,8 +281,12 @@ def _error(error: Any) -> RoomError:
     code = error.get("code")
     if type(code) is int and code in _KNOWN_CODES:
         return RoomError.from_wire(error)
-    return RoomError(ErrorCode.INTERNAL, f"[{code}] {error.get('message', '')}",
-                     field=error.get("field"), retry_after_ms=error.get("retry_after_ms"))
+    return RoomError(
+        ErrorCode.INTERNAL,
+        f"[{code}] {error.get('message', '')}",
+        field=error.get("field"),
+        retry_after_ms=error.get("retry_after_ms"),
+    )
 
 
 def _args(**kwargs: Any) -> dict[str, Any]:
@@ -163,12 +295,13 @@ def _args(**kwargs: Any) -> dict[str, Any]:
 
 
 class RoomClient:
-    """One authenticated roomhub connection.
+    """A roomhub client: one authenticated connection at a time, optionally reconnecting.
 
     Calls may run concurrently (pipelined) on one connection; replies may arrive in any order.
     Failed ops raise `RoomError` with the wire `code`, `message`, `field`, `retry_after_ms`.
-    If the connection closes, every pending and later call raises `ConnectionLost`, and
-    `messages()` ends after yielding what had already arrived.
+    Without `reconnect`, when the connection closes every pending and later call raises
+    `ConnectionLost`, and `messages()` ends after yielding what had already arrived. With
+    `reconnect=True` see the module docstring ("Reconnecting").
 
     System messages are buffered in an **unbounded** queue until read. Bounding it would mean
     either stalling the reader (and with it every reply, deadlocking a caller that awaits a
@@ -177,61 +310,275 @@ class RoomClient:
     protects the server. Read them, or ignore them on a connection used only for calls.
     """
 
-    def __init__(self, ws: ClientConnection, encoding: Encoding,
-                 on_resync: Callable[[Resync], Any] | None = None) -> None:
-        self._ws = ws
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        key: str,
+        token: TokenSource,
+        encoding: Encoding,
+        reconnect: bool = False,
+        backoff: Backoff | None = None,
+        on_resync: Callable[[Resync], Any] | None = None,
+        on_state: Callable[[State], Any] | None = None,
+        max_size: int | None = None,
+        ws_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Use `RoomClient.connect`; this only sets the client up, without connecting."""
+        if not urls:
+            raise ValueError("at least one URL is needed")
+        self.urls = list(urls)
         self.encoding = encoding
+        self._key = key
+        self._token = token
+        self._reconnect = reconnect
+        self._backoff = backoff or Backoff()
         self._on_resync = on_resync
+        self._on_state = on_state
+        self._max_size = max_size
+        self._ws_options = dict(ws_options or {})
+        self._url_index = 0
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._auth_id: int | None = None
         self._events: asyncio.Queue[SystemMessage | _Closed] = asyncio.Queue()
+        self._state = State.CONNECTING
+        self._changed = asyncio.Event()
         self._lost: ConnectionLost | None = None
         self._closing = False
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._user: str | None = None
+        self._seqs: dict[str, int] = {}  # room -> seq of the last message delivered
+        self._floors: dict[str, int] = {}  # room -> its seq at connect, until a message arrives
         self.welcome: AuthResult | None = None
-        self._reader = asyncio.create_task(self._read(), name="roomhub-client-reader")
 
     # connecting --------------------------------------------------------------------------
 
     @classmethod
     def connect(
         cls,
-        url: str,
+        url: str | Sequence[str],
         *,
         key: str,
-        token: str,
+        token: TokenSource,
         encoding: str | Encoding = "msgpack",
         resume: Mapping[str, int] | None = None,
         on_resync: Callable[[Resync], Any] | None = None,
+        reconnect: bool = False,
+        backoff: tuple[float, float] | Backoff = (0.1, 5.0),
+        on_state: Callable[[State], Any] | None = None,
         max_size: int | None = None,
         **ws_options: Any,
     ) -> _Connect:
         """Open a connection to `ws://HOST:PORT/ws` and authenticate.
 
         `async with RoomClient.connect(...) as client:` closes it on exit; `await` it to manage
-        `close()` yourself. A refused auth raises RoomError(UNAUTHENTICATED). `resume` maps
-        room id to the last seq seen; `on_resync` is called from the reader task for each
-        `resync` event (so it must not block). `max_size` bounds incoming frames (None: no
-        bound, as a large Room is legitimately big); other options go to websockets.
+        `close()` yourself. A refused auth raises RoomError(UNAUTHENTICATED).
+
+        - `url`: one URL, or several (hub nodes) tried in turn.
+        - `token`: a JWT, or a function (sync or async) returning a fresh one, called before
+          every connection attempt.
+        - `resume`: room id -> the last seq seen (sent with the first `auth`; the client keeps
+          it up to date from then on).
+        - `on_resync`: called from the reader task for each `resync` (must not block).
+        - `reconnect`: reconnect on its own after a drop, with `backoff` = `(base, cap)`
+          seconds or a `Backoff`; see the module docstring.
+        - `on_state`: called with the new `State` on every change (must not block).
+        - `max_size` bounds incoming frames (None: no bound, as a large Room is legitimately
+          big); other options go to websockets' `connect`.
         """
         chosen = encoding if isinstance(encoding, Encoding) else _ENCODINGS.get(encoding)
         if chosen is None:
             raise ValueError(f"encoding must be 'msgpack' or 'json', not {encoding!r}")
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("connect needs at least one URL")
+        if not isinstance(token, str) and not callable(token):
+            raise TypeError("token must be a string or a function returning one")
+        strategy = backoff if isinstance(backoff, Backoff) else Backoff(*backoff)
         ws_options.setdefault("compression", None)  # the hub does not negotiate deflate
+        first_resume = dict(resume) if resume is not None else None
 
         async def open_client() -> RoomClient:
-            ws = await ws_connect(url, subprotocols=[Subprotocol(chosen.value)],
-                                  max_size=max_size, **ws_options)
-            client = cls(ws, chosen, on_resync)
-            try:
-                result = await client._call("auth", _args(
-                    key=key, token=token, resume=dict(resume) if resume is not None else None))
-                client.welcome = AuthResult.model_validate(result)
-            except BaseException:
-                await client.close()
-                raise
+            client = cls(
+                urls,
+                key=key,
+                token=token,
+                encoding=chosen,
+                reconnect=reconnect,
+                backoff=strategy,
+                on_resync=on_resync,
+                on_state=on_state,
+                max_size=max_size,
+                ws_options=ws_options,
+            )
+            await client._start(first_resume)
             return client
 
         return _Connect(open_client)
+
+    async def _start(self, resume: dict[str, int] | None) -> None:
+        """The first connection: each URL once, in order; the last error is raised."""
+        self._notify(State.CONNECTING)
+        self._seqs.update(resume or {})
+        error: Exception | None = None
+        for index in range(len(self.urls)):
+            self._url_index = index
+            try:
+                await self._open(self.urls[index], resume, first=True)
+            except RoomError as exc:
+                error = exc
+                if exc.code not in _RETRYABLE_AUTH_ERRORS:
+                    break  # a bad key or token is bad on every node
+            except Exception as exc:  # unreachable, handshake refused, bad URL: the next one
+                error = exc
+            except BaseException:
+                self._finish(ConnectionLost("connect was cancelled"))
+                raise
+            else:
+                if self._reconnect:
+                    self._supervisor = asyncio.create_task(
+                        self._supervise(), name="roomhub-client-reconnect"
+                    )
+                return
+        assert error is not None
+        self._finish(ConnectionLost(f"could not connect: {error!r}"))
+        raise error
+
+    async def _open(self, url: str, resume: Mapping[str, int] | None, *, first: bool) -> None:
+        """Connect to `url`, authenticate (with `resume`), catch up; then the state is OPEN.
+        Raises (and leaves nothing open) when any step fails."""
+        token = await self._fresh_token()
+        ws = await ws_connect(
+            url,
+            subprotocols=[Subprotocol(self.encoding.value)],
+            max_size=self._max_size,
+            **self._ws_options,
+        )
+        self._ws = ws
+        reader = asyncio.create_task(self._read(ws), name="roomhub-client-reader")
+        self._reader = reader
+        try:
+            request = self._request(
+                "auth",
+                _args(
+                    key=self._key, token=token, resume=dict(resume) if resume is not None else None
+                ),
+                auth=True,
+            )
+            welcome = AuthResult.model_validate(await request)
+            await self._adopt(welcome, first=first)
+            if reader.done():
+                raise ConnectionLost("connection closed while opening")
+        except BaseException:
+            await ws.close()
+            await asyncio.wait({reader})
+            raise
+        self.welcome = welcome
+        self._lost = None
+        self._backoff.reset()
+        self._notify(State.OPEN)
+
+    async def _adopt(self, welcome: AuthResult, *, first: bool) -> None:
+        """Track the rooms of an auth result. With `reconnect`, rooms with no resume point get
+        one: on the first connection their current seq; on a reconnect they are new to the
+        client (joined while away) and get a `resync`."""
+        if not self._reconnect:
+            return
+        untracked = [r for r in welcome.rooms if r not in self._seqs and r not in self._floors]
+        if not untracked:
+            return
+        listed = await self._request("room.list", {})
+        seqs = {room["id"]: room["seq"] for room in listed["rooms"]}
+        for room in untracked:
+            if room not in seqs:
+                continue  # gone since the auth: its removal message, if any, says so
+            if first:
+                self._floors[room] = seqs[room]
+            elif room not in self._seqs:  # (a live message may have arrived meanwhile)
+                self._resynced(Resync(room=room, seq=seqs[room]))
+
+    async def _fresh_token(self) -> str:
+        token = self._token
+        if isinstance(token, str):
+            return token
+        value = token()
+        if inspect.isawaitable(value):
+            value = await value
+        if not isinstance(value, str):
+            raise TypeError(f"the token function returned {type(value).__name__}, not str")
+        return value
+
+    async def _supervise(self) -> None:
+        """With `reconnect`: after each drop, retry with backoff until OPEN again, or give up."""
+        while True:
+            assert self._reader is not None
+            await asyncio.wait({self._reader})  # (not `await reader`: cancelling us must not
+            if self._state is not State.RECONNECTING:  # cancel the reader)
+                return
+            final = await self._reconnect_loop()
+            if final is not None:
+                self._finish(final)
+                return
+
+    async def _reconnect_loop(self) -> ConnectionLost | None:
+        """None once OPEN again; the reason to stop otherwise."""
+        self._url_index += 1  # the node that dropped us may be going away: try the next first
+        while True:
+            await self._backoff.wait()
+            url = self.urls[self._url_index % len(self.urls)]
+            try:
+                await self._open(url, self.last_seqs or None, first=False)
+                return None
+            except RoomError as exc:
+                if exc.code is ErrorCode.UNAUTHENTICATED and isinstance(self._token, str):
+                    return ConnectionLost(
+                        f"reconnect refused: {exc.message}",
+                        code=CLOSE_UNAUTHENTICATED,
+                        reason=exc.message,
+                    )
+                if (
+                    exc.code not in _RETRYABLE_AUTH_ERRORS
+                    and exc.code is not ErrorCode.UNAUTHENTICATED
+                ):
+                    return ConnectionLost(f"reconnect refused: {exc}")
+                log.warning("roomhub: reconnect to %s refused: %s; retrying", url, exc)
+            except Exception as exc:  # unreachable, refused, a token function failing, ...
+                log.info("roomhub: reconnect to %s failed: %r; retrying", url, exc)
+            self._url_index += 1
+
+    # state -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def _notify(self, state: State) -> None:
+        self._state = state
+        self._changed.set()
+        self._changed = asyncio.Event()
+        if self._on_state is not None:
+            try:
+                self._on_state(state)
+            except Exception:  # the app's bug must not take the client down
+                log.exception("roomhub: on_state callback failed")
+
+    async def wait_open(self, timeout: float | None = None) -> None:
+        """Return once the client is OPEN (at once if it is). Raises ConnectionLost if it is
+        or becomes CLOSED, TimeoutError after `timeout` seconds."""
+        async with asyncio.timeout(timeout):
+            while self._state is not State.OPEN:
+                if self._state is State.CLOSED:
+                    assert self._lost is not None
+                    raise self._lost.fresh()
+                await self._changed.wait()
+
+    @property
+    def url(self) -> str:
+        """The URL of the current (or last) connection."""
+        return self.urls[self._url_index % len(self.urls)]
 
     @property
     def user(self) -> str:
@@ -241,78 +588,163 @@ class RoomClient:
 
     @property
     def rooms(self) -> list[str]:
-        """Room ids the user was in or invited to at auth time (not kept up to date)."""
+        """Room ids the user was in or invited to at the last auth (not kept up to date)."""
         assert self.welcome is not None
         return self.welcome.rooms
 
     @property
+    def last_seqs(self) -> dict[str, int]:
+        """Room id -> the seq a reconnect resumes from (the last message delivered, or the
+        room's seq at connect time when none was): a copy."""
+        return {**self._floors, **self._seqs}
+
+    @property
     def closed(self) -> bool:
-        return self._lost is not None
+        """CLOSED: after close(), or once the client gave up (or, without `reconnect`, the
+        connection closed)."""
+        return self._state is State.CLOSED
 
     async def close(self) -> None:
-        """Close the connection (idempotent); pending and later calls fail with
-        ConnectionLost, and messages() ends once what already arrived has been read."""
+        """Close the client (idempotent) and stop reconnecting; pending and later calls fail
+        with ConnectionLost, and messages() ends once what already arrived has been read."""
+        if self._state is State.CLOSED:
+            return
         self._closing = True
-        await self._ws.close()
-        if asyncio.current_task() is not self._reader:  # e.g. close() from on_resync
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        current = asyncio.current_task()
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not current and not supervisor.done():
+            supervisor.cancel()  # stops a backoff wait or a half-open attempt
+            await asyncio.wait({supervisor})
+        ws, reader = self._ws, self._reader
+        if ws is not None:
+            await ws.close()
+        if reader is not None and reader is not current:
+            await asyncio.wait({reader})  # it finishes the client after its last frame
+        elif reader is current and self._state is State.OPEN:
+            return  # close() from on_resync: the reader finishes after its last frame
+        self._finish(ConnectionLost("connection closed by the client", code=1000))
 
     # the wire ----------------------------------------------------------------------------
 
-    async def _read(self) -> None:
+    async def _read(self, ws: ClientConnection) -> None:
         try:
-            async for data in self._ws:
+            async for data in ws:
                 self._dispatch(_decode(data, self.encoding))
         except ConnectionClosed:
             pass
         except Exception as exc:  # a frame we cannot understand: fail loudly, not silently
             log.exception("roomhub: protocol error, closing")
-            await self._ws.close(1002, "client could not read a frame")
-            self._finish(ConnectionLost(f"protocol error: {exc!r}", code=1002))
+            await ws.close(CLOSE_PROTOCOL_ERROR, "client could not read a frame")
+            # Final even with `reconnect`: a replay would bring the same frame again.
+            self._ended(ws, ConnectionLost(f"protocol error: {exc!r}", code=1002), final=True)
             return
-        code, reason = self._ws.close_code, self._ws.close_reason or ""
+        code, reason = ws.close_code, ws.close_reason or ""
         if self._closing:
             text = "connection closed by the client"
         else:
             text = f"connection closed by the server (code {code}{': ' if reason else ''}{reason})"
-        self._finish(ConnectionLost(text, code=code, reason=reason))
+        self._ended(ws, ConnectionLost(text, code=code, reason=reason), final=False)
 
-    def _finish(self, lost: ConnectionLost) -> None:
-        self._lost = lost
+    def _ended(self, ws: ClientConnection, lost: ConnectionLost, *, final: bool) -> None:
+        """A connection's reader is done: fail its calls; if it was the open connection,
+        either finish the client or (with `reconnect`) hand over to the supervisor."""
+        if self._ws is not ws or self._state is not State.OPEN:
+            self._fail_pending(lost)  # an attempt that failed: the reconnect loop decides
+            return
+        fixed_token = isinstance(self._token, str)
+        if (
+            final
+            or self._closing
+            or not self._reconnect
+            or (lost.code == CLOSE_UNAUTHENTICATED and fixed_token)
+        ):
+            self._finish(lost)
+            return
+        self._lost = ConnectionLost(f"{lost}; reconnecting", code=lost.code, reason=lost.reason)
+        self._fail_pending(lost)
+        self._notify(State.RECONNECTING)
+
+    def _fail_pending(self, lost: ConnectionLost) -> None:
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
                 future.set_exception(lost.fresh())
+
+    def _finish(self, lost: ConnectionLost) -> None:
+        if self._state is State.CLOSED:
+            return
+        self._lost = lost
+        self._fail_pending(lost)
         self._events.put_nowait(_CLOSED)
+        self._notify(State.CLOSED)
 
     def _dispatch(self, frame: dict[str, Any]) -> None:
         event = frame.get("event")
         if event == "system":
-            self._events.put_nowait(SystemMessage.model_validate(frame["message"]))
+            self._deliver(SystemMessage.model_validate(frame["message"]))
         elif event == "resync":
-            resync = Resync(room=frame["room"], seq=frame["seq"])
-            if self._on_resync is not None:
-                try:
-                    self._on_resync(resync)
-                except Exception:  # the app's bug must not take the connection down
-                    log.exception("roomhub: on_resync callback failed")
-            else:
-                log.warning("roomhub: %s: re-read the room (no on_resync callback)", resync)
+            self._resynced(Resync(room=frame["room"], seq=frame["seq"]))
         elif event is not None:
             log.debug("roomhub: ignoring unknown event %r", event)
         else:
-            future = self._pending.pop(frame.get("re"), None)  # type: ignore[arg-type]
+            re = frame.get("re")
+            future = self._pending.pop(re, None)  # type: ignore[arg-type]
             if future is None:
                 log.warning("roomhub: reply matches no pending call: %r", frame)
-            elif not future.done():
+                return
+            if re == self._auth_id and frame.get("ok") is True:
+                # Known before the replayed messages that follow the auth reply are read.
+                self._user = frame["result"]["user"]
+            if not future.done():
                 future.set_result(frame)
 
+    def _deliver(self, message: SystemMessage) -> None:
+        """Queue a system message unless it was delivered before (by seq, per room)."""
+        room = message.room
+        last = self._seqs.get(room)
+        if last is not None:
+            if message.seq <= last:
+                log.debug("roomhub: dropping %s #%d: already delivered", room, message.seq)
+                return
+            if message.seq != last + 1:
+                log.warning("roomhub: %s jumped from #%d to #%d", room, last, message.seq)
+        self._seqs[room] = message.seq
+        self._floors.pop(room, None)
+        self._events.put_nowait(message)
+        if message.type in _GONE and self._user in message.targets:
+            self._forget(room)  # not ours any more: nothing to resume
+
+    def _forget(self, room: str) -> None:
+        self._seqs.pop(room, None)
+        self._floors.pop(room, None)
+
+    def _resynced(self, resync: Resync) -> None:
+        self._floors.pop(resync.room, None)
+        if resync.seq == 0:
+            self._forget(resync.room)  # gone for us (or restarted empty: 1, 2 … follow)
+        else:
+            self._seqs[resync.room] = resync.seq
+        if self._on_resync is not None:
+            try:
+                self._on_resync(resync)
+            except Exception:  # the app's bug must not take the connection down
+                log.exception("roomhub: on_resync callback failed")
+        else:
+            log.warning("roomhub: %s: re-read the room (no on_resync callback)", resync)
+
     async def _call(self, op: str, args: dict[str, Any]) -> Any:
-        """Send one request and wait for its reply; the result, or raise RoomError."""
-        if self._lost is not None:
-            raise self._lost.fresh()
+        """Send one request on the open connection and wait for its reply; the result, or
+        raise RoomError. Not connected: ConnectionLost at once (never queued)."""
+        if self._state is not State.OPEN:
+            raise (self._lost or ConnectionLost("not connected")).fresh()
+        return await self._request(op, args)
+
+    async def _request(self, op: str, args: dict[str, Any], *, auth: bool = False) -> Any:
+        ws = self._ws
+        assert ws is not None
         request_id = next(self._ids)
+        if auth:
+            self._auth_id = request_id
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         frame: dict[str, Any] = {"id": request_id, "op": op}
@@ -320,8 +752,7 @@ class RoomClient:
             frame["args"] = args
         try:
             try:
-                await self._ws.send(encode(frame, self.encoding),
-                                    text=self.encoding is Encoding.JSON)
+                await ws.send(encode(frame, self.encoding), text=self.encoding is Encoding.JSON)
             except ConnectionClosed:
                 pass  # the reader fails the future with the close code and reason
             reply = await future
@@ -342,10 +773,11 @@ class RoomClient:
     # system messages ---------------------------------------------------------------------
 
     async def next_message(self, timeout: float | None = None) -> SystemMessage:
-        """The next system message in arrival order (seq order per room).
+        """The next system message in arrival order (seq order per room, each seq once).
 
-        Raises TimeoutError after `timeout` seconds, ConnectionLost once the connection is
-        closed and every message that arrived before has been read.
+        Raises TimeoutError after `timeout` seconds, ConnectionLost once the client is closed
+        and every message that arrived before has been read. With `reconnect`, a dropped
+        connection does not end it: it waits for the messages of the next one.
         """
         async with asyncio.timeout(timeout):
             item = await self._events.get()
@@ -356,7 +788,8 @@ class RoomClient:
         return item
 
     async def messages(self) -> AsyncIterator[SystemMessage]:
-        """Iterate system messages as they arrive; ends when the connection closes.
+        """Iterate system messages as they arrive; ends when the client is closed (with
+        `reconnect`: not at a drop, only after close() or when it gives up).
 
         Meant for one consumer: two iterators on one client split the messages between them.
         """
@@ -368,29 +801,74 @@ class RoomClient:
 
     # operations --------------------------------------------------------------------------
 
-    async def upsert_user(self, id: str, nickname: str | None = None,
-                          avatar: str | None = None, *, operator: str | None = None) -> User:
+    async def upsert_user(
+        self,
+        id: str,
+        nickname: str | None = None,
+        avatar: str | None = None,
+        *,
+        operator: str | None = None,
+    ) -> User:
         """Create or update a user's profile (server tokens). Fields not given keep their
         value. No `reply`: the server ignores it for user.upsert, the result is the user."""
-        return await self._model(User, "user.upsert", _args(
-            id=id, nickname=nickname, avatar=avatar, operator=operator))
+        return await self._model(
+            User, "user.upsert", _args(id=id, nickname=nickname, avatar=avatar, operator=operator)
+        )
 
     @overload
-    async def create_room(self, room: str | None = ..., name: str = ..., type: str = ...,
-                          members: Iterable[str] = ..., owner: str | None = ..., *,
-                          reply: Literal["room"] = ..., operator: str | None = ...) -> Room: ...
+    async def create_room(
+        self,
+        room: str | None = ...,
+        name: str = ...,
+        type: str = ...,
+        members: Iterable[str] = ...,
+        owner: str | None = ...,
+        *,
+        reply: Literal["room"] = ...,
+        operator: str | None = ...,
+    ) -> Room: ...
     @overload
-    async def create_room(self, room: str | None = ..., name: str = ..., type: str = ...,
-                          members: Iterable[str] = ..., owner: str | None = ..., *,
-                          reply: Literal["ack"], operator: str | None = ...) -> Ack: ...
-    async def create_room(self, room: str | None = None, name: str = "", type: str = "group",
-                          members: Iterable[str] = (), owner: str | None = None, *,
-                          reply: Reply = "room", operator: str | None = None) -> Room | Ack:
+    async def create_room(
+        self,
+        room: str | None = ...,
+        name: str = ...,
+        type: str = ...,
+        members: Iterable[str] = ...,
+        owner: str | None = ...,
+        *,
+        reply: Literal["ack"],
+        operator: str | None = ...,
+    ) -> Ack: ...
+    async def create_room(
+        self,
+        room: str | None = None,
+        name: str = "",
+        type: str = "group",
+        members: Iterable[str] = (),
+        owner: str | None = None,
+        *,
+        reply: Reply = "room",
+        operator: str | None = None,
+    ) -> Room | Ack:
         """Create a room (id generated when `room` is None). `owner` is for server tokens
         only; a user owns the rooms they create. `members` join directly, without invitation."""
-        return await self._mutate("room.create", _args(
-            room=room, name=name or None, type=None if type == "group" else type,
-            members=list(members) or None, owner=owner, operator=operator), reply)
+        created = await self._mutate(
+            "room.create",
+            _args(
+                room=room,
+                name=name or None,
+                type=None if type == "group" else type,
+                members=list(members) or None,
+                owner=owner,
+                operator=operator,
+            ),
+            reply,
+        )
+        if owner is None and operator is None:  # a user's own room: resume it from its start
+            room_id = created.room if isinstance(created, Ack) else created.id
+            if room_id not in self._seqs:  # (unless its createRoom already arrived)
+                self._floors.setdefault(room_id, 0)
+        return created
 
     async def get_room(self, room: str, *, operator: str | None = None) -> Room:
         """The complete room, with members and pending invitations."""
@@ -403,86 +881,157 @@ class RoomClient:
         return [Room.model_validate(room) for room in result["rooms"]]
 
     @overload
-    async def add_members(self, room: str, invitees: Iterable[str],
-                          invitation_required: bool = ..., system_message: bool = ..., *,
-                          reply: Literal["room"] = ..., operator: str | None = ...) -> Room: ...
+    async def add_members(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        invitation_required: bool = ...,
+        system_message: bool = ...,
+        *,
+        reply: Literal["room"] = ...,
+        operator: str | None = ...,
+    ) -> Room: ...
     @overload
-    async def add_members(self, room: str, invitees: Iterable[str],
-                          invitation_required: bool = ..., system_message: bool = ..., *,
-                          reply: Literal["ack"], operator: str | None = ...) -> Ack: ...
-    async def add_members(self, room: str, invitees: Iterable[str],
-                          invitation_required: bool = False, system_message: bool = False, *,
-                          reply: Reply = "room", operator: str | None = None) -> Room | Ack:
+    async def add_members(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        invitation_required: bool = ...,
+        system_message: bool = ...,
+        *,
+        reply: Literal["ack"],
+        operator: str | None = ...,
+    ) -> Ack: ...
+    async def add_members(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        invitation_required: bool = False,
+        system_message: bool = False,
+        *,
+        reply: Reply = "room",
+        operator: str | None = None,
+    ) -> Room | Ack:
         """Add 1-100 users directly, or invite them (`invitation_required=True`);
         `system_message` marks the message `notify` (shown in the room's timeline)."""
-        return await self._mutate("member.add", _args(
-            room=room, invitees=list(invitees), invitation_required=invitation_required or None,
-            system_message=system_message or None, operator=operator), reply)
+        return await self._mutate(
+            "member.add",
+            _args(
+                room=room,
+                invitees=list(invitees),
+                invitation_required=invitation_required or None,
+                system_message=system_message or None,
+                operator=operator,
+            ),
+            reply,
+        )
 
     @overload
-    async def accept(self, room: str, *, reply: Literal["room"] = ...,
-                     operator: str | None = ...) -> Room: ...
+    async def accept(
+        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> Room: ...
     @overload
-    async def accept(self, room: str, *, reply: Literal["ack"],
-                     operator: str | None = ...) -> Ack: ...
-    async def accept(self, room: str, *, reply: Reply = "room",
-                     operator: str | None = None) -> Room | Ack:
+    async def accept(
+        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def accept(
+        self, room: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Room | Ack:
         """Accept a pending invitation and become a member."""
         return await self._mutate("invitation.accept", _args(room=room, operator=operator), reply)
 
     @overload
-    async def decline(self, room: str, *, reply: Literal["room"] = ...,
-                      operator: str | None = ...) -> None: ...
+    async def decline(
+        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> None: ...
     @overload
-    async def decline(self, room: str, *, reply: Literal["ack"],
-                      operator: str | None = ...) -> Ack: ...
-    async def decline(self, room: str, *, reply: Reply = "room",
-                      operator: str | None = None) -> Ack | None:
+    async def decline(
+        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def decline(
+        self, room: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Ack | None:
         """Decline a pending invitation (the server replies `{}`: nothing to return)."""
         return await self._empty("invitation.decline", _args(room=room, operator=operator), reply)
 
     @overload
-    async def update_member(self, room: str, user: str, properties: Mapping[str, Any],
-                            system_message: bool = ...,
-                            notification_extension: str | None = ..., *,
-                            reply: Literal["room"] = ..., operator: str | None = ...) -> Room: ...
+    async def update_member(
+        self,
+        room: str,
+        user: str,
+        properties: Mapping[str, Any],
+        system_message: bool = ...,
+        notification_extension: str | None = ...,
+        *,
+        reply: Literal["room"] = ...,
+        operator: str | None = ...,
+    ) -> Room: ...
     @overload
-    async def update_member(self, room: str, user: str, properties: Mapping[str, Any],
-                            system_message: bool = ...,
-                            notification_extension: str | None = ..., *,
-                            reply: Literal["ack"], operator: str | None = ...) -> Ack: ...
-    async def update_member(self, room: str, user: str, properties: Mapping[str, Any],
-                            system_message: bool = False,
-                            notification_extension: str | None = None, *,
-                            reply: Reply = "room", operator: str | None = None) -> Room | Ack:
+    async def update_member(
+        self,
+        room: str,
+        user: str,
+        properties: Mapping[str, Any],
+        system_message: bool = ...,
+        notification_extension: str | None = ...,
+        *,
+        reply: Literal["ack"],
+        operator: str | None = ...,
+    ) -> Ack: ...
+    async def update_member(
+        self,
+        room: str,
+        user: str,
+        properties: Mapping[str, Any],
+        system_message: bool = False,
+        notification_extension: str | None = None,
+        *,
+        reply: Reply = "room",
+        operator: str | None = None,
+    ) -> Room | Ack:
         """Set built-in member fields (role, nickname, avatar, level, custom_info, extension)
         and custom props; a custom prop set to None is removed (None is sent as null here:
         it is a value, not a missing argument)."""
-        return await self._mutate("member.update", _args(
-            room=room, user=user, properties=dict(properties),
-            system_message=system_message or None,
-            notification_extension=notification_extension, operator=operator), reply)
+        return await self._mutate(
+            "member.update",
+            _args(
+                room=room,
+                user=user,
+                properties=dict(properties),
+                system_message=system_message or None,
+                notification_extension=notification_extension,
+                operator=operator,
+            ),
+            reply,
+        )
 
     @overload
-    async def remove_member(self, room: str, user: str, *, reply: Literal["room"] = ...,
-                            operator: str | None = ...) -> Room: ...
+    async def remove_member(
+        self, room: str, user: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> Room: ...
     @overload
-    async def remove_member(self, room: str, user: str, *, reply: Literal["ack"],
-                            operator: str | None = ...) -> Ack: ...
-    async def remove_member(self, room: str, user: str, *, reply: Reply = "room",
-                            operator: str | None = None) -> Room | Ack:
+    async def remove_member(
+        self, room: str, user: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def remove_member(
+        self, room: str, user: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Room | Ack:
         """Remove a member of lower rank (owner, admin, or a server token)."""
-        return await self._mutate("member.remove", _args(
-            room=room, user=user, operator=operator), reply)
+        return await self._mutate(
+            "member.remove", _args(room=room, user=user, operator=operator), reply
+        )
 
     @overload
-    async def leave(self, room: str, *, reply: Literal["room"] = ...,
-                    operator: str | None = ...) -> None: ...
+    async def leave(
+        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> None: ...
     @overload
-    async def leave(self, room: str, *, reply: Literal["ack"],
-                    operator: str | None = ...) -> Ack: ...
-    async def leave(self, room: str, *, reply: Reply = "room",
-                    operator: str | None = None) -> Ack | None:
+    async def leave(
+        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def leave(
+        self, room: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Ack | None:
         """Leave a room (any member but the owner); the server replies `{}`."""
         return await self._empty("room.leave", _args(room=room, operator=operator), reply)
 
@@ -492,10 +1041,18 @@ class RoomClient:
         await self._call(op, args)
         return None
 
-    async def history(self, room: str, after_seq: int = 0, limit: int = 50, *,
-                      operator: str | None = None) -> HistoryPage:
+    async def history(
+        self, room: str, after_seq: int = 0, limit: int = 50, *, operator: str | None = None
+    ) -> HistoryPage:
         """System messages with seq > `after_seq`, ascending, at most `limit` (1-200);
         page on with the last message's seq while `more` is true."""
-        return await self._model(HistoryPage, "room.history", _args(
-            room=room, after_seq=after_seq or None, limit=None if limit == 50 else limit,
-            operator=operator))
+        return await self._model(
+            HistoryPage,
+            "room.history",
+            _args(
+                room=room,
+                after_seq=after_seq or None,
+                limit=None if limit == 50 else limit,
+                operator=operator,
+            ),
+        )

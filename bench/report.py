@@ -1,0 +1,337 @@
+"""What the bench hands back: the floors, the summary table, the JSON file, the chart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Measured by the issue's author on this machine class; the hub is compared against them.
+COMPARISON = {
+    "node_socketio_redis_adapter": {
+        "what": "Node socket.io + Redis adapter",
+        "deliveries_per_s_100_member_rooms": 113_000,
+        "deliveries_per_s_1000_member_rooms": 68_000,
+        "us_per_delivery": 9,
+    },
+    "python_socketio_redis": {
+        "what": "python-socketio + Redis",
+        "deliveries_per_s_100_member_rooms": 27_000,
+        "deliveries_per_s_1000_member_rooms": 16_000,
+    },
+    "frame_once_write_bytes": {
+        "what": "Python: frame once, write the bytes to each transport",
+        "deliveries_per_s": 200_000,
+    },
+}
+
+
+def _runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for name in ("throughput", "fanout", "nodes"):
+        section = results.get(name)
+        if isinstance(section, dict):
+            runs.extend(section.get("runs", []))
+            runs.extend(section.get("sweep", []))
+    return runs
+
+
+def _find(
+    results: dict[str, Any],
+    rooms: int,
+    members: int,
+    *,
+    rate: float | None = None,
+    prefer: str = "fanout",
+) -> dict[str, Any] | None:
+    """The best matching single-node run (from `prefer` first)."""
+    matches = [
+        r
+        for r in _runs(results)
+        if r.get("rooms") == rooms
+        and r.get("members_per_room") == members
+        and r.get("nodes") == 1
+        and r.get("offered_ops_per_s") == rate
+    ]
+    # the preferred scenario first, then the run that delivered the most
+    matches.sort(key=lambda r: (not r["label"].startswith(prefer), -(r["deliveries_per_s"] or 0)))
+    return matches[0] if matches else None
+
+
+def _get(run: dict[str, Any] | None, *path: str) -> float | None:
+    value: Any = run
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value if isinstance(value, int | float) else None
+
+
+FloorSpec = tuple[str, str, str, float, str, Callable[[dict[str, Any]], float | None]]
+
+FLOORS: list[FloorSpec] = [
+    (
+        "ops_10x10",
+        "10 rooms x 10 members: member.update ops/s",
+        ">=",
+        3000,
+        "ops/s",
+        lambda r: _get(_find(r, 10, 10), "ops_per_s"),
+    ),
+    (
+        "ops_10x100",
+        "10 rooms x 100 members: ops/s",
+        ">=",
+        1000,
+        "ops/s",
+        lambda r: _get(_find(r, 10, 100), "ops_per_s"),
+    ),
+    (
+        "deliveries_10x100",
+        "10 rooms x 100 members: deliveries/s",
+        ">=",
+        100_000,
+        "deliveries/s",
+        lambda r: _get(_find(r, 10, 100), "deliveries_per_s"),
+    ),
+    (
+        "ack_p99_10x100_at_200",
+        "10 x 100: p99 ack latency at 200 ops/s offered",
+        "<=",
+        20,
+        "ms",
+        lambda r: _get(_find(r, 10, 100, rate=200.0), "ack_latency_ms", "p99"),
+    ),
+    (
+        "deliveries_1x1000",
+        "1 room x 1,000 members: deliveries/s",
+        ">=",
+        120_000,
+        "deliveries/s",
+        lambda r: _get(_find(r, 1, 1000), "deliveries_per_s"),
+    ),
+    (
+        "cpu_per_delivery_10x100",
+        "hub CPU per delivery, 10 x 100 at max",
+        "<=",
+        7,
+        "us",
+        lambda r: _get(_find(r, 10, 100), "hub_cpu_us_per_delivery"),
+    ),
+    (
+        "cpu_per_delivery_1x1000",
+        "hub CPU per delivery, 1 x 1,000 at max",
+        "<=",
+        7,
+        "us",
+        lambda r: _get(_find(r, 1, 1000), "hub_cpu_us_per_delivery"),
+    ),
+    (
+        "idle_connection_memory",
+        "10,000 idle connections: hub RSS per connection",
+        "<=",
+        32,
+        "KiB",
+        lambda r: (
+            _get(r.get("connections"), "hub_kib_per_connection")
+            if _get(r.get("connections"), "connections") == 10_000
+            else None
+        ),
+    ),
+]
+
+
+def floors(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each floor of the issue with what was measured; `met` is None when not measured
+    (scenario not run, or --quick sizes that do not match the floor's configuration)."""
+    out = []
+    for key, what, op, threshold, unit, measure in FLOORS:
+        value = measure(results)
+        met = None if value is None else (value >= threshold if op == ">=" else value <= threshold)
+        out.append(
+            {
+                "id": key,
+                "description": what,
+                "comparison": op,
+                "threshold": threshold,
+                "unit": unit,
+                "measured": value,
+                "met": met,
+            }
+        )
+    return out
+
+
+# --- the table on stdout ----------------------------------------------------------------------
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    return f"{value:,.0f}"
+
+
+def _pair(lat: dict[str, Any]) -> str:
+    def one(v: Any) -> str:
+        if v is None:
+            return "-"
+        return f"{v:.1f}" if v < 100 else f"{v:,.0f}"
+
+    return f"{one(lat.get('p50'))} / {one(lat.get('p99'))}"
+
+
+def _other(run: dict[str, Any]) -> str:
+    """Cores other programs used during the run (noise)."""
+    other, wall = run.get("other_cpu_s"), run.get("measured_wall_s")
+    return "-" if other is None or not wall else f"{other / wall:.2f}"
+
+
+def table(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        f"roomhub bench{' (--quick)' if report['quick'] else ''}: {m['cpu_model']}, "
+        f"{m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, Python {m['python']}, "
+        f"Redis {m['redis_version']}, roomhub {m['roomhub_version']} "
+        f"({m.get('roomhub_git') or 'no git'}), {m['date']}",
+        f"other programs' CPU before the start: {m.get('background_cpu_util', 0):.0%} of the "
+        "machine (column 'other': cores they used during each run)",
+        "",
+    ]
+    results = report["results"]
+    unique: list[dict[str, Any]] = []
+    for name in ("throughput", "fanout", "nodes"):
+        section = results.get(name)
+        if not isinstance(section, dict):
+            continue
+        sweep = section.get("sweep", [])
+        for run in section.get("runs", []):
+            if sweep and run is sweep[-1]:
+                unique.extend(sweep[:-1])  # the sweep leads up to its max run
+            unique.append(run)
+    if unique:
+        header = (
+            f"{'run':<34} {'ops/s':>8} {'deliv/s':>9} {'ack p50/p99 ms':>15} "
+            f"{'deliv p50/p99 ms':>17} {'hub us/deliv':>12} {'hub CPU':>7} {'other':>5} "
+            f"{'missing':>7}"
+        )
+        lines += [header, "-" * len(header)]
+        for r in unique:
+            util = r.get("hub_cpu_util")
+            lines.append(
+                f"{r['label']:<34} {_n(r['ops_per_s']):>8} {_n(r['deliveries_per_s']):>9} "
+                f"{_pair(r['ack_latency_ms']):>15} {_pair(r['delivery_latency_ms']):>17} "
+                f"{_n(r['hub_cpu_us_per_delivery'], 2):>12} "
+                f"{('-' if util is None else f'{util:.0%}'):>7} {_other(r):>5} "
+                f"{r['missing_deliveries']:>7}"
+            )
+        lines.append("")
+    ceiling = results.get("ceiling")
+    if isinstance(ceiling, dict) and "admitted" in ceiling:
+        c = ceiling
+        lines += [
+            f"ceiling {c['ceiling_per_s']}/s, offered {c['offered_per_s']}/s for "
+            f"{c['duration_s']:.0f} s from {c['sender_connections']} server connections on "
+            f"{c['nodes']} nodes:",
+            f"  admitted {c['admitted']} = {c['admitted_per_s']}/s "
+            f"(within 5%: {'yes' if c['admitted_within_5pct'] else 'NO'}), rejected "
+            f"{c['rejected']} with 100009, other errors {c['other_errors']}",
+            f"  rejection latency p50/p99 {_pair(c['rejection_latency_ms'])} ms; admitted ack "
+            f"p50/p99 {_pair(c['admitted_ack_latency_ms'])} ms",
+            f"  room seq advanced {c['seq_advanced']} for {c['admitted']} admitted "
+            f"({'exact' if c['seq_advanced_equals_admitted'] else 'MISMATCH'}); members got "
+            f"every admitted message, gapless: "
+            f"{'yes' if c['every_member_got_every_message'] and c['messages_gapless'] else 'NO'}",
+            "",
+        ]
+    conns = results.get("connections")
+    if isinstance(conns, dict) and "connections" in conns:
+        c = conns
+        lines += [
+            f"connections: {c['connections']:,} idle authenticated connections in "
+            f"{c['connect_time_s']} s ({_n(c['connections_per_s'])}/s, hub CPU "
+            f"{c['hub_cpu_us_per_connection']} us each); hub RSS "
+            f"{c['hub_rss_before_bytes'] / 2**20:.1f} -> {c['hub_rss_after_bytes'] / 2**20:.1f} "
+            f"MiB = {c['hub_kib_per_connection']} KiB per connection",
+            "",
+        ]
+    for name, section in results.items():
+        if isinstance(section, dict) and "error" in section:
+            lines.append(f"{name}: FAILED: {section['error'].splitlines()[-1]}")
+    lines.append("floors (from the issue):")
+    for f in report["floors"]:
+        state = {True: "met", False: "NOT MET", None: "n/a"}[f["met"]]
+        measured = "-" if f["measured"] is None else f"{f['measured']:,.2f}".rstrip("0").rstrip(".")
+        lines.append(
+            f"  [{state:>7}] {f['description']} {f['comparison']} "
+            f"{f['threshold']:,} {f['unit']}: {measured}"
+        )
+    return "\n".join(lines)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+
+def chart(report: dict[str, Any], path: Path) -> str | None:
+    """Latency percentiles against offered load (the sweep) as a PNG; returns a note instead
+    when matplotlib is missing or there is no sweep."""
+    sweep = (report["results"].get("throughput") or {}).get("sweep") or []
+    if not sweep:
+        return "no latency sweep in this run (the throughput scenario draws it)"
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return (
+            "matplotlib is not installed: no PNG chart "
+            "(pip install 'roomhub[bench]' or pip install matplotlib)"
+        )
+    xs, labels = [], []
+    for run in sweep:
+        if run["offered_ops_per_s"] is None:
+            x = run["ops_per_s"] or 0
+            labels.append(f"max\n({x:,.0f})")
+        else:
+            x = run["offered_ops_per_s"]
+            labels.append(f"{x:,.0f}\n({run['ops_per_s'] or 0:,.0f})")
+        xs.append(x)
+    positions = list(range(len(xs)))  # categories: the max point may land near a paced one
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
+    series = [
+        ("ack_latency_ms", "p50", "ack p50", "tab:blue", "--"),
+        ("ack_latency_ms", "p99", "ack p99", "tab:blue", "-"),
+        ("delivery_latency_ms", "p50", "delivery p50 (last member)", "tab:orange", "--"),
+        ("delivery_latency_ms", "p99", "delivery p99 (last member)", "tab:orange", "-"),
+    ]
+    for key, pct, label, color, style in series:
+        ys = [run[key][pct] for run in sweep]
+        ax.plot(positions, ys, style, marker="o", color=color, label=label)
+    first = sweep[0]
+    ax.set_yscale("log")
+    ax.set_xticks(positions)
+    ax.set_xticklabels(labels)
+    ax.set_xlabel("offered member.update ops/s (achieved ops/s); max: closed loop")
+    ax.set_ylabel("latency (ms, log scale)")
+    m = report["machine"]
+    ax.set_title(
+        f"roomhub, {first['rooms']} rooms x {first['members_per_room']} members, "
+        f"1 node: latency vs offered load\n{m['cpu_model']}, {m['cores']} cores, "
+        f"{m['date'][:10]}",
+        fontsize=9,
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return None

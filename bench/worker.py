@@ -1,0 +1,351 @@
+"""A load process: holds connections (receivers and/or senders) and runs send plans.
+
+The orchestrator drives each load process over a multiprocessing pipe with small commands
+(`connect`, `reset`, `count`, `collect`, `send`, `close`); the process answers
+`("ok", result)` or `("error", text)`, and may send `("progress", {...})` meanwhile.
+
+Receivers record, for every system message, per room and seq: how many of this process's
+connections got it and when the last of them did. Senders record, per op, the send and reply
+times and the reply's seq or error code. Nothing is decoded beyond the msgpack map.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from time import monotonic
+from typing import Any
+
+import jwt
+import msgpack  # type: ignore[import-untyped]
+
+from .wsclient import Session, WSClient, open_session
+
+_packb = msgpack.packb
+
+
+def mint(secret: str, user: str, server: bool) -> str:
+    claims: dict[str, Any] = {"sub": user, "exp": int(time.time() + 3600)}
+    if server:
+        claims["scope"] = "server"
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _waker(future: asyncio.Future[None]) -> Callable[[], None]:
+    def wake() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    return wake
+
+
+class Worker:
+    def __init__(self, pipe: Connection) -> None:
+        self.pipe = pipe
+        self.receivers: list[WSClient] = []
+        self.senders: list[Session] = []
+        # While recording: every binary payload the receivers got -> [count, last time]
+        self.sink: dict[bytes, list[Any]] = {}
+
+    # pipe -----------------------------------------------------------------------------------
+
+    async def _recv(self) -> Any:
+        loop = asyncio.get_running_loop()
+        fd = self.pipe.fileno()
+        while not self.pipe.poll():
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _waker(ready))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+        os.set_blocking(fd, True)  # uvloop's add_reader made it non-blocking
+        return self.pipe.recv()
+
+    def progress(self, info: dict[str, Any]) -> None:
+        self.pipe.send(("progress", info))
+
+    async def serve(self) -> None:
+        while True:
+            try:
+                command, args = await self._recv()
+            except EOFError:
+                command, args = "close", {}
+            try:
+                result = await getattr(self, f"cmd_{command}")(**args)
+            except Exception:
+                self.pipe.send(("error", traceback.format_exc()))
+                continue
+            if command == "close":
+                with contextlib.suppress(OSError):
+                    self.pipe.send(("ok", result))
+                return
+            self.pipe.send(("ok", result))
+
+    # commands -------------------------------------------------------------------------------
+
+    async def cmd_connect(
+        self,
+        targets: list[tuple[str, int, str, bool]],
+        key: str,
+        secret: str,
+        concurrency: int = 32,
+    ) -> dict[str, Any]:
+        """Open and authenticate one connection per (host, port, user, server) target."""
+        started = monotonic()
+        gate = asyncio.Semaphore(concurrency)
+        done = failed = 0
+        errors: list[str] = []
+
+        async def one(host: str, port: int, user: str, server: bool) -> None:
+            nonlocal done, failed
+            async with gate:
+                for attempt in range(3):
+                    try:
+                        session = await open_session(host, port, key, mint(secret, user, server))
+                    except Exception as exc:
+                        if attempt == 2:
+                            failed += 1
+                            if len(errors) < 5:
+                                errors.append(f"{user}: {exc!r}")
+                            return
+                        await asyncio.sleep(0.2)
+                        continue
+                    if server:
+                        self.senders.append(session)
+                    else:
+                        self.receivers.append(session.client)
+                    done += 1
+                    return
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                self.progress({"connected": done, "failed": failed})
+
+        reporter = asyncio.create_task(report())
+        try:
+            await asyncio.gather(*(one(*target) for target in targets))
+        finally:
+            reporter.cancel()
+        return {
+            "connected": done,
+            "failed": failed,
+            "errors": errors,
+            "elapsed_s": monotonic() - started,
+            "finished_at": monotonic(),
+        }
+
+    async def cmd_reset(self) -> dict[str, Any]:
+        """Start recording what the receivers get (from scratch)."""
+        self.sink = {}
+        for client in self.receivers:
+            client.sink = self.sink
+        return {"open": sum(1 for c in self.receivers if c.open)}
+
+    async def cmd_count(self) -> dict[str, Any]:
+        return {
+            "events": sum(rec[0] for rec in self.sink.values()),
+            "open": sum(1 for c in self.receivers if c.open),
+        }
+
+    async def cmd_collect(self) -> dict[str, Any]:
+        """Stop recording; per room and seq of each system message: how many receivers got
+        it and when the last one did."""
+        for client in self.receivers:
+            client.sink = None
+        sink, self.sink = self.sink, {}
+        recs: dict[str, dict[int, tuple[int, float]]] = {}
+        other = 0
+        for payload, (count, last) in sink.items():
+            frame = msgpack.unpackb(payload)
+            message = frame.get("message") if isinstance(frame, dict) else None
+            if not isinstance(message, dict) or frame.get("event") != "system":
+                other += count
+                continue
+            seqs = recs.setdefault(message["room"], {})
+            prev = seqs.get(message["seq"])
+            seqs[message["seq"]] = (
+                (count, last) if prev is None else (prev[0] + count, max(prev[1], last))
+            )
+        return {
+            "recs": recs,
+            "events": sum(c for s in recs.values() for c, _ in s.values()),
+            "other_frames": other,
+            "open": sum(1 for c in self.receivers if c.open),
+        }
+
+    async def cmd_send(
+        self,
+        rooms: list[tuple[str, list[str]]],
+        duration: float,
+        rate: float | None = None,
+        window: int = 16,
+        cap: int = 4096,
+        base: int = 0,
+        prop: str = "score",
+        drain_timeout: float = 15.0,
+    ) -> dict[str, Any]:
+        """member.update ops (reply "ack", one small custom prop) round-robin over `rooms`
+        and their members, spread over this process's sender connections.
+
+        rate None: closed loop, `window` ops in flight per connection, for `duration` s.
+        rate R: open loop, R ops/s paced on a 1 ms tick; an op that would exceed `cap` in
+        flight is not sent (counted as `shed`)."""
+        senders = [s.client for s in self.senders]
+        if not senders:
+            raise RuntimeError("no sender connections")
+        loop = asyncio.get_running_loop()
+        n_rooms = len(rooms)
+        room_ids = [r for r, _ in rooms]
+        room_users = [u for _, u in rooms]
+        sent_t: list[float] = []
+        reply_t: list[float] = []
+        room_of: list[int] = []
+        result: list[int] = []  # seq if ok, else -error code
+        inflight = [0] * len(senders)
+        state = {"outstanding": 0, "replies": 0, "stop": False, "shed": 0}
+        all_replied = loop.create_future()
+
+        def send_one(c: int) -> None:
+            i = len(sent_t)
+            r = i % n_rooms
+            users = room_users[r]
+            user = users[(i // n_rooms) % len(users)]
+            payload = _packb(
+                {
+                    "id": i,
+                    "op": "member.update",
+                    "args": {
+                        "room": room_ids[r],
+                        "user": user,
+                        "properties": {prop: base + i},
+                        "reply": "ack",
+                    },
+                }
+            )
+            room_of.append(r)
+            reply_t.append(0.0)
+            result.append(0)
+            sent_t.append(monotonic())
+            senders[c].send_packed(payload)
+            inflight[c] += 1
+            state["outstanding"] += 1
+
+        def on_reply(c: int) -> Any:
+            def handle(frame: dict[str, Any], t: float) -> None:
+                i = frame.get("re")
+                if not isinstance(i, int) or i >= len(reply_t) or reply_t[i]:
+                    return
+                reply_t[i] = t
+                if frame.get("ok"):
+                    result[i] = int(frame["result"]["seq"])
+                else:
+                    result[i] = -int(frame["error"]["code"])
+                inflight[c] -= 1
+                state["outstanding"] -= 1
+                state["replies"] += 1
+                if rate is None and not state["stop"]:
+                    send_one(c)
+                elif state["stop"] and state["outstanding"] == 0 and not all_replied.done():
+                    all_replied.set_result(None)
+
+            return handle
+
+        saved = [c.on_reply for c in senders]
+        for c, client in enumerate(senders):
+            client.on_reply = on_reply(c)
+        started = monotonic()
+        last_report = started
+        try:
+            if rate is None:
+                for _ in range(window):
+                    for c in range(len(senders)):
+                        send_one(c)
+                while monotonic() - started < duration:
+                    await asyncio.sleep(0.05)
+                    if monotonic() - last_report > 0.5:
+                        last_report = monotonic()
+                        self.progress(
+                            {
+                                "sent": len(sent_t),
+                                "replies": state["replies"],
+                                "elapsed": last_report - started,
+                            }
+                        )
+            else:
+                c = 0
+                while True:
+                    now = monotonic()
+                    elapsed = now - started
+                    if elapsed >= duration:
+                        break
+                    due = int(elapsed * rate) + 1
+                    while len(sent_t) + state["shed"] < due:
+                        if state["outstanding"] >= cap:
+                            state["shed"] += 1
+                            continue
+                        send_one(c)
+                        c = (c + 1) % len(senders)
+                    if now - last_report > 0.5:
+                        last_report = now
+                        self.progress(
+                            {"sent": len(sent_t), "replies": state["replies"], "elapsed": elapsed}
+                        )
+                    await asyncio.sleep(0.001)
+            state["stop"] = True
+            send_end = monotonic()
+            if state["outstanding"] == 0 and not all_replied.done():
+                all_replied.set_result(None)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(all_replied, drain_timeout)
+        finally:
+            for client, handler in zip(senders, saved):
+                client.on_reply = handler
+        return {
+            "sent_t": sent_t,
+            "reply_t": reply_t,
+            "room_of": room_of,
+            "result": result,
+            "shed": state["shed"],
+            "started": started,
+            "send_end": send_end,
+            "unanswered": state["outstanding"],
+        }
+
+    async def cmd_call(self, op: str, args: dict[str, Any]) -> Any:
+        """One request on the first sender connection (e.g. room.get)."""
+        return await self.senders[0].call(op, args)
+
+    async def cmd_disconnect(self) -> dict[str, Any]:
+        """Close every connection of this process (it stays up for more commands)."""
+        closed = len(self.receivers) + len(self.senders)
+        await self.cmd_close()
+        self.receivers, self.senders = [], []
+        return {"closed": closed}
+
+    async def cmd_close(self) -> dict[str, Any]:
+        for client in self.receivers:
+            client.close()
+        for session in self.senders:
+            session.client.close()
+        await asyncio.sleep(0.05)
+        return {}
+
+
+def main(pipe: Connection) -> None:
+    """Entry point of a load process (multiprocessing target)."""
+    from .infra import die_with_parent
+
+    die_with_parent()
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(Worker(pipe).serve())
+    else:
+        uvloop.run(Worker(pipe).serve())

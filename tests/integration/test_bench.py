@@ -1,0 +1,305 @@
+"""The load harness (`python -m roomhub.bench`), run on its tiny --quick configuration so it
+never rots: real redis-server, real hub processes, real load processes, every scenario. It
+checks the shape of the JSON report and the correctness checks the bench makes (every member
+got every message, rejected ops changed nothing), never a timing or a rate.
+
+Also the harness's own WebSocket client: framing, masking and parsing split frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from roomhub.bench import wsclient
+from roomhub.bench.report import FLOORS
+
+NUM = (int, float)
+LATENCY = {"count": int, "p50": NUM, "p90": NUM, "p99": NUM, "max": NUM, "mean": NUM}
+MACHINE = {
+    "cpu_model": str,
+    "cores": int,
+    "memory_bytes": int,
+    "python": str,
+    "redis_version": str,
+    "roomhub_version": str,
+    "date": str,
+    "background_cpu_util": NUM,
+}
+RUN = {
+    "label": str,
+    "rooms": int,
+    "members_per_room": int,
+    "nodes": int,
+    "mode": str,
+    "duration_s": NUM,
+    "sender_connections": int,
+    "sent": int,
+    "shed": int,
+    "ok": int,
+    "errors": dict,
+    "unanswered": int,
+    "ops_per_s": NUM,
+    "deliveries": int,
+    "expected_deliveries": int,
+    "missing_deliveries": int,
+    "incomplete_ops": int,
+    "deliveries_per_s": NUM,
+    "ack_latency_ms": LATENCY,
+    "delivery_latency_ms": LATENCY,
+    "hub_cpu_s": NUM,
+    "hub_cpu_util": NUM,
+    "hub_cpu_us_per_delivery": NUM,
+    "hub_cpu_us_per_op": NUM,
+    "load_cpu_s": NUM,
+    "load_cpu_us_per_delivery": NUM,
+    "redis_cpu_s": NUM,
+    "other_cpu_s": NUM,
+    "machine_cpu_util": NUM,
+    "measured_wall_s": NUM,
+}
+CEILING = {
+    "ceiling_per_s": int,
+    "offered_per_s": int,
+    "duration_s": NUM,
+    "nodes": int,
+    "sender_connections": int,
+    "sent": int,
+    "admitted": int,
+    "rejected": int,
+    "other_errors": int,
+    "unanswered": int,
+    "admitted_per_s": NUM,
+    "admitted_within_5pct": bool,
+    "rejection_latency_ms": LATENCY,
+    "admitted_ack_latency_ms": LATENCY,
+    "seq_before": int,
+    "seq_after": int,
+    "seq_advanced": int,
+    "seq_advanced_equals_admitted": bool,
+    "messages_delivered": int,
+    "messages_gapless": bool,
+    "every_member_got_every_message": bool,
+    "hub_cpu_s": NUM,
+}
+CONNECTIONS = {
+    "connections": int,
+    "load_processes": int,
+    "still_open_after_idle": int,
+    "connect_time_s": NUM,
+    "connections_per_s": NUM,
+    "hub_cpu_us_per_connection": NUM,
+    "hub_rss_before_bytes": int,
+    "hub_rss_after_bytes": int,
+    "hub_rss_after_connect_bytes": int,
+    "hub_bytes_per_connection": int,
+    "hub_kib_per_connection": NUM,
+    "nofile_limit": int,
+}
+
+
+def check(obj: Any, schema: dict[str, Any], where: str) -> None:
+    assert isinstance(obj, dict), f"{where} is not a map: {obj!r}"
+    for key, kind in schema.items():
+        assert key in obj, f"{where}.{key} is missing"
+        if isinstance(kind, dict):
+            check(obj[key], kind, f"{where}.{key}")
+        else:
+            assert isinstance(obj[key], kind) and not (
+                kind is NUM and isinstance(obj[key], bool)
+            ), f"{where}.{key} = {obj[key]!r}, expected {kind}"
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roomhub.bench", "all", "--quick", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=200)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the bench stops what it started
+        stdout, stderr = proc.communicate(timeout=30)
+        pytest.fail(f"the quick bench did not finish in 200 s:\n{stderr[-5000:]}")
+    assert proc.returncode == 0, f"stdout:\n{stdout[-3000:]}\nstderr:\n{stderr[-5000:]}"
+    files = sorted(out.glob("roomhub-bench-*.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text()), stdout, out
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_report_has_every_figure(
+    quick_report: tuple[dict[str, Any], str, Path],
+) -> None:
+    data, stdout, out = quick_report
+    assert data["schema_version"] == 1
+    assert data["quick"] is True
+    assert data["scenarios"] == ["ceiling", "throughput", "fanout", "connections", "nodes"]
+    check(data["machine"], MACHINE, "machine")
+    results = data["results"]
+    for name in data["scenarios"]:
+        assert "error" not in results[name], results[name].get("error")
+
+    check(results["ceiling"], CEILING, "ceiling")
+    check(results["connections"], CONNECTIONS, "connections")
+    throughput = results["throughput"]
+    assert len(throughput["runs"]) == 3 and len(throughput["sweep"]) >= 2
+    fanout_runs = 1 + len(data["plan"]["fanout_windows"])  # paced, then one per window
+    for section, count in (("throughput", None), ("fanout", fanout_runs), ("nodes", 2)):
+        runs = results[section]["runs"] + results[section].get("sweep", [])
+        if count is not None:
+            assert len(results[section]["runs"]) == count
+        for run in runs:
+            check(run, RUN, f"{section}[{run.get('label')}]")
+    assert [run["nodes"] for run in results["nodes"]["runs"]] == [1, 2]
+    assert throughput["sweep"][-1]["mode"] == "max"
+    assert all(run["mode"] == "paced" for run in throughput["sweep"][:-1])
+
+    assert {f["id"] for f in data["floors"]} == {spec[0] for spec in FLOORS}
+    for floor in data["floors"]:
+        assert floor["comparison"] in (">=", "<=")
+        assert isinstance(floor["threshold"], NUM)
+        assert floor["met"] in (True, False, None)
+    assert isinstance(data["comparison"], dict)
+
+    if data["chart"] is None:
+        assert isinstance(data["chart_note"], str) and data["chart_note"]
+        assert "chart: skipped" in stdout
+    else:
+        assert Path(data["chart"]).stat().st_size > 0
+    assert (out / "latest.json").exists()
+    assert "floors (from the issue)" in stdout
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_correctness_checks_hold(
+    quick_report: tuple[dict[str, Any], str, Path],
+) -> None:
+    """What the bench verifies besides timing: no lost or extra message, ever."""
+    results = quick_report[0]["results"]
+    ceiling = results["ceiling"]
+    assert ceiling["admitted"] > 0 and ceiling["rejected"] > 0
+    assert ceiling["other_errors"] == 0 and ceiling["unanswered"] == 0
+    assert ceiling["seq_advanced_equals_admitted"] is True
+    assert ceiling["messages_gapless"] is True
+    assert ceiling["every_member_got_every_message"] is True
+    for section in ("throughput", "fanout", "nodes"):
+        for run in results[section]["runs"] + results[section].get("sweep", []):
+            assert run["ok"] > 0 and not run["errors"] and run["unanswered"] == 0, run
+            assert run["missing_deliveries"] == 0 and run["incomplete_ops"] == 0, run
+            assert run["deliveries"] == run["ok"] * run["members_per_room"], run
+    connections = results["connections"]
+    assert connections["connections"] == connections["still_open_after_idle"] > 0
+
+
+# --- the harness's WebSocket client ---------------------------------------------------------
+
+
+def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | opcode
+    if n < 126:
+        return struct.pack("!BB", b0, n) + payload
+    if n < 65536:
+        return struct.pack("!BBH", b0, 126, n) + payload
+    return struct.pack("!BBQ", b0, 127, n) + payload
+
+
+def test_client_frames_are_masked_and_round_trip() -> None:
+    payload = msgpack.packb({"id": 1, "op": "room.get", "args": {"room": "r" * 300}})
+    frame = wsclient.encode_frame(wsclient.OP_BINARY, payload, key=b"\x01\x02\x03\x04")
+    assert frame[0] == 0x82 and frame[1] == 0x80 | 126
+    assert struct.unpack("!H", frame[2:4])[0] == len(payload)
+    assert frame[4:8] == b"\x01\x02\x03\x04"
+    assert frame[8:] != payload
+    assert wsclient.mask(frame[8:], b"\x01\x02\x03\x04") == payload
+    frames, rest = wsclient.parse_frames(frame)  # a masked frame parses back too
+    assert frames == [(wsclient.OP_BINARY, True, payload)] and rest == b""
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_client_parses_frames_split_anywhere() -> None:
+    client = wsclient.WSClient("127.0.0.1", 1)
+    transport = FakeTransport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    request = transport.written[0].decode()
+    assert request.startswith("GET /ws HTTP/1.1\r\n")
+    assert "Sec-WebSocket-Protocol: roomhub.v1.msgpack\r\n" in request
+    replies: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    client.on_reply = lambda frame, t: replies.append(frame)
+    client.on_event = lambda frame, t: events.append(frame)
+    accept = client._accept.decode()
+    handshake = (
+        f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+        f"Sec-WebSocket-Protocol: roomhub.v1.msgpack\r\n\r\n"
+    ).encode()
+    big = {"event": "system", "message": {"room": "r", "seq": 2, "x": "y" * 70_000}}
+    stream = handshake + b"".join(
+        [
+            server_frame(wsclient.OP_BINARY, msgpack.packb({"re": 1, "ok": True, "result": {}})),
+            server_frame(wsclient.OP_PING, b"hi"),
+            server_frame(
+                wsclient.OP_BINARY,
+                msgpack.packb({"event": "system", "message": {"room": "r", "seq": 1}}),
+            ),
+            server_frame(wsclient.OP_BINARY, msgpack.packb(big)),
+        ]
+    )
+    for size in (1, 7, 1000):  # deliver the same stream in chunks of every size
+        replies.clear()
+        events.clear()
+        client._buf, client._upgraded = b"", False
+        client.ready = asyncio.get_running_loop().create_future()
+        for start in range(0, len(stream), size):
+            client.data_received(stream[start : start + size])
+        assert client.ready.done() and client.ready.exception() is None
+        assert replies == [{"re": 1, "ok": True, "result": {}}]
+        assert [e["message"]["seq"] for e in events] == [1, 2]
+        assert events[1] == big
+    pongs = [wsclient.parse_frames(w)[0] for w in transport.written[1:]]
+    assert all(p == [(wsclient.OP_PONG, True, b"hi")] for p in pongs) and pongs
+    assert all(w[1] & 0x80 for w in transport.written[1:])  # client frames are masked
+
+    # recording mode: payloads are counted, not decoded
+    client.sink = {}
+    payload = msgpack.packb({"event": "system", "message": {"room": "r", "seq": 3}})
+    client.data_received(server_frame(wsclient.OP_BINARY, payload) * 3)
+    assert list(client.sink) == [payload] and client.sink[payload][0] == 3
+
+
+async def test_client_refuses_a_bad_handshake() -> None:
+    client = wsclient.WSClient("127.0.0.1", 1)
+    transport = FakeTransport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    client.data_received(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(wsclient.HandshakeError):
+        await client.ready
+    assert transport.closed
