@@ -317,6 +317,9 @@ def chart(report: dict[str, Any], path: Path) -> str | None:
         ys = [run[key][pct] for run in sweep]
         ax.plot(positions, ys, style, marker="o", color=color, label=label)
     first = sweep[0]
+    noise = sum(r.get("other_cpu_s") or 0 for r in sweep) / sum(
+        r.get("measured_wall_s") or 1 for r in sweep
+    )
     ax.set_yscale("log")
     ax.set_xticks(positions)
     ax.set_xticklabels(labels)
@@ -326,7 +329,7 @@ def chart(report: dict[str, Any], path: Path) -> str | None:
     ax.set_title(
         f"roomhub, {first['rooms']} rooms x {first['members_per_room']} members, "
         f"1 node: latency vs offered load\n{m['cpu_model']}, {m['cores']} cores, "
-        f"{m['date'][:10]}",
+        f"{m['date'][:10]}; other programs used {noise:.2f} cores meanwhile",
         fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)

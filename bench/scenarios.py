@@ -535,6 +535,9 @@ class Bench:
             "hub_cpu_util": round(hub_cpu / deliv_span / len(hubs), 3) if deliv_span > 0 else None,
             "hub_cpu_us_per_delivery": round(hub_cpu / delivered * 1e6, 2) if delivered else None,
             "hub_cpu_us_per_op": round(hub_cpu / len(ok) * 1e6, 1) if ok else None,
+            # What one fully busy hub core would do at this cost: noise-resistant capacity.
+            "ops_per_hub_core_s": round(len(ok) / hub_cpu, 1) if hub_cpu > 0 else None,
+            "deliveries_per_hub_core_s": round(delivered / hub_cpu, 1) if hub_cpu > 0 else None,
             "load_cpu_s": round(load_cpu, 3),
             "load_cpu_us_per_delivery": round(load_cpu / delivered * 1e6, 2) if delivered else None,
             "redis_cpu_s": round(redis1 - redis0, 3)

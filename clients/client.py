@@ -132,6 +132,10 @@ _ENCODINGS = {
 }
 
 CLOSE_UNAUTHENTICATED = 4401
+# `auth` must decode on the server: a map holds at most 1,024 entries and a frame at most
+# 64 KiB (docs/protocol.md §1.2), so a resume map beyond either is cut (most recent rooms kept).
+MAX_RESUME_ROOMS = 1024
+MAX_RESUME_BYTES = 48 * 1024
 CLOSE_PROTOCOL_ERROR = 1002
 # A refused reconnect `auth` with one of these codes is retried; any other code is final.
 _RETRYABLE_AUTH_ERRORS = frozenset({ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED})
@@ -289,6 +293,26 @@ def _error(error: Any) -> RoomError:
     )
 
 
+def _fit_resume(resume: Mapping[str, int] | None) -> tuple[dict[str, int] | None, list[str]]:
+    """(the resume map to send, the rooms left out): the most recently active rooms (last in
+    `resume`) that fit the server's map and frame limits."""
+    if resume is None:
+        return None, []
+    rooms = list(resume)
+    kept: list[str] = []
+    size = 0
+    for room in reversed(rooms):
+        size += len(room.encode()) + 12  # key, value and framing, generously
+        if len(kept) == MAX_RESUME_ROOMS or size > MAX_RESUME_BYTES:
+            break
+        kept.append(room)
+    if len(kept) == len(rooms):
+        return dict(resume), []
+    chosen = set(kept)
+    log.warning("roomhub: resuming %d of %d rooms (the auth frame's limits)", len(kept), len(rooms))
+    return {r: resume[r] for r in rooms if r in chosen}, [r for r in rooms if r not in chosen]
+
+
 def _args(**kwargs: Any) -> dict[str, Any]:
     """Only the arguments that are set: None means "not given" and is never put on the wire."""
     return {name: value for name, value in kwargs.items() if value is not None}
@@ -427,7 +451,7 @@ class RoomClient:
         for index in range(len(self.urls)):
             self._url_index = index
             try:
-                await self._open(self.urls[index], resume, first=True)
+                await self._open(self.urls[index], first=True, resume=resume)
             except RoomError as exc:
                 error = exc
                 if exc.code not in _RETRYABLE_AUTH_ERRORS:
@@ -447,9 +471,15 @@ class RoomClient:
         self._finish(ConnectionLost(f"could not connect: {error!r}"))
         raise error
 
-    async def _open(self, url: str, resume: Mapping[str, int] | None, *, first: bool) -> None:
-        """Connect to `url`, authenticate (with `resume`), catch up; then the state is OPEN.
-        Raises (and leaves nothing open) when any step fails."""
+    async def _open(
+        self, url: str, *, first: bool, resume: Mapping[str, int] | None = None
+    ) -> None:
+        """Connect to `url`, authenticate (resuming `resume` on the first connection, every
+        known room after), catch up; then the state is OPEN. Raises (and leaves nothing
+        open) when any step fails."""
+        if not first:
+            resume = self.last_seqs or None
+        resume, left_out = _fit_resume(resume)
         token = await self._fresh_token()
         ws = await ws_connect(
             url,
@@ -462,14 +492,10 @@ class RoomClient:
         self._reader = reader
         try:
             request = self._request(
-                "auth",
-                _args(
-                    key=self._key, token=token, resume=dict(resume) if resume is not None else None
-                ),
-                auth=True,
+                "auth", _args(key=self._key, token=token, resume=resume), auth=True
             )
             welcome = AuthResult.model_validate(await request)
-            await self._adopt(welcome, first=first)
+            await self._adopt(welcome, first=first, left_out=left_out)
             if reader.done():
                 raise ConnectionLost("connection closed while opening")
         except BaseException:
@@ -481,14 +507,15 @@ class RoomClient:
         self._backoff.reset()
         self._notify(State.OPEN)
 
-    async def _adopt(self, welcome: AuthResult, *, first: bool) -> None:
+    async def _adopt(self, welcome: AuthResult, *, first: bool, left_out: list[str]) -> None:
         """Track the rooms of an auth result. With `reconnect`, rooms with no resume point get
         one: on the first connection their current seq; on a reconnect they are new to the
-        client (joined while away) and get a `resync`."""
-        if not self._reconnect:
-            return
-        untracked = [r for r in welcome.rooms if r not in self._seqs and r not in self._floors]
-        if not untracked:
+        client (joined while away) and get a `resync`. So do known rooms that did not fit
+        in `resume` (`left_out`): nothing was replayed for them."""
+        untracked: list[str] = []
+        if self._reconnect:
+            untracked = [r for r in welcome.rooms if r not in self._seqs and r not in self._floors]
+        if not untracked and not left_out:
             return
         listed = await self._request("room.list", {})
         seqs = {room["id"]: room["seq"] for room in listed["rooms"]}
@@ -499,6 +526,11 @@ class RoomClient:
                 self._floors[room] = seqs[room]
             elif room not in self._seqs:  # (a live message may have arrived meanwhile)
                 self._resynced(Resync(room=room, seq=seqs[room]))
+        for room in left_out:
+            if room in seqs:
+                self._resynced(Resync(room=room, seq=seqs[room]))
+            else:
+                self._forget(room)  # not ours any more
 
     async def _fresh_token(self) -> str:
         token = self._token
@@ -530,7 +562,7 @@ class RoomClient:
             await self._backoff.wait()
             url = self.urls[self._url_index % len(self.urls)]
             try:
-                await self._open(url, self.last_seqs or None, first=False)
+                await self._open(url, first=False)
                 return None
             except RoomError as exc:
                 if exc.code is ErrorCode.UNAUTHENTICATED and isinstance(self._token, str):
@@ -708,6 +740,8 @@ class RoomClient:
                 return
             if message.seq != last + 1:
                 log.warning("roomhub: %s jumped from #%d to #%d", room, last, message.seq)
+        if last is not None:
+            del self._seqs[room]  # re-inserted last: the dict is ordered by recent activity
         self._seqs[room] = message.seq
         self._floors.pop(room, None)
         self._events.put_nowait(message)

@@ -59,6 +59,8 @@ RUN = {
     "hub_cpu_util": NUM,
     "hub_cpu_us_per_delivery": NUM,
     "hub_cpu_us_per_op": NUM,
+    "ops_per_hub_core_s": NUM,
+    "deliveries_per_hub_core_s": NUM,
     "load_cpu_s": NUM,
     "load_cpu_us_per_delivery": NUM,
     "redis_cpu_s": NUM,

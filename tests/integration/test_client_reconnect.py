@@ -639,3 +639,43 @@ async def test_the_first_connection_is_not_retried(redis_url: str) -> None:
             )
         assert caught.value.code is ErrorCode.UNAUTHENTICATED
         assert calls == [1]  # a refused auth is not tried on the next node
+
+
+async def test_more_rooms_than_an_auth_frame_holds_get_resyncs() -> None:
+    """`resume` holds at most 1,024 rooms (the server's map cap): the most recently active
+    rooms are resumed, the others get a `resync` (nothing was replayed for them)."""
+    rooms = [f"room-{i:04}" for i in range(1100)]
+
+    async def script(
+        number: int, ws: ServerConnection, enc: Encoding, frame: dict[str, Any]
+    ) -> None:
+        if frame["op"] == "auth":
+            await send(ws, enc, welcome(frame, rooms[1:]))
+        elif frame["op"] == "room.list":  # room-0000 is gone
+            await send(ws, enc, listed(frame, {room: 1 for room in rooms[1:]}))
+        elif frame["op"] == "room.get":
+            await send(ws, enc, system("room-0001", 2))
+            await ws.close(1001, "going away")
+
+    resyncs: list[Resync] = []
+    async with fake_node(script) as fake:  # (it decodes with the server's codec and caps)
+        async with RoomClient.connect(
+            fake.url,
+            key=APP,
+            token="t",
+            reconnect=True,
+            backoff=FAST,
+            on_resync=resyncs.append,
+            resume=dict.fromkeys(rooms, 1),
+        ) as client:
+            assert list(fake.auths[0]["resume"]) == rooms[76:]  # the last 1,024
+            assert resyncs == [Resync(room=room, seq=1) for room in rooms[1:76]]
+            assert "room-0000" not in client.last_seqs and len(client.last_seqs) == 1099
+            resyncs.clear()
+            with pytest.raises(ConnectionLost):
+                await client.get_room("x")  # room-0001 gets a message: now the most recent
+            await client.wait_open(timeout=5)
+            assert (await client.next_message(timeout=1)).room == "room-0001"
+    resumed = list(fake.auths[1]["resume"])
+    assert len(resumed) == 1024 and resumed[-1] == "room-0001"
+    assert resyncs == [Resync(room=room, seq=1) for room in rooms[2:77]]
