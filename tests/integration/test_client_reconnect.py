@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -29,7 +26,7 @@ from roomhub.server.node import running_hub
 from roomhub.server.settings import Settings
 
 from ..conftest import HubFactory, ws_url
-from ..support import APP, SECRET, free_port, token
+from ..support import APP, SECRET, free_port, serve_process, token, wait_ready
 
 OTHER_SECRET = "another-test-secret-that-is-long-enough-for-hs256"
 FAST = (0.02, 0.3)  # backoff (base, cap) seconds: quick retries while a node is down
@@ -43,49 +40,6 @@ async def node(redis_url: str, port: int, secret: str = SECRET) -> AsyncIterator
     )
     async with running_hub(settings) as hub:
         yield hub
-
-
-@contextlib.contextmanager
-def serve_process(redis_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `python -m roomhub.server serve` node on `port`."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "roomhub.server",
-            "serve",
-            "--port",
-            str(port),
-            "--redis",
-            redis_url,
-            "--app",
-            f"{APP}={SECRET}",
-            "--rate-limit",
-            "0",
-            "--conn-rate-limit",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-
-
-async def wait_ready(url: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            async with websockets.connect(url):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5) -> None:
