@@ -310,7 +310,7 @@ class RedisClusterProcesses:
                 "--cluster-config-file",
                 "nodes.conf",
                 "--cluster-node-timeout",
-                "2000",
+                "15000",  # no false failure detection when the test machine is busy
             )
             for _ in range(masters)
         ]
