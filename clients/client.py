@@ -496,7 +496,7 @@ class RoomClient:
             )
             welcome = AuthResult.model_validate(await request)
             await self._adopt(welcome, first=first, left_out=left_out)
-            if reader.done():
+            if reader.done() or self._closing:  # (close() from a callback meanwhile)
                 raise ConnectionLost("connection closed while opening")
         except BaseException:
             await ws.close()
@@ -558,7 +558,7 @@ class RoomClient:
     async def _reconnect_loop(self) -> ConnectionLost | None:
         """None once OPEN again; the reason to stop otherwise."""
         self._url_index += 1  # the node that dropped us may be going away: try the next first
-        while True:
+        while not self._closing:  # (close() from a callback runs in this task: no cancel)
             await self._backoff.wait()
             url = self.urls[self._url_index % len(self.urls)]
             try:
@@ -580,6 +580,7 @@ class RoomClient:
             except Exception as exc:  # unreachable, refused, a token function failing, ...
                 log.info("roomhub: reconnect to %s failed: %r; retrying", url, exc)
             self._url_index += 1
+        return ConnectionLost("connection closed by the client", code=1000)
 
     # state -------------------------------------------------------------------------------
 

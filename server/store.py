@@ -151,9 +151,24 @@ class _Pipeliner:
 
     def _flush(self) -> None:
         batch, self._queue = self._queue, []
+        if not batch:  # closed meanwhile
+            return
         task = asyncio.ensure_future(self._send(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Stop every batch before the client closes: one still running afterwards (its caller
+        cancelled at shutdown) would open a connection nobody closes."""
+        pending, self._queue = self._queue, []
+        for *_, future in pending:
+            if not future.done():
+                future.set_exception(ConnectionError("the store is closed"))
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def _send(
         self, batch: list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]]
@@ -171,13 +186,15 @@ class _Pipeliner:
                 raise
             return
         for (script, keys, args, future), result in zip(batch, results):
+            if future.done():  # its caller went away: nothing to reload or deliver
+                continue
             if isinstance(result, NoScriptError):  # a fresh Redis: load it, run it directly
                 try:
                     result = await script(keys=keys, args=args)
                 except Exception as exc:
                     result = exc
-            if future.done():
-                continue
+                if future.done():
+                    continue
             if isinstance(result, Exception):
                 future.set_exception(result)
             else:
@@ -232,6 +249,7 @@ class Store:
         self._admissions = 0
 
     async def close(self) -> None:
+        await self._batcher.aclose()
         await self.redis.aclose()
         if self._pubsub_client is not self.redis:
             await self._pubsub_client.aclose()

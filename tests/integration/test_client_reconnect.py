@@ -222,6 +222,7 @@ async def test_state_transitions_wait_open_and_fail_fast_calls(redis_url: str) -
         assert alice.state is State.OPEN and states == [State.CONNECTING, State.OPEN]
         await alice.wait_open(timeout=1)  # at once when open
         await alice.create_room("mine")
+        assert (await alice.next_message(timeout=2)).type == "createRoom"
 
         await node_a.aclose()
         await until(lambda: alice.state is State.RECONNECTING)
@@ -243,7 +244,7 @@ async def test_state_transitions_wait_open_and_fail_fast_calls(redis_url: str) -
             await alice.wait_open()
         with pytest.raises(ConnectionLost):
             await alice.list_rooms()
-        assert [m.type async for m in alice.messages()] == ["createRoom"]
+        assert [m async for m in alice.messages()] == []  # ended, nothing replayed twice
     assert states == [State.CONNECTING, State.OPEN, State.RECONNECTING, State.OPEN, State.CLOSED]
 
 
@@ -417,6 +418,9 @@ async def test_resume_dedup_forget_and_new_rooms_on_the_wire() -> None:
             await send(ws, enc, welcome(frame, ["gone", "r1", "r2"]))
         elif number == 0 and op == "room.list":
             await send(ws, enc, listed(frame, {"gone": 3, "r1": 5, "r2": 7}))
+        elif number == 0 and op == "room.create":  # acknowledged; its createRoom not yet seen
+            ack = {"room": "mine", "seq": 1}
+            await send(ws, enc, {"re": frame["id"], "ok": True, "result": ack})
         elif number == 0 and op == "room.get":  # the test's cue: live messages, then a drop
             for message in (
                 system("r1", 6),
@@ -461,6 +465,8 @@ async def test_resume_dedup_forget_and_new_rooms_on_the_wire() -> None:
             resume={"r1": 5},
         ) as client:
             assert client.last_seqs == {"gone": 3, "r1": 5, "r2": 7}
+            await client.create_room("mine", reply="ack")
+            assert client.last_seqs["mine"] == 0  # its own new room: resumed from the start
             with pytest.raises(ConnectionLost) as caught:  # in flight at the drop
                 await client.get_room("x")
             assert caught.value.code == 1001
@@ -471,10 +477,10 @@ async def test_resume_dedup_forget_and_new_rooms_on_the_wire() -> None:
             got = [
                 (m.room, m.seq) for m in [await client.next_message(timeout=2) for _ in range(6)]
             ]
-            assert client.last_seqs == {"r1": 8, "r2": 8, "new": 5}
+            assert client.last_seqs == {"r1": 8, "r2": 8, "new": 5, "mine": 0}
     assert fake.auths[0] == {"key": APP, "token": "t", "resume": {"r1": 5}}
     # "gone" is forgotten after alice's removeMember; r2 resumes from its seq at connect time
-    assert fake.auths[1] == {"key": APP, "token": "t", "resume": {"r1": 7, "r2": 7}}
+    assert fake.auths[1] == {"key": APP, "token": "t", "resume": {"r1": 7, "r2": 7, "mine": 0}}
     assert got == [("r1", 6), ("r1", 7), ("gone", 4), ("r1", 8), ("r2", 8), ("new", 5)]
     assert resyncs == [Resync(room="new", seq=4)]  # joined while away: re-read it
 

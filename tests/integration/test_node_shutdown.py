@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import subprocess
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import redis
 import websockets
+
+from roomhub.server.node import build_store
+from roomhub.server.settings import Settings
 
 from ..support import (
     APP,
+    SECRET,
     RawClient,
+    RedisProcess,
     free_port,
     serve_process,
     setup_room,
@@ -106,3 +114,35 @@ async def test_sigterm_loses_no_acknowledged_op(redis_url: str) -> None:
 
 def _system(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f["message"] for f in frames if f.get("event") == "system" and f["message"]["seq"] > 1]
+
+
+# --- a hub's store closed with a batch in flight -----------------------------------------
+
+
+async def test_a_store_closed_with_a_read_in_flight_leaves_no_connection_open() -> None:
+    """A batch whose caller went away at shutdown must not outlive the store: on a fresh
+    Redis (NOSCRIPT) it used to reload its script on a new connection nobody closed."""
+    server = RedisProcess()  # a script cache of its own: the session's is left warm
+
+    async def trial() -> None:
+        with redis.Redis(port=server.port) as sync:
+            sync.script_flush()  # as on a fresh or restarted Redis
+        store = build_store(Settings(port=0, apps={APP: SECRET}, redis=server.url))
+        await store.ping()
+        read = asyncio.ensure_future(store.history(APP, "r", viewer=None, after_seq=0, limit=10))
+        for _ in range(3):  # the batch is on its way to Redis ...
+            await asyncio.sleep(0)
+        read.cancel()  # ... when its caller goes away, as at a hub's shutdown
+        await store.close()
+        await asyncio.sleep(0.05)  # (the orphaned batch finishes)
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            for _ in range(5):
+                await trial()
+            gc.collect()  # collected here, under catch_warnings: nothing leaks into later tests
+    finally:
+        server.stop()
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaked == []
