@@ -125,8 +125,12 @@ class Fanout:
         self.subscriber.start()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Stop the feeds' tasks and wait for them, so none touches the store after it closes."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=3)
         await self.subscriber.close()
 
     # connections --------------------------------------------------------------------------

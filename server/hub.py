@@ -54,11 +54,35 @@ def select_subprotocol(_conn: ServerConnection, offered: Any) -> Subprotocol | N
     )
 
 
+class Flusher:
+    """Writes every connection's frames of this event-loop turn at the end of the turn: one
+    callback per turn for the whole hub (not one per connection), one `send` per connection
+    however many messages the turn fanned out to it."""
+
+    __slots__ = ("_dirty",)
+
+    def __init__(self) -> None:
+        self._dirty: list[Connection] = []
+
+    def mark(self, conn: Connection) -> None:
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._dirty.append(conn)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            try:
+                conn.flush()
+            except Exception:  # one broken transport must not cost the others their turn
+                log.exception("write to %s failed", conn.ws.remote_address)
+
+
 class Connection:
     """One client: its encoding, identity, and the non-blocking write path."""
 
     __slots__ = (
-        "_loop",
+        "_flusher",
         "_out",
         "caller",
         "encoding",
@@ -70,7 +94,9 @@ class Connection:
         "ws",
     )
 
-    def __init__(self, ws: ServerConnection, encoding: Encoding, settings: Settings) -> None:
+    def __init__(
+        self, ws: ServerConnection, encoding: Encoding, settings: Settings, flusher: Flusher
+    ) -> None:
         self.ws = ws
         self.encoding = encoding
         self.caller: Caller | None = None
@@ -83,10 +109,9 @@ class Connection:
         # Rooms resumed: the seq the replay reached. This node's feed may still be behind it
         # (pub/sub lags the log), so live messages up to it are already written: drop them.
         self.floor: dict[str, int] = {}
-        # Frames written in this event-loop turn, flushed together: one syscall per turn and
-        # connection, however many messages the turn fanned out.
+        # Frames written in this event-loop turn, flushed together by the hub's Flusher.
         self._out: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
+        self._flusher = flusher
 
     def deliver(self, message: Message) -> None:
         if self.opening is not None:
@@ -117,25 +142,29 @@ class Connection:
         self.write(wsframe.frame(data, text=self.encoding is Encoding.JSON))
 
     def write(self, framed: bytes) -> None:
-        """Write an already framed WebSocket frame, without waiting for the client."""
-        ws = self.ws
-        if ws.protocol.state is not State.OPEN:
-            return
-        transport = ws.transport
-        if transport.get_write_buffer_size() > self.send_buffer_limit:
-            # Queue the close behind the backlog (nothing more is written: the state is no
-            # longer OPEN) and drop the connection if the client does not read it in time.
-            log.warning("closing slow consumer %s", ws.remote_address)
-            ws.protocol.send_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
-            ws.send_data()
-            self._loop.call_later(SLOW_CONSUMER_GRACE, transport.abort)
-            return
+        """Write an already framed WebSocket frame, without waiting for the client. The
+        connection's state and send buffer are checked once per turn, by the first write."""
         out = self._out
         if not out:
-            self._loop.call_soon(self._flush)
+            ws = self.ws
+            if ws.protocol.state is not State.OPEN:
+                return
+            if ws.transport.get_write_buffer_size() > self.send_buffer_limit:
+                self._drop_slow_consumer()
+                return
+            self._flusher.mark(self)
         out.append(framed)
 
-    def _flush(self) -> None:
+    def _drop_slow_consumer(self) -> None:
+        """Queue the close behind the backlog (nothing more is written: the state is no longer
+        OPEN) and drop the connection if the client does not read it in time."""
+        ws = self.ws
+        log.warning("closing slow consumer %s", ws.remote_address)
+        ws.protocol.send_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
+        ws.send_data()
+        asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE, ws.transport.abort)
+
+    def flush(self) -> None:
         if not self._out:
             return  # already flushed by close()
         out, self._out = self._out, []
@@ -144,7 +173,7 @@ class Connection:
 
     async def close(self, code: int, reason: str) -> None:
         """Close after what is already written (e.g. the error that explains the close)."""
-        self._flush()
+        self.flush()
         await self.ws.close(code, reason)
 
     def reply(self, re: Any, result: Any) -> None:
@@ -162,6 +191,7 @@ class Hub:
         self.fanout = Fanout(store, settings.node_id, settings.pubsub_probe_interval)
         self.auth = Authenticator(settings.apps)
         self.server: Server | None = None
+        self._flusher = Flusher()
         self._inflight: set[asyncio.Task[None]] = set()  # referenced so they are never GC'd
         self._handlers = {name: self.service.handler(name) for name in ops.OPS if name != "auth"}
 
@@ -212,7 +242,7 @@ class Hub:
 
     async def handle(self, ws: ServerConnection) -> None:
         encoding = Encoding(ws.subprotocol) if ws.subprotocol else Encoding.MSGPACK
-        conn = Connection(ws, encoding, self.settings)
+        conn = Connection(ws, encoding, self.settings, self._flusher)
         try:
             caller = await self._authenticate(conn)
         except TimeoutError:
