@@ -89,6 +89,7 @@ def build_store(settings: Settings) -> Store:
         max_room_members=settings.max_room_members,
         concurrency=settings.redis_pool_size,
         make_pubsub_client=lambda: pubsub,
+        timeout=settings.redis_timeout,
     )
 
 

@@ -5,6 +5,8 @@ a Redis that came back empty is detected and clients are told to resync."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -102,3 +104,36 @@ async def test_redis_that_came_back_empty_makes_clients_resync(
         assert frame["event"] == "resync" and frame["room"] == "r"
         error = await alice.fail("room.get", {"room": "r"})
         assert error["code"] == 100004
+
+
+async def test_a_redis_that_stops_answering_fails_ops_in_time_then_serves_again(
+    volatile_redis: RedisProcess, start_hub: HubFactory
+) -> None:
+    """A hung Redis (SIGSTOP: the socket stays open, nothing answers) is not a closed one:
+    ops fail with 100001 after the store's timeout instead of hanging, and serve again
+    once it answers. The stalled op was already in Redis's socket, so it may still land
+    when Redis resumes: members then see it once, and the client's retry changes nothing."""
+    hub = await start_hub(redis=volatile_redis.url, redis_timeout=1.0)
+    await setup_room(ws_url(hub), "r", "owner", ["alice"])
+    async with RawClient.connect(ws_url(hub)) as owner, RawClient.connect(ws_url(hub)) as alice:
+        await owner.auth("owner")
+        await alice.auth("alice")
+        before = (await owner.call("member.update", _update(1)))["seq"]
+        await alice.events_until(before)
+
+        os.kill(volatile_redis.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            error = await owner.fail("member.update", _update(2), timeout=10)
+            waited = time.monotonic() - started
+        finally:
+            os.kill(volatile_redis.proc.pid, signal.SIGCONT)
+        assert error["code"] == 100001 and error["reason"] == "INTERNAL"
+        assert 0.9 < waited < 6  # the store's timeout, not the client's patience
+
+        reply = await _until_ok(owner, 2)  # the client retries the same change
+        assert reply["ok"], reply
+        after = reply["result"]["seq"]
+        assert after == before + 1  # applied once: during the stall or by the retry
+        seen = await alice.events_until(after)
+        assert [(m["seq"], m["changes"]) for m in seen] == [(after, {"n": 2})]
