@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from hiredis import pack_command
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -257,8 +258,12 @@ class _ScriptLink:
     async def send(self, batch: Batch) -> None:
         try:
             conn = self._conn if self._conn is not None else await self._connect()
-            payload = conn.pack_commands(
-                [("EVALSHA", s.sha, len(keys), *keys, *args) for s, keys, args, _ in batch]
+            # hiredis packs in C what redis-py's pack_commands does in Python
+            payload = b"".join(
+                [
+                    pack_command(("EVALSHA", s.sha, len(keys), *keys, *args))
+                    for s, keys, args, _ in batch
+                ]
             )
         except BaseException as exc:
             _fail(batch, exc)
