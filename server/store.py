@@ -141,7 +141,7 @@ Batch = list[tuple[Any, list[str], list[Any], asyncio.Future[Any]]]
 
 
 class _Pipeliner:
-    """Auto-pipelining: the room scripts that ops call in one event-loop turn travel to Redis
+    """Auto-pipelining: the Lua scripts that ops call in one event-loop turn travel to Redis
     as one pipeline — one write and one read for the lot instead of one each. Under load
     that is most of what a Redis round trip costs the hub.
 
@@ -234,7 +234,7 @@ def _fail(batch: Batch, exc: BaseException) -> None:
 
 
 class _ScriptLink:
-    """One connection of the store's own to a single Redis, for the room scripts: batches are
+    """One connection of the store's own to a single Redis, for the Lua scripts: batches are
     written back to back without waiting, and one reader task reads the replies in order.
 
     redis-py's pipeline costs more than Redis does here: a pool checkout that probes the
@@ -424,19 +424,19 @@ class Store:
     async def admit(self, app: str, ceiling: int, node: str) -> int:
         """0 if the app may run one more mutating op now, else ms until it may (§8)."""
         self._admissions += 1
-        return int(
-            await self._rate(keys=[rate_key(app)], args=[ceiling, f"{node}:{self._admissions}"])
-        )
+        member = f"{node}:{self._admissions}"
+        return int(await self._batcher.submit(self._rate, [rate_key(app)], [ceiling, member]))
 
     # users ---------------------------------------------------------------------------------
 
     @_bounded
     async def register_user(self, app: str, user: str) -> None:
-        await self._upsert(keys=[users_key(app)], args=[user, "{}", "1"])
+        await self._batcher.submit(self._upsert, [users_key(app)], [user, "{}", "1"])
 
     @_bounded
     async def upsert_user(self, app: str, user: str, profile: dict[str, str]) -> dict[str, str]:
-        raw = await self._upsert(keys=[users_key(app)], args=[user, orjson.dumps(profile), "0"])
+        args = [user, orjson.dumps(profile), "0"]
+        raw = await self._batcher.submit(self._upsert, [users_key(app)], args)
         stored = orjson.loads(raw)
         return {
             "id": user,
