@@ -13,7 +13,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
@@ -451,7 +451,8 @@ def _rate_limited(wait_ms: int, who: str) -> RoomError:
 
 
 def _internal(exc: Exception) -> RoomError:
-    if isinstance(exc, RedisError | OSError | asyncio.TimeoutError):
+    # (redis-py's cluster errors, e.g. a slot without a master mid-failover, are not RedisErrors)
+    if isinstance(exc, RedisError | RedisClusterException | OSError | asyncio.TimeoutError):
         log.warning("store unavailable: %r", exc)
         return RoomError(ErrorCode.INTERNAL, "store unavailable; safe to retry")
     log.exception("unexpected failure", exc_info=exc)

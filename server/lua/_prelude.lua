@@ -2,7 +2,9 @@
 -- KEYS[1] meta hash, KEYS[2] members hash, KEYS[3] invites hash, KEYS[4] log stream:
 -- all under one hash tag {app:room}, so a script touches one cluster slot.
 -- ARGV[1] JSON params: room, sender, operator (absent = unchecked server call), reply,
--- history_max, max_members, room_channel, user_channel_prefix/suffix, and the op's own.
+-- history_max, max_members, room_channel, user_channel_prefix/suffix, room_publish (absent =
+-- PUBLISH; SPUBLISH on a Redis Cluster >= 7.0: the room channel is in the room's slot), and
+-- the op's own.
 -- Returns {0, "", seq, meta, members, invites} (room state only for reply "room"),
 -- or {code, message[, field]} on failure; nothing is written before every check has passed.
 local POLICY = cjson.decode([==[__POLICY__]==])
@@ -71,7 +73,9 @@ end
 local SEQ = tonumber(redis.call('HGET', K_META, 'seq') or '0')
 
 -- Append a system message to the log and publish it: to the room's channel, and to the
--- inbox of each `newcomers` user, whose hub node may not follow this room yet.
+-- inbox of each `newcomers` user, whose hub node may not follow this room yet. An inbox is in
+-- the user's slot, not the room's, so it always gets a classic PUBLISH (which a cluster
+-- forwards to every node); only the room's channel can be a shard channel.
 local function emit(mtype, targets, changes_json, notify, extension_json, newcomers)
   SEQ = SEQ + 1
   local msg = '{"room":' .. cjson.encode(P.room) .. ',"seq":' .. int(SEQ) ..
@@ -81,7 +85,7 @@ local function emit(mtype, targets, changes_json, notify, extension_json, newcom
     ',"extension":' .. (extension_json or 'null') .. ',"time_ms":' .. int(now_ms()) .. '}'
   redis.call('HSET', K_META, 'seq', SEQ)
   redis.call('XADD', K_LOG, 'MAXLEN', P.history_max, int(SEQ) .. '-0', 'm', msg)
-  redis.call('PUBLISH', P.room_channel, msg)
+  redis.call(P.room_publish or 'PUBLISH', P.room_channel, msg)
   for _, user in ipairs(newcomers or {}) do
     redis.call('PUBLISH', P.user_channel_prefix .. user .. P.user_channel_suffix, msg)
   end
