@@ -1,8 +1,8 @@
 """The Lua prelude's allowed() must agree with roomhub.protocol.roles.check everywhere.
 
 Runs the real server/lua/_prelude.lua, with the role table substituted for __POLICY__ exactly
-as server/store.py does, inside fakeredis's Lua (lupa), for the full cross product of actions x
-operator roles (and the unchecked server call) x target roles (and none) x self.
+as server/store/rooms.py does, inside fakeredis's Lua (lupa), for the full cross product of
+actions x operator roles (and the unchecked server call) x target roles (and none) x self.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def lua_answers() -> dict[tuple[str, str | None, str | None, bool], bool]:
 
 
 def test_the_store_assembles_the_same_prelude() -> None:
-    from roomhub.server import store
+    from roomhub.server.store import rooms
 
-    assert store._room_script("room_read.lua").startswith(_prelude())
+    assert rooms._room_script("room_read.lua").startswith(_prelude())
 
 
 def test_cross_product_size() -> None:

@@ -1,0 +1,23 @@
+"""The one place that talks to Redis: room scripts, users, history, and pub/sub.
+
+Modules: `keys` (names), `rooms` (the Store and its ops), `pipeline` (scripts batched per
+loop turn), `pubsub` (the node's subscriptions).
+
+Every mutating op is one Lua script (server/lua/) that checks the rules, writes the room's
+hashes, appends the system message to the room's stream and publishes it — atomically, in
+one round trip. All keys of a room share the hash tag {app:room}, so a room lives in one
+Redis Cluster slot. The embedded store is the same code over an in-process fakeredis.
+"""
+
+from .keys import EPOCH_KEY, room_channel, room_keys, user_inbox
+from .rooms import OpOutcome, Store, TargetNotMember
+
+__all__ = [
+    "EPOCH_KEY",
+    "OpOutcome",
+    "Store",
+    "TargetNotMember",
+    "room_channel",
+    "room_keys",
+    "user_inbox",
+]

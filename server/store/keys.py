@@ -1,0 +1,41 @@
+"""Redis key and channel names. Every key of a room carries the hash tag {app:room}, so a
+room lives in one Redis Cluster slot, and so does its events channel (a shard channel).
+"""
+
+from __future__ import annotations
+
+EPOCH_KEY = "rh:epoch"
+
+
+def room_tag(app: str, room: str) -> str:
+    return f"{{{app}:{room}}}"
+
+
+def room_keys(app: str, room: str) -> list[str]:
+    tag = room_tag(app, room)
+    return [f"rh:{tag}:meta", f"rh:{tag}:members", f"rh:{tag}:invites", f"rh:{tag}:log"]
+
+
+def room_channel(app: str, room: str) -> str:
+    return f"rh:{room_tag(app, room)}:events"
+
+
+def user_inbox(app: str, user: str) -> str:
+    return f"rh:{{{app}:{user}}}:inbox"
+
+
+def user_rooms_key(app: str, user: str) -> str:
+    return f"rh:{{{app}:{user}}}:rooms"
+
+
+def rate_key(app: str) -> str:
+    return f"rh:{{{app}}}:rate"
+
+
+def users_key(app: str) -> str:
+    return f"rh:{{{app}}}:users"
+
+
+def is_room_channel(channel: bytes) -> bool:
+    """A room's events channel: it carries the room's hash tag, so it can be a shard channel."""
+    return channel.endswith(b"}:events")
