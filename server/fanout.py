@@ -137,7 +137,6 @@ class Fanout:
 
     async def attach(self, app: str, user: str, conn: Recipient, rooms: Iterable[str]) -> None:
         """Start delivering to `conn` every message of the user's rooms (and its inbox)."""
-        self.generation += 1
         conns = self.local.get((app, user))
         if conns is None:
             conns = self.local[(app, user)] = set()
@@ -145,6 +144,9 @@ class Fanout:
             self._channels[channel.encode()] = (app, None)
             await self.subscriber.subscribe(channel)
         conns.add(conn)
+        # Only now: a message delivered during the SUBSCRIBE above rebuilt the feeds' cached
+        # recipients without `conn`; bumping before the await would leave that cache current.
+        self.generation += 1
         await asyncio.gather(*(self.follow(app, room) for room in rooms))
 
     def detach(self, app: str, user: str, conn: Recipient) -> None:
