@@ -96,12 +96,25 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    """A throwaway redis-server on a free loopback port, without persistence."""
+    """A throwaway redis-server on a free loopback port: without persistence, or with
+    `appendonly` (AOF, `appendfsync everysec`: what docs/operations.md recommends). `stop` with
+    `keep_data=True` then `start` restarts it on the same port and data dir."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, appendonly: bool = False) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="roomhub-bench-redis-")
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes]
+        self.pid: int | None = None
+        self.start()
+
+    def start(self) -> None:
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"]
+            if self.appendonly
+            else ["--appendonly", "no"]
+        )
         self.proc = subprocess.Popen(
             [
                 redis_server_binary(),
@@ -111,8 +124,7 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *persistence,
                 "--dir",
                 self.dir,
             ],
@@ -120,22 +132,48 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
         )
-        self.pid: int | None = self.proc.pid
+        self.pid = self.proc.pid
 
     def wait_ready(self, timeout: float = 10) -> None:
         import redis
 
         deadline = time.monotonic() + timeout
         while True:
+            client = redis.Redis(port=self.port)
             try:
-                redis.Redis(port=self.port).ping()
+                client.ping()
                 return
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.BusyLoadingError):
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError("redis-server did not start") from None
                 time.sleep(0.05)
+            finally:
+                client.close()
 
-    def stop(self) -> None:
+    async def ready(self, timeout: float = 10) -> None:
+        """Wait (without blocking the event loop) until it answers PING with PONG, i.e. it
+        accepts connections and has loaded its data."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited ({self.proc.returncode})")
+            with contextlib.suppress(OSError):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                try:
+                    writer.write(b"PING\r\n")
+                    line = await asyncio.wait_for(reader.readline(), 1)
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
+                if line.startswith(b"+PONG"):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not become ready")
+            await asyncio.sleep(0.01)
+
+    def stop(self, keep_data: bool = False) -> None:
+        """SIGTERM (a clean shutdown: with AOF, Redis writes and fsyncs it before exiting)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -143,7 +181,8 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def redis_info(url: str) -> dict[str, Any]:
@@ -186,9 +225,18 @@ class HubProcess:
     """`python -m roomhub.server serve` on a free port, its stderr kept in a log file."""
 
     def __init__(
-        self, redis_url: str, app: str, secret: str, *, rate_limit: int = 0, log_dir: str, name: str
+        self,
+        redis_url: str,
+        app: str,
+        secret: str,
+        *,
+        rate_limit: int = 0,
+        log_dir: str,
+        name: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.name = name
         self.log_path = Path(log_dir) / f"{name}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -213,7 +261,11 @@ class HubProcess:
             "WARNING",
         ]
         self.proc = subprocess.Popen(
-            self.args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            self.args,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+            env={**os.environ, **env} if env else None,
         )
         self.pid = self.proc.pid
 

@@ -259,6 +259,9 @@ def table(report: dict[str, Any]) -> str:
             f"MiB = {c['hub_kib_per_connection']} KiB per connection",
             "",
         ]
+    res = results.get("resilience")
+    if isinstance(res, dict) and "redis_restart" in res:
+        lines += resilience_lines(res)
     for name, section in results.items():
         if isinstance(section, dict) and "error" in section:
             lines.append(f"{name}: FAILED: {section['error'].splitlines()[-1]}")
@@ -271,6 +274,107 @@ def table(report: dict[str, Any]) -> str:
             f"{f['threshold']:,} {f['unit']}: {measured}"
         )
     return "\n".join(lines)
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value is True else "NO" if value is False else "-"
+
+
+def _mib(value: Any) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def _members_line(r: dict[str, Any]) -> str:
+    members = r["per_member"]
+    text = (
+        f"  members: received {min(m['received'] for m in members):,}–"
+        f"{max(m['received'] for m in members):,} messages each of {r['history_messages']:,} "
+        f"in history; duplicates {sum(m['duplicates'] for m in members)}, missing "
+        f"{sum(m['gaps'] for m in members)}, in order {_yes(all(m['in_order'] for m in members))}"
+        f", resyncs {sum(m['resyncs'] for m in members)}; replayed twice on the wire (dropped by "
+        f"the client) {sum(m['wire_duplicates_dropped_by_client'] for m in members)}"
+    )
+    short = [f"{m['user']} missed {m['gaps']}" for m in members if m["gaps"]]
+    return text + (f"\n  MISSING: {', '.join(short)}" if short else "")
+
+
+def _exactness(r: dict[str, Any]) -> str:
+    return (
+        f"  every acked op in history exactly once: {_yes(r['every_ack_in_history_exactly_once'])}"
+        f" ({r['acknowledged_in_history_once']:,}/{r['acknowledged']:,}); failed ops in history "
+        f"anyway: {r['failed_but_in_history']}; every member got the history exactly once, in "
+        f"order: {_yes(r['every_member_got_history_exactly_once_in_order'])}; delivered = "
+        f"acknowledged: {_yes(r['delivered_equals_acknowledged'])}"
+    )
+
+
+def _p50max(lat: dict[str, Any]) -> str:
+    return _pair({"p50": lat.get("p50"), "p99": lat.get("max")})
+
+
+def resilience_lines(res: dict[str, Any]) -> list[str]:
+    """The resilience section of the summary."""
+    r, n = res["redis_restart"], res["node_restart"]
+    first_msg = r["first_message_after_redis_back_ms"]
+    lines = [
+        f"resilience: Redis restart ({r['redis_persistence']}), {r['nodes']} nodes, "
+        f"{r['members']} members, {r['rate_per_s']:.0f} member.update/s for "
+        f"{r['duration_s']:.1f} s:",
+        f"  Redis down {r['redis_down_s']:.2f} s (SIGTERM -> PONG; shutdown "
+        f"{r['redis_shutdown_s']:.2f} s); ops acked {r['acknowledged']:,}, failed "
+        f"{r['failed']:,} {r['failed_by_code'] or ''} over {r['failure_window_s']:.2f} s, "
+        f"retried; unfinished {r['ops_unfinished']}",
+        f"  first ack {r['first_ack_after_redis_back_ms']} ms after Redis was back; first message "
+        f"to the members p50/max {_p50max(first_msg)} ms "
+        "after",
+        _exactness(r),
+        *(
+            [
+                "  failed but applied (sent / failed, ms after the SIGTERM): "
+                + ", ".join(
+                    f"{f['sent_ms_after_stop']}/{f['failed_ms_after_stop']} ({f['code']})"
+                    for f in r["failed_but_applied"]
+                )
+            ]
+            if r["failed_but_applied"]
+            else []
+        ),
+        _members_line(r),
+        f"resilience: node restart, {n['nodes']} nodes, {n['members']} members "
+        f"({n['members_on_restarted_node']} on the restarted node), writer on the other, "
+        f"{n['rate_per_s']:.0f} member.update/s for {n['duration_s']:.1f} s:",
+        f"  node exited {n['node_shutdown_s']:.2f} s after SIGTERM, listening again after "
+        f"{n['node_down_s']:.2f} s; {n['clients_closed']} clients closed with "
+        f"{', '.join(str(c) for c in n['close_codes']) or '-'}; ops acked {n['acknowledged']:,}, "
+        f"failed {n['failed']}",
+        f"  resume (connection closed -> OPEN) p50/max {_p50max(n['resume_open_ms'])} ms; "
+        f"-> first live message p50/max {_p50max(n['resume_first_live_message_ms'])} ms"
+        f" (clients with no live message after the move: {n['clients_without_live_message']})",
+        _exactness(n),
+        _members_line(n),
+    ]
+    for s in res["stalled_client"]["runs"]:
+        limit = f"{s['send_buffer_limit_bytes'] // 1024} KiB"
+        if s["send_buffer_limit_is_default"]:
+            limit += " (default)"
+        dropped = (
+            f"yes, 4008 after {s['stalled_dropped_after_acked_ops']:,} ops"
+            if s["stalled_dropped"]
+            else "no"
+        )
+        lines += [
+            f"resilience: stalled client, 1 node, send buffer limit {limit}, "
+            f"{s['acknowledged']:,} ops of {s['message_bytes']:,} B messages "
+            f"({s['message_bytes_total'] / 2**20:.1f} MiB) at {_n(s['ops_per_s'])}/s:",
+            f"  hub RSS {_mib(s['hub_rss_before_bytes'])} -> peak {_mib(s['hub_rss_peak_bytes'])} "
+            f"-> after {_mib(s['hub_rss_after_bytes'])} MiB; kernel send queue to the stalled "
+            f"client peak {_mib(s['hub_kernel_send_queue_peak_bytes'])} MiB",
+            f"  stalled client dropped: {dropped}; when it read again it got "
+            f"{s['stalled_received_when_reading_again']:,} messages (in order "
+            f"{_yes(s['stalled_received_in_order'])}); the reading member got every message in "
+            f"order: {_yes(s['reader_got_every_ack_in_order'])} ({s['reader_received']:,})",
+        ]
+    return [*lines, ""]
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from . import infra, worker
 from .stats import merge_recs, summary_ms
 from .wsclient import open_session
 
-SCENARIOS = ("ceiling", "throughput", "fanout", "connections", "nodes")
+SCENARIOS = ("ceiling", "throughput", "fanout", "connections", "nodes", "resilience")
 HOST = "127.0.0.1"  # loopback only
 
 
@@ -55,6 +55,24 @@ class Plan:
     nodes_config: tuple[int, int] = (10, 100)
     paced_cap: int = 2000  # open-loop ops in flight before the generator sheds
     drain_timeout: float = 15.0
+    # resilience (bench/resilience.py): a steady writer across a Redis restart (members split
+    # over 2 nodes) and across a node restart, then a stalled client under a closed loop
+    res_rate: float = 100.0  # member.update ops/s offered by the writer
+    res_members: int = 4
+    res_warm: float = 3.0  # seconds of traffic before Redis is stopped
+    res_outage: float = 2.0  # Redis is started again this long after its SIGTERM
+    res_after: float = 4.0  # seconds of traffic after that
+    res_drain: float = 5.0  # seconds for the members to get the room's last message
+    node_members: int = 8  # half of them on the node that is restarted
+    node_warm: float = 2.5
+    node_after: float = 4.0
+    stall_ops: int = 10_000
+    stall_warmup: int = 500
+    stall_window: int = 16
+    # stalled-client runs: (ROOMHUB_SEND_BUFFER_LIMIT of the hub, 0: its default of 4 MiB;
+    # extra bytes per message, 0: the usual small member.update)
+    stall_runs: tuple[tuple[int, int], ...] = ((0, 0), (0, 1000))
+    stall_release_wait: float = 8.0  # after the 4008: until the hub lets the connection go
 
     @classmethod
     def quick(cls) -> Plan:
@@ -74,6 +92,19 @@ class Plan:
             connection_procs=2,
             nodes_config=(2, 10),
             drain_timeout=10.0,
+            res_rate=50.0,
+            res_members=2,
+            res_warm=1.0,
+            res_outage=0.5,
+            res_after=1.5,
+            res_drain=3.0,
+            node_members=2,
+            node_warm=1.0,
+            node_after=1.5,
+            stall_ops=2000,
+            stall_warmup=100,
+            stall_runs=((64 * 1024, 1000),),
+            stall_release_wait=0.0,
         )
 
 
@@ -262,15 +293,27 @@ class Bench:
         except Exception:
             return None
 
-    async def start_hubs(self, count: int, rate_limit: int = 0) -> list[infra.HubProcess]:
+    async def start_hubs(
+        self,
+        count: int,
+        rate_limit: int = 0,
+        *,
+        redis_url: str | None = None,
+        ports: list[int] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> list[infra.HubProcess]:
+        """Start `count` hub nodes (on the bench's Redis unless `redis_url`; on `ports`, e.g.
+        to restart a node on its port; with `env`, e.g. ROOMHUB_* settings) and wait for them."""
         hubs = [
             infra.HubProcess(
-                self.redis_url,
+                redis_url or self.redis_url,
                 self.app,
                 self.secret,
                 rate_limit=rate_limit,
                 log_dir=self.log_dir,
                 name=f"hub{len(self.hubs) + i}-{self.tag}",
+                port=ports[i] if ports else None,
+                env=env,
             )
             for i in range(count)
         ]
@@ -287,9 +330,12 @@ class Bench:
         """Stop every load process and hub this bench started (not Redis)."""
         loads, self.loads = self.loads, []
         await asyncio.gather(*(load.close() for load in loads), return_exceptions=True)
-        hubs, self.hubs = self.hubs, []
-        for hub in hubs:
-            hub.stop()
+        await self.stop_hubs(list(self.hubs))
+
+    async def stop_hubs(self, hubs: list[infra.HubProcess]) -> None:
+        """Stop these hubs (SIGTERM, in parallel) and forget them."""
+        self.hubs = [hub for hub in self.hubs if hub not in hubs]
+        await asyncio.gather(*(asyncio.to_thread(hub.stop) for hub in hubs))
         for hub in hubs:
             if hub.proc.returncode in (0, -15):  # keep the log of a hub that failed
                 with contextlib.suppress(OSError):
@@ -802,3 +848,8 @@ class Bench:
         )
         await self.teardown()
         return out
+
+    async def resilience(self) -> dict[str, Any]:
+        from .resilience import Resilience
+
+        return await Resilience(self).run()

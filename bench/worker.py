@@ -51,6 +51,7 @@ class Worker:
         self.senders: list[Session] = []
         # While recording: every binary payload the receivers got -> [count, last time]
         self.sink: dict[bytes, list[Any]] = {}
+        self.res: Any = None  # the resilience scenario's load side, made on first use
 
     # pipe -----------------------------------------------------------------------------------
 
@@ -329,7 +330,17 @@ class Worker:
         self.receivers, self.senders = [], []
         return {"closed": closed}
 
+    async def cmd_res(self, action: str, **args: Any) -> Any:
+        """A command of the resilience scenario's load side (`resilience.LoadSide`)."""
+        if self.res is None:
+            from .resilience import LoadSide
+
+            self.res = LoadSide(self.progress)
+        return await getattr(self.res, action)(**args)
+
     async def cmd_close(self) -> dict[str, Any]:
+        if self.res is not None:
+            await self.res.close()
         for client in self.receivers:
             client.close()
         for session in self.senders:

@@ -21,6 +21,7 @@ import pytest
 
 from roomhub.bench import wsclient
 from roomhub.bench.report import FLOORS
+from roomhub.bench.resilience import verify
 
 NUM = (int, float)
 LATENCY = {"count": int, "p50": NUM, "p90": NUM, "p99": NUM, "max": NUM, "mean": NUM}
@@ -106,6 +107,118 @@ CONNECTIONS = {
     "hub_kib_per_connection": NUM,
     "nofile_limit": int,
 }
+OPT_NUM = (int, float, type(None))
+RES_MEMBER = {
+    "user": str,
+    "received": int,
+    "duplicates": int,
+    "gaps": int,
+    "not_in_history": int,
+    "in_order": bool,
+    "wire_duplicates_dropped_by_client": int,
+    "equals_history": bool,
+    "equals_acknowledged": bool,
+    "resyncs": int,
+}
+RES_EXACTNESS = {  # the comparison of acks, history and deliveries, in both restart parts
+    "nodes": int,
+    "members": int,
+    "rate_per_s": NUM,
+    "duration_s": NUM,
+    "ops": int,
+    "ops_unfinished": int,
+    "shed": int,
+    "attempts": int,
+    "acknowledged": int,
+    "failed": int,
+    "failed_by_code": dict,
+    "ack_latency_ms": LATENCY,
+    "history_messages": int,
+    "history_gapless": bool,
+    "acknowledged_in_history_once": int,
+    "acknowledged_missing_from_history": int,
+    "acknowledged_repeated_in_history": int,
+    "failed_but_in_history": int,
+    "failed_but_in_history_codes": dict,
+    "history_not_from_writer": int,
+    "per_member": list,
+    "every_ack_in_history_exactly_once": bool,
+    "every_member_got_history_exactly_once_in_order": bool,
+    "members_missing_messages": int,
+    "delivered_equals_acknowledged": bool,
+}
+RES_REDIS = {
+    **RES_EXACTNESS,
+    "redis_persistence": str,
+    "redis_stopped_after_s": NUM,
+    "redis_shutdown_s": NUM,
+    "redis_down_s": NUM,
+    "redis_restart_to_ready_s": NUM,
+    "acks_while_redis_down": int,
+    "failure_window_s": NUM,
+    "first_failure_after_stop_ms": OPT_NUM,
+    "last_ack_before_stop_ms": NUM,
+    "first_ack_after_redis_back_ms": NUM,
+    "first_message_after_redis_back_ms": LATENCY,
+    "failed_but_applied": list,
+}
+RES_NODE = {
+    **RES_EXACTNESS,
+    "members_on_restarted_node": int,
+    "writer_on": str,
+    "node_stopped_after_s": NUM,
+    "node_shutdown_s": NUM,
+    "node_down_s": NUM,
+    "clients_closed": int,
+    "close_codes": list,
+    "resume_open_ms": LATENCY,
+    "resume_first_live_message_ms": dict,
+    "clients_without_live_message": int,
+    "clients": list,
+}
+RES_CLIENT = {
+    "user": str,
+    "closed": bool,
+    "close_code": OPT_NUM,
+    "closed_after_sigterm_ms": OPT_NUM,
+    "open_again_ms": OPT_NUM,
+    "first_live_message_ms": OPT_NUM,
+    "reconnected_to": str,
+}
+RES_STALL = {
+    "send_buffer_limit_bytes": int,
+    "send_buffer_limit_is_default": bool,
+    "ops": int,
+    "window": int,
+    "pad_bytes": int,
+    "message_bytes": int,
+    "message_bytes_total": int,
+    "acknowledged": int,
+    "errors": dict,
+    "elapsed_s": NUM,
+    "ops_per_s": NUM,
+    "ack_latency_ms": LATENCY,
+    "hub_rss_before_bytes": int,
+    "hub_rss_peak_bytes": int,
+    "hub_rss_end_of_ops_bytes": int,
+    "hub_rss_after_bytes": int,
+    "hub_rss_growth_peak_bytes": int,
+    "hub_kernel_send_queue_peak_bytes": int,
+    "hub_kernel_send_queue_end_of_ops_bytes": int,
+    "rss_samples": int,
+    "stalled_dropped": bool,
+    "stalled_dropped_after_s": OPT_NUM,
+    "stalled_dropped_after_acked_ops": OPT_NUM,
+    "stalled_released_after_drop_s": OPT_NUM,
+    "stalled_connection_open_at_end": bool,
+    "stalled_kernel_queued_bytes": OPT_NUM,
+    "stalled_received_when_reading_again": int,
+    "stalled_received_in_order": bool,
+    "stalled_close_code": OPT_NUM,
+    "reader_received": int,
+    "reader_in_order": bool,
+    "reader_got_every_ack_in_order": bool,
+}
 
 
 def check(obj: Any, schema: dict[str, Any], where: str) -> None:
@@ -148,7 +261,14 @@ def test_quick_bench_report_has_every_figure(
     data, stdout, out = quick_report
     assert data["schema_version"] == 1
     assert data["quick"] is True
-    assert data["scenarios"] == ["ceiling", "throughput", "fanout", "connections", "nodes"]
+    assert data["scenarios"] == [
+        "ceiling",
+        "throughput",
+        "fanout",
+        "connections",
+        "nodes",
+        "resilience",
+    ]
     check(data["machine"], MACHINE, "machine")
     results = data["results"]
     for name in data["scenarios"]:
@@ -166,6 +286,19 @@ def test_quick_bench_report_has_every_figure(
         for run in runs:
             check(run, RUN, f"{section}[{run.get('label')}]")
     assert [run["nodes"] for run in results["nodes"]["runs"]] == [1, 2]
+    resilience = results["resilience"]
+    check(resilience["redis_restart"], RES_REDIS, "resilience.redis_restart")
+    check(resilience["node_restart"], RES_NODE, "resilience.node_restart")
+    for part in ("redis_restart", "node_restart"):
+        for member in resilience[part]["per_member"]:
+            check(member, RES_MEMBER, f"resilience.{part}.per_member")
+    for client in resilience["node_restart"]["clients"]:
+        check(client, RES_CLIENT, "resilience.node_restart.clients")
+    stalled = resilience["stalled_client"]["runs"]
+    assert len(stalled) == len(data["plan"]["stall_runs"])
+    for run in stalled:
+        check(run, RES_STALL, "resilience.stalled_client")
+    assert "resilience: Redis restart" in stdout and "resilience: stalled client" in stdout
     assert throughput["sweep"][-1]["mode"] == "max"
     assert all(run["mode"] == "paced" for run in throughput["sweep"][:-1])
 
@@ -204,6 +337,40 @@ def test_quick_bench_correctness_checks_hold(
             assert run["deliveries"] == run["ok"] * run["members_per_room"], run
     connections = results["connections"]
     assert connections["connections"] == connections["still_open_after_idle"] > 0
+
+    resilience = results["resilience"]
+    redis = resilience["redis_restart"]
+    assert redis["acknowledged"] > 0 and redis["ops_unfinished"] == 0
+    assert set(redis["failed_by_code"]) <= {"100001"}, redis["failed_by_code"]
+    # Redis restarted with its AOF: every acknowledged op survived, exactly once; the only
+    # other messages are ops that failed with 100001 although Redis had applied them
+    assert redis["every_ack_in_history_exactly_once"] is True
+    assert redis["history_gapless"] is True and redis["history_not_from_writer"] == 0
+    assert redis["history_messages"] == redis["acknowledged"] + redis["failed_but_in_history"]
+    assert redis["every_member_got_history_exactly_once_in_order"] is True, redis["per_member"]
+    node = resilience["node_restart"]
+    assert node["acknowledged"] > 0 and node["failed"] == 0 and node["ops_unfinished"] == 0
+    assert node["clients_closed"] == node["members_on_restarted_node"] > 0
+    assert node["close_codes"] == [1001]
+    assert all(c["open_again_ms"] is not None for c in node["clients"])
+    assert node["every_ack_in_history_exactly_once"] is True
+    assert node["history_messages"] == node["acknowledged"]
+    for run in resilience["stalled_client"]["runs"]:
+        assert run["acknowledged"] == run["ops"] and not run["errors"], run
+        assert run["reader_got_every_ack_in_order"] is True, run
+        if not run["stalled_dropped"]:  # it kept everything: reading again, it gets it all
+            assert run["stalled_received_when_reading_again"] == run["acknowledged"], run
+        assert run["stalled_received_in_order"] is True
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_node_restart_delivers_every_message_once(
+    quick_report: tuple[dict[str, Any], str, Path],
+) -> None:
+    node = quick_report[0]["results"]["resilience"]["node_restart"]
+    assert node["every_member_got_history_exactly_once_in_order"] is True, node["per_member"]
+    assert node["delivered_equals_acknowledged"] is True
+    assert node["clients_without_live_message"] == 0
 
 
 # --- the harness's WebSocket client ---------------------------------------------------------
@@ -305,3 +472,45 @@ async def test_client_refuses_a_bad_handshake() -> None:
     with pytest.raises(wsclient.HandshakeError):
         await client.ready
     assert transport.closed
+
+
+# --- the resilience scenario's comparison -----------------------------------------------------
+
+
+def test_verify_compares_acks_history_and_deliveries() -> None:
+    """Attempts 0-3 (values 100-103): 0, 1 and 3 acknowledged as seqs 11, 12, 14; attempt 2
+    failed with 100001 but was applied (seq 13). Member a got everything once, in order;
+    member b missed 13 and got 14 twice (one of them on the wire only)."""
+    attempts = {"value": [100, 101, 102, 103], "result": [11, 12, -100001, 14]}
+    history = [(10, "createRoom", None)] + [(11 + i, "updateMember", 100 + i) for i in range(4)]
+    a = {
+        "user": "a",
+        "delivered": [(s, None, 0.0) for s in (11, 12, 13, 14)],
+        "wire": [(s, 0.0) for s in (11, 12, 13, 14)],
+        "resyncs": [],
+    }
+    b = {
+        "user": "b",
+        "delivered": [(s, None, 0.0) for s in (11, 12, 14, 14)],
+        "wire": [(s, 0.0) for s in (11, 12, 14, 14, 14)],
+        "resyncs": [],
+    }
+    out = verify(attempts, history, [a, b], start_seq=10)
+    assert out["acknowledged"] == 3 and out["failed"] == 1
+    assert out["failed_by_code"] == {"100001": 1}
+    assert out["history_messages"] == 4 and out["history_gapless"] is True
+    assert out["every_ack_in_history_exactly_once"] is True
+    assert out["failed_but_in_history"] == 1 and out["failed_but_in_history_attempts"] == [2]
+    assert out["history_not_from_writer"] == 0
+    ma, mb = out["per_member"]
+    assert ma["equals_history"] is True and ma["equals_acknowledged"] is False
+    assert ma["duplicates"] == 0 and ma["gaps"] == 0 and ma["in_order"] is True
+    assert mb["gaps"] == 1 and mb["duplicates"] == 1 and mb["in_order"] is False
+    assert mb["wire_duplicates_dropped_by_client"] == 2
+    assert out["every_member_got_history_exactly_once_in_order"] is False
+    assert out["members_missing_messages"] == 1
+    assert out["delivered_equals_acknowledged"] is False
+
+    out = verify({"value": [100], "result": [11]}, [(11, "updateMember", 100)], [], 10)
+    assert out["every_ack_in_history_exactly_once"] is True
+    assert out["every_member_got_history_exactly_once_in_order"] is False  # nobody checked
