@@ -333,6 +333,22 @@ class Fanout:
             elif not feed.busy:
                 feed.busy = True
                 self._spawn(self._heal(feed))
+        if not lost:
+            await self._follow_rooms_joined_meanwhile()
+
+    async def _follow_rooms_joined_meanwhile(self) -> None:
+        """A connected user added to (or invited into) a room while pub/sub was away missed
+        the inbox message that would have made this node follow the room: follow it now, and
+        tell that user's connections to re-read it (`resync`), since they missed its start."""
+        for app, user in list(self.local):
+            try:
+                rooms = await self.store.user_rooms(app, user)
+            except Exception as exc:
+                log.warning("cannot list the rooms of %s/%s yet (%r)", app, user, exc)
+                continue
+            for room in rooms:
+                if (app, room["id"]) not in self.feeds:
+                    self._spawn(self.follow(app, room["id"], resync=[user]))
 
     def _deliver(self, feed: RoomFeed, message: Message) -> None:
         """Write the message to every local connection of a member, and of its targets."""

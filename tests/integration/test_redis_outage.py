@@ -137,3 +137,37 @@ async def test_a_redis_that_stops_answering_fails_ops_in_time_then_serves_again(
         assert after == before + 1  # applied once: during the stall or by the retry
         seen = await alice.events_until(after)
         assert [(m["seq"], m["changes"]) for m in seen] == [(after, {"n": 2})]
+
+
+async def test_a_user_added_while_pubsub_was_away_is_told_to_reread_the_room(
+    volatile_redis: RedisProcess, start_hub: HubFactory
+) -> None:
+    """The inbox message that makes a node follow a room a connected user just joined can be
+    published while the node's pub/sub connection is away (here: it cannot log in again).
+    Back on Redis, the node must find that room and tell the user to re-read it, then
+    deliver its messages live."""
+    hub = await start_hub(redis=volatile_redis.url)
+    admin = redis.Redis(port=volatile_redis.port)
+    async with RawClient.connect(ws_url(hub)) as owner, RawClient.connect(ws_url(hub)) as alice:
+        await owner.auth("owner")
+        welcome = await alice.auth("alice")
+        assert welcome["rooms"] == []
+
+        admin.config_set("requirepass", "away")  # new connections cannot log in ...
+        admin.client_kill_filter(_type="pubsub")  # ... so the pub/sub one stays away
+        try:
+            created = await owner.call(
+                "room.create", {"room": "r2", "members": ["alice"], "reply": "ack"}
+            )
+            await asyncio.sleep(0.5)  # the createRoom went to alice's inbox: nobody heard it
+            assert alice.events.empty()
+        finally:
+            admin.config_set("requirepass", "")
+        admin.close()
+
+        frame = await asyncio.wait_for(alice.events.get(), 10)
+        assert frame == {"event": "resync", "room": "r2", "seq": created["seq"]}
+        args = update_args("r2", "owner", {"n": 1}, reply="ack")
+        update = await owner.call("member.update", args)
+        seen = await alice.events_until(update["seq"])
+        assert [m["seq"] for m in seen] == [update["seq"]]
