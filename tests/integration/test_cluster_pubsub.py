@@ -3,9 +3,9 @@ pub/sub otherwise, and hubs that follow their subscriptions when the cluster cha
 them — pub/sub connections cut, a slot moved to another master, a master killed and replaced
 by its replica — without a restart, losing and repeating nothing.
 
-Which mode a hub must choose follows from the redis-server the suite runs
-(support.redis_server_binary: the newest installed), so each test checks the one the machine
-offers and asserts it was the one chosen.
+Which mode a hub must choose follows from the redis-server the suite runs (the newest
+installed: roomhub.bench.infra.redis_server_binary), so each test checks the one the
+machine offers and asserts it was the one chosen.
 """
 
 from __future__ import annotations
