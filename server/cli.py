@@ -102,7 +102,8 @@ def _announce(settings: Settings) -> Settings:
         print("exits. Use --redis redis://HOST:6379/0 for anything you want to keep.", file=out)
         print("*" * 72, file=out)
     if not settings.apps:
-        key, secret = "dev", secrets.token_urlsafe(24)
+        # hex: a urlsafe secret may start with "-", which the printed command would pass as a flag
+        key, secret = "dev", secrets.token_hex(24)
         settings = settings.model_copy(update={"apps": {key: secret}})
         print(f"roomhub: no --app given; created a dev app  key={key}  secret={secret}", file=out)
         # The path this command was started by, so the hint works from a virtualenv too.

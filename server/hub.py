@@ -133,7 +133,7 @@ class Connection:
         # Rooms resumed: the seq the replay reached. This node's feed may still be behind it
         # (pub/sub lags the log), so live messages up to it are already written: drop them.
         self.floor: dict[str, int] = {}
-        # Frames written in this event-loop turn, flushed together by the hub's Flusher.
+        # Frames waiting for the next flush of the hub's Flusher, written together in one send.
         self._out: list[bytes] = []
         self._flusher = flusher
 
@@ -167,7 +167,7 @@ class Connection:
 
     def write(self, framed: bytes) -> None:
         """Write an already framed WebSocket frame, without waiting for the client. The
-        connection's state and send buffer are checked once per turn, by the first write."""
+        connection's state and send buffer are checked once per flush, by the first write."""
         out = self._out
         if not out:
             ws = self.ws

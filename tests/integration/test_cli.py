@@ -212,6 +212,8 @@ async def test_serve_with_nothing_configured_runs_embedded_with_a_dev_app() -> N
         assert found is not None
         key, secret = found.groups()
         assert f"key={key}" in err and f"secret={secret}" in err
+        # hex, never a leading "-" that the printed command would pass as a flag (it did, 1 in 64)
+        assert re.fullmatch(r"[0-9a-f]{48}", secret), secret
         # run the printed command, as a user would, and use the token
         minted = run_token("--key", key, "--secret", secret, "--user", "alice")
         async with RawClient.connect(node.url, "json") as alice:
