@@ -27,6 +27,10 @@ def redis_version(text: str) -> tuple[int, ...]:
 # Pub/sub connections: no read timeout (they wait for messages as long as none come), and
 # RESP2, where a published message is a plain reply the reader gets as it is (RESP3 turns it
 # into a push that redis-py routes through a handler first).
+# Live delivery resumes at most this long after Redis is reachable again (ops resume at once);
+# a few attempts a second while it is away cost nothing worth saving.
+RECONNECT_BACKOFF_MAX = 0.25
+
 _PUBSUB_OPTIONS = {"socket_timeout": None, "protocol": 2}
 
 # What a Redis (or a cluster with no master for a slot yet) that is away raises; redis-py's
@@ -184,7 +188,7 @@ class _Link:
         failures = 0
         while not self.closed:
             if failures:
-                await asyncio.sleep(min(0.05 * 2**failures, 1.0))
+                await asyncio.sleep(min(0.05 * 2**failures, RECONNECT_BACKOFF_MAX))
                 if self.sharded:
                     await self._subscriber.reroute()  # the slots may have a new master
                     if not self.channels:
