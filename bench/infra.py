@@ -133,14 +133,16 @@ def redis_server_binary() -> str:
 
 class RedisServer:
     """A throwaway redis-server on a free loopback port: without persistence, or with
-    `appendonly` (AOF, `appendfsync everysec`: what docs/operations.md recommends). `stop` with
-    `keep_data=True` then `start` restarts it on the same port and data dir."""
+    `appendonly` (AOF, `appendfsync everysec`: what docs/operations.md recommends); `extra`
+    are more redis-server arguments. `stop` with `keep_data=True` then `start` restarts it on
+    the same port and data dir. (The test suite's RedisProcess is this class too.)"""
 
-    def __init__(self, *, appendonly: bool = False) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="roomhub-bench-redis-")
+    def __init__(self, *extra: str, appendonly: bool = False, port: int | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self.dir = tempfile.mkdtemp(prefix="roomhub-redis-")
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.appendonly = appendonly
+        self.extra = extra
         self.proc: subprocess.Popen[bytes]
         self.pid: int | None = None
         self.start()
@@ -163,6 +165,7 @@ class RedisServer:
                 *persistence,
                 "--dir",
                 self.dir,
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

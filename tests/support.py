@@ -15,7 +15,6 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
@@ -25,7 +24,7 @@ import msgpack
 import redis
 import websockets
 
-from roomhub.bench.infra import redis_server_binary, redis_server_version_of
+from roomhub.bench.infra import RedisServer, redis_server_binary, redis_server_version_of
 
 APP = "testapp"
 SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -70,51 +69,24 @@ def redis_server_version() -> tuple[int, ...]:
     return redis_server_version_of(redis_server_binary())
 
 
-class RedisProcess:
-    """A real redis-server on a free loopback port, without persistence."""
+class RedisProcess(RedisServer):
+    """The bench's RedisServer, started and ready on return; `persistent`: AOF everysec.
+    `stop` keeps the data, so `start` brings the same dataset back (a restart)."""
 
     def __init__(self, *extra: str, persistent: bool = False) -> None:
-        self.port = free_port(with_cluster_bus="--cluster-enabled" in extra)
-        self.dir = tempfile.mkdtemp(prefix="roomhub-redis-")
-        self.args = [
-            redis_server_binary(),
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            self.dir,
-            "--appendonly",
-            "yes" if persistent else "no",
-            "--appendfsync",
-            "everysec",
-            *extra,
-        ]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.start()
+        port = free_port(with_cluster_bus="--cluster-enabled" in extra)
+        super().__init__(*extra, appendonly=persistent, port=port)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
+        super().start()
+        self.wait_ready()
 
     def flush(self) -> None:
-        redis.Redis(port=self.port).flushall()
+        with redis.Redis(port=self.port) as client:
+            client.flushall()
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+    def stop(self, keep_data: bool = True) -> None:
+        super().stop(keep_data=keep_data)
 
     def __enter__(self) -> RedisProcess:
         return self
