@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
@@ -20,6 +20,7 @@ from roomhub.protocol.codec import Encoding, event_frame_from_json
 
 from . import wsframe
 from .store import Store, room_channel, user_inbox
+from .tasks import Background
 
 log = logging.getLogger("roomhub.fanout")
 
@@ -115,7 +116,7 @@ class Fanout:
         self.local: dict[tuple[str, str], set[Recipient]] = {}  # (app, user) -> connections
         self.generation = 0  # bumped whenever `local` changes: feeds rebuild their caches
         self._channels: dict[bytes, tuple[str, str | None]] = {}  # channel -> (app, room|None)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = Background(log, "fan-out task")
         self.subscriber = store.subscriber(
             self._on_published, self._on_reconnect, node, probe_interval
         )
@@ -126,11 +127,7 @@ class Fanout:
 
     async def close(self) -> None:
         """Stop the feeds' tasks and wait for them, so none touches the store after it closes."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=3)
+        await self._background.close(timeout=3)
         await self.subscriber.close()
 
     # connections --------------------------------------------------------------------------
@@ -234,7 +231,7 @@ class Fanout:
             if channel.encode() not in self._channels:
                 await self.subscriber.unsubscribe(channel)
 
-        self._spawn(unsubscribe())
+        self._background.spawn(unsubscribe())
 
     def _has_local_member(self, feed: RoomFeed) -> bool:
         if len(feed.members) <= len(self.local):
@@ -249,7 +246,7 @@ class Fanout:
         message = Message(data)
         feed = self.feeds.get((app, message.room))
         if feed is None:
-            self._spawn(self.follow(app, message.room, first=message))
+            self._background.spawn(self.follow(app, message.room, first=message))
         else:
             self._offer(feed, message)
 
@@ -269,7 +266,7 @@ class Fanout:
                     del feed.pending[seq]
                 if feed.pending:
                     feed.busy = True
-                    self._spawn(self._heal(feed, min(feed.pending)))
+                    self._background.spawn(self._heal(feed, min(feed.pending)))
                 return
             self._deliver(feed, message)
             feed.last_seq = message.seq
@@ -309,7 +306,7 @@ class Fanout:
 
     def _restart(self, feed: RoomFeed) -> None:
         self._forget(feed)
-        self._spawn(
+        self._background.spawn(
             self.follow(
                 feed.app,
                 feed.room,
@@ -318,7 +315,7 @@ class Fanout:
         )
 
     def _on_reconnect(self) -> None:
-        self._spawn(self._recover())
+        self._background.spawn(self._recover())
 
     async def _recover(self) -> None:
         """Back on Redis: catch every feed up from its log, or resync all if data was lost."""
@@ -332,7 +329,7 @@ class Fanout:
                 self._restart(feed)
             elif not feed.busy:
                 feed.busy = True
-                self._spawn(self._heal(feed))
+                self._background.spawn(self._heal(feed))
         if not lost:
             await self._follow_rooms_joined_meanwhile()
 
@@ -348,7 +345,7 @@ class Fanout:
                 continue
             for room in rooms:
                 if (app, room["id"]) not in self.feeds:
-                    self._spawn(self.follow(app, room["id"], resync=[user]))
+                    self._background.spawn(self.follow(app, room["id"], resync=[user]))
 
     def _deliver(self, feed: RoomFeed, message: Message) -> None:
         """Write the message to every local connection of a member, and of its targets."""
@@ -367,13 +364,3 @@ class Fanout:
             feed.members.difference_update(message.targets)
         if changes_members:
             feed.forget_conns()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("fan-out task failed", exc_info=task.exception())

@@ -9,15 +9,13 @@ one round trip. All keys of a room share the hash tag {app:room}, so a room live
 Redis Cluster slot. The embedded store is the same code over an in-process fakeredis.
 """
 
-from .keys import EPOCH_KEY, room_channel, room_keys, user_inbox
+from .keys import room_channel, user_inbox
 from .rooms import OpOutcome, Store, TargetNotMember
 
 __all__ = [
-    "EPOCH_KEY",
     "OpOutcome",
     "Store",
     "TargetNotMember",
     "room_channel",
-    "room_keys",
     "user_inbox",
 ]

@@ -6,7 +6,7 @@ import asyncio
 import collections
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from hiredis import pack_command
@@ -14,6 +14,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..tasks import Background
 
 log = logging.getLogger("roomhub.store")
 
@@ -32,7 +34,7 @@ class _Pipeliner:
     def __init__(self, client: Any, timeout: float) -> None:
         self._client = client
         self._queue: Batch = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(log, "script batch")
         self._link = (
             None if isinstance(client, RedisCluster) else _ScriptLink(client, timeout, self._settle)
         )
@@ -49,12 +51,7 @@ class _Pipeliner:
         batch, self._queue = self._queue, []
         if not batch:  # closed meanwhile
             return
-        self._spawn(self._link.send(batch) if self._link else self._send(batch))
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(self._link.send(batch) if self._link else self._send(batch))
 
     async def aclose(self) -> None:
         """Stop every batch before the client closes: one still running afterwards (its caller
@@ -63,11 +60,7 @@ class _Pipeliner:
         for *_, future in pending:
             if not future.done():
                 future.set_exception(ConnectionError("the store is closed"))
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        await self._background.close()
         if self._link is not None:
             await self._link.aclose()
 
@@ -89,7 +82,7 @@ class _Pipeliner:
             if future.done():  # its caller went away: nothing to reload or deliver
                 continue
             if isinstance(result, NoScriptError):  # a fresh Redis: load it, run it directly
-                self._spawn(self._reload(script, keys, args, future))
+                self._background.spawn(self._reload(script, keys, args, future))
             elif isinstance(result, Exception):
                 future.set_exception(result)
             else:
@@ -151,7 +144,10 @@ class _ScriptLink:
             if not isinstance(exc, Exception):
                 raise
             return
-        expiry = asyncio.get_running_loop().call_later(self._timeout, self._expire, batch)
+        if conn is not self._conn:  # dropped while this batch waited for it to connect
+            _fail(batch, RedisConnectionError("Redis connection lost"))
+            return
+        expiry = asyncio.get_running_loop().call_later(self._timeout, self._expire)
         self._sent.append((batch, expiry))  # before the write: the reply may come right after
         try:
             await conn.send_packed_command(payload, check_health=False)
@@ -211,8 +207,11 @@ class _ScriptLink:
                 expiry.cancel()
                 self._settle(batch, replies)
 
-    def _expire(self, batch: Batch) -> None:
-        if any(entry[0] is batch for entry in self._sent) and self._conn is not None:
+    def _expire(self) -> None:
+        # A batch is sent only on the current connection, and its timer is cancelled when its
+        # replies are in or that connection is dropped: if it fires, the batch still waits on
+        # the current connection.
+        if self._conn is not None:
             log.warning("Redis did not answer in %.1f s; reconnecting", self._timeout)
             self._drop(self._conn, RedisTimeoutError(f"no reply from Redis in {self._timeout} s"))
 

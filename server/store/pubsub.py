@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..tasks import Background
 from .keys import is_room_channel
 
 log = logging.getLogger("roomhub.store")
@@ -337,7 +338,7 @@ class Subscriber:
         self._home: dict[bytes, _Link] = {}  # shard channel -> the link holding it
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._reroute_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(log, "pub/sub task")
 
     @property
     def mode(self) -> str:
@@ -345,7 +346,7 @@ class Subscriber:
 
     def start(self) -> None:
         self._classic.start()
-        self._spawn(self._probe())
+        self._background.spawn(self._probe())
 
     async def subscribe(self, *names: str) -> None:
         loop = asyncio.get_running_loop()
@@ -445,7 +446,7 @@ class Subscriber:
                 await target.send_subscribe(channels)
 
     def reroute_soon(self) -> None:
-        self._spawn(self.reroute())
+        self._background.spawn(self.reroute())
 
     def _misrouted(self) -> bool:
         """Whether a shard channel sits on a link other than its master's, as the command
@@ -495,22 +496,10 @@ class Subscriber:
         if self.sharded and self._misrouted():
             self.reroute_soon()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("pub/sub task failed", exc_info=task.exception())
-
     async def close(self) -> None:
         links = [self._classic, *self._shards.values()]
         for link in links:
             link.closed = True
-        tasks = [*(link.task for link in links if link.task is not None), *self._tasks]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=3)
+        await self._background.close(
+            *(link.task for link in links if link.task is not None), timeout=3
+        )
