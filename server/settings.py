@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -63,6 +63,26 @@ class Settings(BaseSettings):
     pubsub_probe_interval: float = Field(5.0, gt=0, description="seconds between probes")
     redis_pool_size: int = Field(64, ge=1, description="Redis connections for commands")
     redis_timeout: float = Field(5.0, gt=0, description="seconds before a Redis call fails")
+    redis_wait: float = Field(0.0, ge=0, description="seconds to wait for Redis at startup")
+    # Durability: an op is acknowledged only once its write reached this many replicas.
+    min_replicas: int = Field(0, ge=0, description="replicas that must have each write; 0 = off")
+    min_replicas_timeout: float = Field(1.0, gt=0, description="seconds WAIT may take")
+
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    log_format: Literal["text", "json"] = "text"
+
+    # Fairness and quotas (hostile clients). 0 = off everywhere.
+    user_rate_limit: int = Field(50, ge=0, description="per user across connections and nodes")
+    max_connections_per_user: int = Field(16, ge=0, description="per user, on this node")
+    max_connections_per_ip: int = Field(1000, ge=0, description="per remote address, this node")
+    rooms_per_hour: int = Field(100, ge=0, description="rooms one user may create per hour")
+    max_pending_invitations: int = Field(1000, ge=0, description="per room")
+    max_pending_invitations_per_inviter: int = Field(100, ge=0, description="per room")
+    # "add": v1 behaviour, users may add others directly; "invite": users must invite.
+    member_consent: Literal["add", "invite"] = "add"
+    resume_max_messages: int = Field(1000, ge=1, description="replayed per room on resume")
+    resume_max_total: int = Field(10_000, ge=1, description="replayed per auth, all rooms")
+    idempotency_keys_per_room: int = Field(10_000, ge=1, description="outcomes kept per room")
 
     @field_validator("apps", mode="before")
     @classmethod
@@ -83,6 +103,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return list(value or [])
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: Any) -> str:
+        level = str(value).upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
+        return level
 
     @property
     def embedded(self) -> bool:
