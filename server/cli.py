@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from . import __version__
 from .auth import mint_token
 from .settings import Settings
 
@@ -94,6 +95,19 @@ def _settings(ns: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def settings_error(exc: ValidationError) -> str:
+    """One line per invalid setting, without the input values: pydantic's own message echoes
+    them, and for the apps that input is every app secret."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        message = str(err["msg"])
+        if where.split(".")[0] in ("apps", "app_rate_limits"):
+            message = "expected KEY=VALUE items with a valid app key"
+        parts.append(f"{where}: {message}")
+    return "invalid settings: " + "; ".join(parts)
+
+
 def _announce(settings: Settings) -> Settings:
     out = sys.stderr
     if settings.embedded:
@@ -114,6 +128,7 @@ def _announce(settings: Settings) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="roomhub", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"roomhub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _token_parser(sub)
@@ -136,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _announce(_settings(ns))
     except ValidationError as exc:
-        parser.error(str(exc))
+        parser.error(settings_error(exc))
     from .node import serve_forever
 
     try:

@@ -256,3 +256,40 @@ async def test_serve_exits_promptly_on_sigterm_right_after_its_clients_leave() -
         finally:
             code = node.stop(grace=5)
         assert code == 0, f"exit code {code} after SIGTERM:\n{node.stderr[-2000:]}"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*roomhub_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**clean_env(), **(env or {})},
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_version_is_printed() -> None:
+    done = run_cli("--version")
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"roomhub \d+\.\d+\.\d+\S*\n", done.stdout), done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("--app", "bad key=SECRET-aaaa-1111", "--app", "ok=SECRET-bbbb-2222"), {}),
+        ((), {"ROOMHUB_APPS": "ok=SECRET-aaaa-1111,bad key=SECRET-bbbb-2222"}),
+        (("--app", "ok=SECRET-aaaa-1111", "--port", "-4"), {}),
+    ],
+)
+def test_a_bad_setting_is_one_usage_error_that_prints_no_secret(
+    args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    done = run_cli("serve", *args, env=env)
+    assert done.returncode == 2
+    out = done.stdout + done.stderr
+    assert "invalid settings" in out
+    assert "SECRET-" not in out, out
+    assert "Traceback" not in out
