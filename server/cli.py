@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from roomhub.protocol import limits
+
 from . import __version__
 from .auth import mint_token
 from .settings import Settings
@@ -61,7 +63,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--history-max", type=int, help="system messages kept per room (10000)")
     p.add_argument("--max-frame-bytes", type=int, help="largest accepted frame (65536)")
     p.add_argument("--max-room-members", type=int, help="member cap per room (10000)")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (INFO)")
 
 
 def _token_parser(sub: Any) -> None:
@@ -89,10 +91,23 @@ def _settings(ns: argparse.Namespace) -> Settings:
             "rate_limit",
             "app_rate_limits",
             "conn_rate_limit",
+            "log_level",
         )
         if getattr(ns, name, None) is not None
     }
     return Settings(**overrides)
+
+
+def token_refusal(user: str, ttl: float) -> str | None:
+    """Why the server would refuse a token for this user id and ttl (None: it would not), so
+    no token is minted that fails only at connect time."""
+    if not limits.ID_PATTERN.fullmatch(user):
+        return f"--user must be 1-64 characters of [A-Za-z0-9_.@:-], got {user!r}"
+    if user.startswith("@"):
+        return "--user must not start with '@' (reserved)"
+    if not ttl > 0:
+        return f"--ttl must be > 0 seconds, got {ttl:g}"
+    return None
 
 
 def settings_error(exc: ValidationError) -> str:
@@ -134,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     _token_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "token":
+        refused = token_refusal(ns.user, ns.ttl)
+        if refused:
+            print(f"roomhub token: {refused}", file=sys.stderr)
+            return 2
         token = mint_token(ns.secret, ns.user, server=ns.server, ttl=ns.ttl)
         print(token)  # stdout holds only the token, for scripts
         print(
@@ -141,17 +160,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 0
+    try:
+        settings = _settings(ns)
+    except ValidationError as exc:
+        parser.error(settings_error(exc))
     logging.basicConfig(
-        level=ns.log_level.upper(),
+        level=settings.log_level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # One line per connection opened and closed is noise at thousands of connections.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
-    try:
-        settings = _announce(_settings(ns))
-    except ValidationError as exc:
-        parser.error(settings_error(exc))
+    settings = _announce(settings)
     from .node import serve_forever
 
     try:

@@ -293,3 +293,31 @@ def test_a_bad_setting_is_one_usage_error_that_prints_no_secret(
     assert "invalid settings" in out
     assert "SECRET-" not in out, out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("user", "ttl", "says"),
+    [
+        ("", "60", "--user"),
+        ("has space", "60", "--user"),
+        ("x" * 65, "60", "--user"),
+        ("@system", "60", "reserved"),
+        ("alice", "0", "--ttl"),
+        ("alice", "-5", "--ttl"),
+    ],
+)
+def test_token_refuses_what_the_server_would_refuse(user: str, ttl: str, says: str) -> None:
+    done = run_cli("token", "--key", KEY, "--secret", SECRET, "--user", user, f"--ttl={ttl}")
+    assert done.returncode == 2
+    assert done.stdout == ""  # no token minted
+    assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert SECRET not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"), [(("--log-level", "LOUD"), {}), ((), {"ROOMHUB_LOG_LEVEL": "LOUD"})]
+)
+def test_a_bad_log_level_is_a_usage_error(args: tuple[str, ...], env: dict[str, str]) -> None:
+    done = run_cli("serve", *args, env=env)
+    assert done.returncode == 2
+    assert "log_level" in done.stderr and "Traceback" not in done.stderr, done.stderr
