@@ -31,6 +31,7 @@ from .ratelimit import SlidingWindow
 from .service import Caller, Service
 from .settings import Settings
 from .store import Store
+from .transport import connection_class
 
 log = logging.getLogger("roomhub.hub")
 
@@ -237,6 +238,7 @@ class Hub:
             ping_interval=self.settings.ping_interval,
             ping_timeout=self.settings.ping_timeout,
             server_header=f"roomhub/{__version__}",
+            create_connection=connection_class(self.settings.send_buffer_limit),
         )
         return self.server
 
