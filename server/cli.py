@@ -63,6 +63,18 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--history-max", type=int, help="system messages kept per room (10000)")
     p.add_argument("--max-frame-bytes", type=int, help="largest accepted frame (65536)")
     p.add_argument("--max-room-members", type=int, help="member cap per room (10000)")
+    flag = p.add_argument
+    flag("--redis-wait", type=float, help="seconds to wait for Redis at startup (0 = fail at once)")
+    flag("--min-replicas", type=int, help="replicas each write must reach before its ack (0)")
+    flag("--min-replicas-timeout", type=float, help="seconds the replicas may take (1.0)")
+    flag("--log-format", choices=["text", "json"], help="text (default) or one JSON object a line")
+    flag("--user-rate-limit", type=int, help="mutating ops/s per user, all nodes (50; 0 = off)")
+    flag("--max-connections-per-user", type=int, help="per user on this node (16; 0 = off)")
+    flag("--max-connections-per-ip", type=int, help="per remote address (1000; 0 = off)")
+    flag("--rooms-per-hour", type=int, help="rooms one user may create per hour (100; 0 = off)")
+    flag("--member-consent", choices=["add", "invite"], help="add (default) or invite only")
+    flag("--max-pending-invitations", type=int, help="per room (1000; 0 = off)")
+    flag("--max-pending-invitations-per-inviter", type=int, help="per room (100; 0 = off)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (INFO)")
 
 
@@ -73,6 +85,21 @@ def _token_parser(sub: Any) -> None:
     p.add_argument("--user", required=True, help="user id (the token's sub)")
     p.add_argument("--server", action="store_true", help="a server-scope token")
     p.add_argument("--ttl", type=float, default=24 * 3600, help="seconds until it expires")
+
+
+NEW_FLAGS = (
+    "redis_wait",
+    "min_replicas",
+    "min_replicas_timeout",
+    "log_format",
+    "user_rate_limit",
+    "max_connections_per_user",
+    "max_connections_per_ip",
+    "rooms_per_hour",
+    "member_consent",
+    "max_pending_invitations",
+    "max_pending_invitations_per_inviter",
+)
 
 
 def _settings(ns: argparse.Namespace) -> Settings:
@@ -92,6 +119,7 @@ def _settings(ns: argparse.Namespace) -> Settings:
             "app_rate_limits",
             "conn_rate_limit",
             "log_level",
+            *NEW_FLAGS,
         )
         if getattr(ns, name, None) is not None
     }
