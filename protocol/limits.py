@@ -6,6 +6,9 @@ import re
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.@:-]{1,64}")
 PROP_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+# Ids starting with '@' are reserved for roomhub's own senders (`@server`): never a user's.
+RESERVED_USER_PREFIX = "@"
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # App keys go inside Redis hash tags `{app:room}`; no ':' so the tag is unambiguous.
 APP_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -26,6 +29,10 @@ INITIAL_MEMBERS_MAX = 100
 HISTORY_LIMIT_MAX = 200
 HISTORY_LIMIT_DEFAULT = 50
 DIRECT_ROOM_MAX_MEMBERS = 2
+# The largest seq a request may name: exact in a double (Redis Lua numbers, JavaScript).
+SEQ_MAX = 2**53 - 1
+# How long a mutating op's outcome is kept for a retry with the same idempotency key.
+IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 # Decoder caps: a request never needs more than this, so anything larger is hostile.

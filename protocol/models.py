@@ -32,7 +32,22 @@ def _check_id(value: str) -> str:
     return value
 
 
+def _check_user_id(value: str) -> str:
+    if value.startswith(limits.RESERVED_USER_PREFIX):
+        raise ValueError("user ids starting with '@' are reserved (e.g. '@server')")
+    return value
+
+
+def _check_idempotency_key(value: str) -> str:
+    if not limits.IDEMPOTENCY_KEY_PATTERN.fullmatch(value):
+        raise ValueError("must be 1-64 characters of [A-Za-z0-9_.:-]")
+    return value
+
+
 Id = Annotated[StrictStr, AfterValidator(_check_id)]
+UserId = Annotated[StrictStr, AfterValidator(_check_id), AfterValidator(_check_user_id)]
+IdempotencyKey = Annotated[StrictStr, AfterValidator(_check_idempotency_key)]
+Seq = Annotated[StrictInt, Field(ge=0, le=limits.SEQ_MAX)]
 RoomName = Annotated[StrictStr, _max_bytes(limits.ROOM_NAME_MAX_BYTES)]
 Nickname = Annotated[StrictStr, _max_bytes(limits.NICKNAME_MAX_BYTES)]
 Avatar = Annotated[StrictStr, _max_bytes(limits.AVATAR_MAX_BYTES)]
@@ -51,21 +66,23 @@ class _Args(BaseModel):
 class OpArgs(_Args):
     """Every op but auth: server tokens may act as `operator` (NetEase's operator_account_id)."""
 
-    operator: Id | None = None
+    operator: UserId | None = None
 
 
 class MutatingArgs(OpArgs):
     reply: ReplyShape = "room"
+    # A retry with the same key returns the first outcome and changes nothing (§5.1).
+    idempotency_key: IdempotencyKey | None = None
 
 
 class AuthArgs(_Args):
     key: StrictStr
     token: StrictStr
-    resume: dict[Id, Annotated[StrictInt, Field(ge=0)]] | None = None
+    resume: dict[Id, Seq] | None = None
 
 
 class UserUpsertArgs(MutatingArgs):
-    id: Id
+    id: UserId
     nickname: Nickname | None = None
     avatar: Avatar | None = None
 
@@ -74,8 +91,8 @@ class RoomCreateArgs(MutatingArgs):
     room: Id | None = None
     name: RoomName = ""
     type: RoomType = "group"
-    members: Annotated[list[Id], Field(max_length=limits.INITIAL_MEMBERS_MAX)] = []
-    owner: Id | None = None
+    members: Annotated[list[UserId], Field(max_length=limits.INITIAL_MEMBERS_MAX)] = []
+    owner: UserId | None = None
 
 
 class RoomArgs(OpArgs):
@@ -89,7 +106,7 @@ class RoomListArgs(OpArgs):
 class MemberAddArgs(MutatingArgs):
     room: Id
     invitees: Annotated[
-        list[Id], Field(min_length=limits.INVITEES_MIN, max_length=limits.INVITEES_MAX)
+        list[UserId], Field(min_length=limits.INVITEES_MIN, max_length=limits.INVITEES_MAX)
     ]
     invitation_required: StrictBool = False
     system_message: StrictBool = False
@@ -103,12 +120,12 @@ class RoomMutationArgs(MutatingArgs):
 
 class MemberTargetArgs(MutatingArgs):
     room: Id
-    user: Id
+    user: UserId
 
 
 class MemberUpdateArgs(MutatingArgs):
     room: Id
-    user: Id
+    user: UserId
     properties: Annotated[
         dict[StrictStr, Any],
         Field(min_length=1, max_length=limits.PROPERTIES_PER_UPDATE),
@@ -121,7 +138,7 @@ class MemberUpdateArgs(MutatingArgs):
 
 class RoomHistoryArgs(OpArgs):
     room: Id
-    after_seq: Annotated[StrictInt, Field(ge=0)] = 0
+    after_seq: Seq = 0
     limit: Annotated[StrictInt, Field(ge=1, le=limits.HISTORY_LIMIT_MAX)] = (
         limits.HISTORY_LIMIT_DEFAULT
     )

@@ -38,9 +38,11 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             raise RoomError(ErrorCode.UNAUTHENTICATED, f"invalid token: {exc}") from None
         user = claims["sub"]
+        scope = claims.get("scope")
         if not isinstance(user, str) or not limits.ID_PATTERN.fullmatch(user):
             raise RoomError(ErrorCode.UNAUTHENTICATED, "token 'sub' is not a valid user id")
-        scope = claims.get("scope")
+        if user.startswith(limits.RESERVED_USER_PREFIX):
+            raise RoomError(ErrorCode.UNAUTHENTICATED, "token 'sub' is a reserved id ('@...')")
         if scope not in (None, SERVER_SCOPE):
             raise RoomError(ErrorCode.UNAUTHENTICATED, f"unknown token scope {scope!r}")
         return Caller(app=key, user=user, server=scope == SERVER_SCOPE)

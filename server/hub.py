@@ -13,7 +13,6 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from redis.exceptions import RedisClusterException, RedisError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
@@ -30,7 +29,7 @@ from .fanout import Fanout, Message, visible_to
 from .ratelimit import SlidingWindow
 from .service import Caller, Service
 from .settings import Settings
-from .store import Store
+from .store import ScriptError, Store, is_unavailable
 from .transport import connection_class
 
 log = logging.getLogger("roomhub.hub")
@@ -218,6 +217,8 @@ class Hub:
         self.server: Server | None = None
         self._flusher = Flusher()
         self._inflight: set[asyncio.Task[None]] = set()  # referenced so they are never GC'd
+        self._per_address: dict[str, int] = {}  # open connections per remote address
+        self._per_user: dict[tuple[str, str], int] = {}  # open user connections on this node
         self._handlers = {name: self.service.handler(name) for name in ops.OPS if name != "auth"}
 
     async def start(self) -> Server:
@@ -231,7 +232,7 @@ class Hub:
             self.settings.port,
             subprotocols=[Subprotocol(p) for p in codec.SUBPROTOCOLS],
             select_subprotocol=select_subprotocol,
-            process_request=self._check_path,
+            process_request=self._check_request,
             origins=origins,
             max_size=self.settings.max_frame_bytes,
             compression=None,
@@ -258,40 +259,97 @@ class Hub:
             await asyncio.wait(set(self._inflight), timeout=drain_timeout)
         await self.fanout.close()
 
-    @staticmethod
-    def _check_path(conn: ServerConnection, request: Request) -> Response | None:
+    def _check_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        """Refuse, before the handshake, what is not ours to serve: another path, a browser
+        Origin not allowed, an address past its connection cap."""
         if request.path.split("?", 1)[0] != "/ws":
             return conn.respond(HTTPStatus.NOT_FOUND, "roomhub serves WebSocket at /ws\n")
+        origin = request.headers.get("Origin")
+        allowed = self.settings.allowed_origins
+        if origin is not None and allowed and origin not in allowed:
+            log.warning("refused Origin %r from %s", origin, _address(conn))
+            return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
+        address = _address(conn)
+        cap = self.settings.max_connections_per_ip
+        if cap and self._per_address.get(address, 0) >= cap:
+            log.warning("refused %s: %d connections open from that address", address, cap)
+            return conn.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
+            )
+        self._per_address[address] = self._per_address.get(address, 0) + 1
+        conn.connection_lost_waiter.add_done_callback(lambda _: self._release_address(address))
         return None
+
+    def _release_address(self, address: str) -> None:
+        left = self._per_address.get(address, 0) - 1
+        if left > 0:
+            self._per_address[address] = left
+        else:
+            self._per_address.pop(address, None)
 
     # connection lifecycle -------------------------------------------------------------------
 
     async def handle(self, ws: ServerConnection) -> None:
         encoding = Encoding(ws.subprotocol) if ws.subprotocol else Encoding.MSGPACK
         conn = Connection(ws, encoding, self.settings, self._flusher)
+        address = _address(ws)
+        log.info("connection from %s opened (%s)", address, encoding.value)
+        caller: Caller | None = None
         try:
-            caller = await self._authenticate(conn)
-        except TimeoutError:
-            await conn.close(CLOSE_UNAUTHENTICATED, "auth deadline passed")
-            return
-        except ConnectionClosed:
-            return
-        if caller is None:
-            await conn.close(CLOSE_UNAUTHENTICATED, "not authenticated")
-            return
-        conn.caller = caller
-        if not caller.server and self.settings.conn_rate_limit > 0:
-            conn.rate = SlidingWindow(self.settings.conn_rate_limit)
-        try:
+            try:
+                caller = await self._authenticate(conn)
+            except TimeoutError:
+                await conn.close(CLOSE_UNAUTHENTICATED, "auth deadline passed")
+                return
+            if caller is None:
+                await conn.close(CLOSE_UNAUTHENTICATED, "not authenticated")
+                return
+            conn.caller = caller
+            if not caller.server and self.settings.conn_rate_limit > 0:
+                conn.rate = SlidingWindow(self.settings.conn_rate_limit)
             await self._serve(conn)
         except ConnectionClosed:
             pass
         finally:
-            if not caller.server:
+            if caller is not None and not caller.server:
                 self.fanout.detach(caller.app, caller.user, conn)
+                self._release_user(caller)
+            log.info(
+                "connection from %s closed (user %s, code %s)",
+                address,
+                _who(caller),
+                ws.close_code if ws.close_code is not None else "none",
+            )
+
+    def _claim_user(self, caller: Caller) -> None:
+        """Count a user connection on this node, or refuse it past the per-user cap."""
+        if caller.server:
+            return
+        key = (caller.app, caller.user)
+        open_now = self._per_user.get(key, 0)
+        cap = self.settings.max_connections_per_user
+        if cap and open_now >= cap:
+            raise RoomError(
+                ErrorCode.RATE_LIMITED,
+                f"user '{caller.user}' has {cap} connections open on this node already",
+            )
+        self._per_user[key] = open_now + 1
+
+    def _release_user(self, caller: Caller) -> None:
+        key = (caller.app, caller.user)
+        left = self._per_user.get(key, 0) - 1
+        if left > 0:
+            self._per_user[key] = left
+        else:
+            self._per_user.pop(key, None)
 
     async def _authenticate(self, conn: Connection) -> Caller | None:
-        """Read frames until a good `auth` (None: close with 4401), within the deadline."""
+        """Read frames until a good `auth` (None: close with 4401), within the deadline.
+
+        Exactly one reply per auth request: everything the reply depends on (registration,
+        subscriptions, the room list, resume reads) is done before anything is written. A
+        store failure answers 100001 and leaves the connection unauthenticated, so the client
+        may send `auth` again (within the deadline) once Redis is back."""
         async with asyncio.timeout(self.settings.auth_timeout):
             while True:
                 data = await conn.ws.recv()
@@ -309,27 +367,40 @@ class Hub:
                     caller = self.auth.verify(key, token)
                     # The credentials are good: any other argument error is 100002 (§6).
                     args = ops.validate_args(ops.OPS["auth"], request.args)
+                    self._claim_user(caller)
                 except RoomError as exc:
                     conn.error(re, exc)
                     if exc.code in (ErrorCode.MALFORMED_FRAME, ErrorCode.INVALID_PARAMETER):
                         continue  # still unauthenticated; the deadline keeps running
+                    log.warning(
+                        "refused auth from %s: %s (%s)",
+                        _address(conn.ws),
+                        exc.message,
+                        exc.code.reason,
+                    )
                     return None
                 try:
-                    result = await self._welcome(conn, caller)
-                    conn.reply(re, result)
-                    for room, last_seq in (args.resume or {}).items():
-                        await self._replay(conn, caller, room, last_seq)
-                    conn.open()
-                except RoomError as exc:
-                    conn.error(re, exc)
-                    return None
+                    result, resumed = await self._welcome(conn, caller, args.resume or {})
                 except Exception as exc:
+                    if not caller.server:
+                        self.fanout.detach(caller.app, caller.user, conn)
+                        self._release_user(caller)
+                    conn.floor.clear()
+                    conn.opening = []
                     conn.error(re, _internal(exc))
-                    return None
+                    continue
+                conn.reply(re, result)
+                for framed in resumed:
+                    conn.write(framed)
+                conn.open()
                 return caller
 
-    async def _welcome(self, conn: Connection, caller: Caller) -> dict[str, Any]:
+    async def _welcome(
+        self, conn: Connection, caller: Caller, resume: dict[str, int]
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """The auth result, and the frames of the resumed rooms (written after it)."""
         rooms: list[str] = []
+        resumed: list[bytes] = []
         if not caller.server:
             await self.store.register_user(caller.app, caller.user)
             # Subscribe before reading the room list: a room added in between still arrives.
@@ -340,42 +411,56 @@ class Hub:
             # (pub/sub trails the log) must not hand it changes from before it connected.
             conn.floor.update((room["id"], room["seq"]) for room in listed)
             await asyncio.gather(*(self.fanout.follow(caller.app, r) for r in rooms))
-        return {
+            budget = self.settings.resume_max_total
+            for room, last_seq in resume.items():
+                budget -= await self._replay(conn, caller, room, last_seq, budget, resumed)
+        result = {
             "user": caller.user,
             "rooms": rooms,
             "server": {"version": __version__, "node": self.settings.node_id},
         }
+        return result, resumed
 
-    async def _replay(self, conn: Connection, caller: Caller, room: str, last_seq: int) -> None:
-        """Resume one room: every message after `last_seq` the user may see, in order, before
-        any live one — or `resync` when the history no longer reaches back that far."""
-        if caller.server:
-            return
-        current = 0
+    async def _replay(
+        self,
+        conn: Connection,
+        caller: Caller,
+        room: str,
+        last_seq: int,
+        budget: int,
+        out: list[bytes],
+    ) -> int:
+        """Resume one room into `out`: every message after `last_seq`, in order, before any
+        live one; or `resync` when they cannot all be replayed (the history no longer reaches
+        back, the client is ahead of the room, or the replay would pass the resume caps).
+        A non-member always gets `resync 0`, whatever the room's seq: it learns nothing of the
+        room. Returns the number of messages replayed."""
+        limit = max(0, min(self.settings.resume_max_messages, budget))
         try:
             current, is_member, raws = await self.store.replay(
-                caller.app, room, user=caller.user, after_seq=last_seq
+                caller.app, room, user=caller.user, after_seq=last_seq, limit=limit
             )
-            messages = [Message(raw) for raw in raws]
-            gapless = last_seq <= current and (
-                not messages
-                and last_seq == current
-                or bool(messages)
-                and messages[0].seq == last_seq + 1
-            )
-            if not gapless:
-                # Non-members learn nothing of the room, not even its seq: re-reading it
-                # tells them they are out (100005) or that it is gone (100004).
-                conn.push(_resync_frame(room, current if is_member else 0, conn.encoding))
-            else:
-                for message in visible_to(caller.user, is_member, messages):
-                    conn.write(message.frame(conn.encoding))
         except RoomError as exc:
             if exc.code is not ErrorCode.ROOM_NOT_FOUND:
                 raise
-            conn.push(_resync_frame(room, 0, conn.encoding))
-        finally:
-            conn.floor[room] = max(current, last_seq)
+            out.append(_framed_resync(room, 0, conn.encoding))
+            return 0
+        # Live messages up to `current` are in the replay or covered by the resync.
+        conn.floor[room] = current
+        if not is_member:
+            out.append(_framed_resync(room, 0, conn.encoding))
+            return 0
+        messages = [Message(raw) for raw in raws]
+        gapless = (
+            last_seq <= current
+            and len(messages) == current - last_seq
+            and (not messages or messages[0].seq == last_seq + 1)
+        )
+        if not gapless:
+            out.append(_framed_resync(room, current, conn.encoding))
+            return 0
+        out.extend(m.frame(conn.encoding) for m in visible_to(caller.user, True, messages))
+        return len(messages)
 
     def _decode(self, data: bytes | str, conn: Connection) -> dict[str, Any]:
         return codec.decode(data, conn.encoding, max_bytes=self.settings.max_frame_bytes)
@@ -394,7 +479,10 @@ class Hub:
                 spec = ops.lookup(request.op)
                 if spec.mutating:  # admission is decided here, before the op is queued (§8)
                     await self._admit(conn, conn.caller)
-            except RoomError as exc:
+            except Exception as exc:
+                if not isinstance(exc, RoomError):
+                    conn.error(re, _internal(exc))  # e.g. Redis away during the app ceiling
+                    continue
                 conn.error(re, exc)
                 if exc.code is ErrorCode.MALFORMED_FRAME:
                     garbage += 1
@@ -423,25 +511,39 @@ class Hub:
             conn.inflight.release()
 
     async def _admit(self, conn: Connection, caller: Caller | None) -> None:
-        """The connection's limit (in memory), then the app's ceiling, shared by all nodes
-        through Redis (§8); a limit of 0 is off."""
+        """The connection's limit (in memory), then the user's and the app's, shared by all
+        nodes through Redis (§8); a limit of 0 is off. Server tokens have only the app's."""
         assert caller is not None
         if conn.rate is not None:
             wait_ms = conn.rate.admit()
             if wait_ms:
                 raise _rate_limited(wait_ms, "this connection")
         ceiling = self.settings.ceiling(caller.app)
-        if ceiling <= 0:
+        user_ceiling = 0 if caller.server else self.settings.user_rate_limit
+        if ceiling <= 0 and user_ceiling <= 0:
             return
-        wait_ms = await self.store.admit(caller.app, ceiling, self.settings.node_id)
+        try:
+            wait_ms = await self.store.admit(
+                caller.app, ceiling, self.settings.node_id, caller.user, user_ceiling
+            )
+        except BaseException:
+            if conn.rate is not None:
+                conn.rate.refund()
+            raise
         if wait_ms:
             if conn.rate is not None:
                 conn.rate.refund()
+            if wait_ms < 0:
+                raise _rate_limited(-wait_ms, f"user '{caller.user}' ({user_ceiling}/s)")
             raise _rate_limited(wait_ms, f"app '{caller.app}' ({ceiling}/s)")
 
 
 def _resync_frame(room: str, seq: int, encoding: Encoding) -> bytes:
     return codec.encode({"event": "resync", "room": room, "seq": seq}, encoding)
+
+
+def _framed_resync(room: str, seq: int, encoding: Encoding) -> bytes:
+    return wsframe.frame(_resync_frame(room, seq, encoding), text=encoding is Encoding.JSON)
 
 
 def _rate_limited(wait_ms: int, who: str) -> RoomError:
@@ -452,10 +554,25 @@ def _rate_limited(wait_ms: int, who: str) -> RoomError:
     )
 
 
+def _address(ws: ServerConnection) -> str:
+    peer = ws.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
+def _who(caller: Caller | None) -> str:
+    if caller is None:
+        return "none"
+    return f"{caller.app}/{caller.user}" + (" (server)" if caller.server else "")
+
+
 def _internal(exc: Exception) -> RoomError:
-    # (redis-py's cluster errors, e.g. a slot without a master mid-failover, are not RedisErrors)
-    if isinstance(exc, RedisError | RedisClusterException | OSError | asyncio.TimeoutError):
+    """100001 for a failure that is not the client's: an outage (WARNING, safe to retry), or
+    a bug (ERROR with the traceback, or the failing script's name)."""
+    if is_unavailable(exc):
         log.warning("store unavailable: %r", exc)
         return RoomError(ErrorCode.INTERNAL, "store unavailable; safe to retry")
-    log.exception("unexpected failure", exc_info=exc)
-    return RoomError(ErrorCode.INTERNAL, "internal error; safe to retry")
+    if isinstance(exc, ScriptError):
+        log.error("internal error in Redis script %s: %s", exc.script, exc.__cause__)
+    else:
+        log.exception("unexpected failure", exc_info=exc)
+    return RoomError(ErrorCode.INTERNAL, "internal error")

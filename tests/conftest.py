@@ -59,6 +59,7 @@ async def start_hub() -> AsyncIterator[HubFactory]:
                 "redis": redis,
                 "rate_limit": 0,
                 "conn_rate_limit": 0,
+                "user_rate_limit": 0,
             }
             options.update(overrides)
             return await stack.enter_async_context(running_hub(Settings(**options)))

@@ -9,13 +9,17 @@ one round trip. All keys of a room share the hash tag {app:room}, so a room live
 Redis Cluster slot. The embedded store is the same code over an in-process fakeredis.
 """
 
+from .errors import ScriptError, StoreUnavailable, is_unavailable
 from .keys import room_channel, user_inbox
 from .rooms import OpOutcome, Store, TargetNotMember
 
 __all__ = [
     "OpOutcome",
+    "ScriptError",
+    "StoreUnavailable",
     "Store",
     "TargetNotMember",
+    "is_unavailable",
     "room_channel",
     "user_inbox",
 ]

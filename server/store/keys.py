@@ -32,6 +32,11 @@ def rate_key(app: str) -> str:
     return f"rh:{{{app}}}:rate"
 
 
+def user_rate_key(app: str, user: str) -> str:
+    """In the app's slot (not the user's), so one script checks both windows atomically."""
+    return f"rh:{{{app}}}:rate:user:{user}"
+
+
 def users_key(app: str) -> str:
     return f"rh:{{{app}}}:users"
 

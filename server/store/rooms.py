@@ -17,11 +17,21 @@ from typing import Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
 
 from roomhub.protocol import roles
 from roomhub.protocol.errors import ErrorCode, RoomError
 
-from .keys import EPOCH_KEY, rate_key, room_channel, room_keys, user_rooms_key, users_key
+from .errors import ScriptError, is_unavailable
+from .keys import (
+    EPOCH_KEY,
+    rate_key,
+    room_channel,
+    room_keys,
+    user_rate_key,
+    user_rooms_key,
+    users_key,
+)
 from .pipeline import _Pipeliner
 from .pubsub import ClusterServers, OneServer, Servers, Subscriber, redis_version
 
@@ -186,11 +196,13 @@ class Store:
         return "sharded" if self._sharded else "classic"
 
     @_bounded
-    async def admit(self, app: str, ceiling: int, node: str) -> int:
-        """0 if the app may run one more mutating op now, else ms until it may (§8)."""
+    async def admit(self, app: str, ceiling: int, node: str, user: str, user_ceiling: int) -> int:
+        """0 if `user` of `app` may run one more mutating op now, else ms until they may:
+        positive for the app's ceiling, negative for the user's own limit (§8)."""
         self._admissions += 1
         member = f"{node}:{self._admissions}"
-        return int(await self._batcher.submit(self._rate, [rate_key(app)], [ceiling, member]))
+        keys = [rate_key(app), user_rate_key(app, user)]
+        return int(await self._batcher.submit(self._rate, keys, [ceiling, member, user_ceiling]))
 
     # users ---------------------------------------------------------------------------------
 
@@ -285,11 +297,22 @@ class Store:
         return orjson.dumps(params)
 
     async def _run(self, script: str, app: str, room: str, params: bytes) -> list[Any]:
-        reply = await self._batcher.submit(self._scripts[script], room_keys(app, room), [params])
-        code = int(reply[0])
+        try:
+            reply = await self._batcher.submit(
+                self._scripts[script], room_keys(app, room), [params]
+            )
+        except ResponseError as exc:
+            if is_unavailable(exc):
+                raise
+            raise ScriptError(script, exc) from exc
+        try:
+            code = int(reply[0])
+            if code != 0:
+                message = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+                field = reply[2].decode() if len(reply) > 2 and reply[2] else None
+        except (TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise ScriptError(script, exc) from exc
         if code != 0:
-            message = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
-            field = reply[2].decode() if len(reply) > 2 and reply[2] else None
             raise RoomError(code, message, field=field) if code > 0 else TargetNotMember(message)
         return reply  # type: ignore[no-any-return]
 
@@ -415,10 +438,11 @@ class Store:
 
     @_bounded
     async def replay(
-        self, app: str, room: str, *, user: str, after_seq: int
+        self, app: str, room: str, *, user: str, after_seq: int, limit: int
     ) -> tuple[int, bool, list[bytes]]:
-        """(current seq, user is a member now, stored messages with seq > after_seq)."""
-        params = self._params(app, room, "", None, "ack", user=user, after=after_seq)
+        """(current seq, user is a member now, stored messages with seq > after_seq): none
+        for a non-member, or when more than `limit` would follow."""
+        params = self._params(app, room, "", None, "ack", user=user, after=after_seq, limit=limit)
         reply = await self._run("room_replay", app, room, params)
         return int(reply[2]), bool(reply[3]), [fields[1] for _, fields in reply[4]]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -605,7 +606,7 @@ async def test_operator_rules(w: World) -> None:
 
 
 async def test_internal_error_is_100001_and_the_connection_survives(
-    start_hub: Any, redis_url: str
+    start_hub: Any, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     hub = await start_hub(redis=redis_url)
     async with RawClient.connect(ws_url(hub), "json") as alice:
@@ -626,11 +627,16 @@ async def test_internal_error_is_100001_and_the_connection_survives(
                 store.set(key, "garbage")
         finally:
             store.close()
-        err = await alice.fail("room.get", {"room": "broken"})
-        check_error(err, 100001)
-        assert "retry" in err["message"].lower(), "safe to retry"
-        err = await alice.fail("member.update", update_args("broken", "alice", {"x": 1}))
-        check_error(err, 100001)
+        with caplog.at_level(logging.ERROR, logger="roomhub.hub"):
+            err = await alice.fail("room.get", {"room": "broken"})
+            check_error(err, 100001)
+            # A script error is a bug, not an outage: no "safe to retry", the script is named.
+            assert err["message"] == "internal error"
+            err = await alice.fail("member.update", update_args("broken", "alice", {"x": 1}))
+            check_error(err, 100001)
+        logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any("room_read" in line for line in logged), logged
+        assert any("member_update" in line for line in logged), logged
         assert (await alice.call("room.get", {"room": "fine"}))["seq"] == 1
         await alive(alice)
 

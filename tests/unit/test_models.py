@@ -42,7 +42,9 @@ def bad(op: str, **args: Any) -> str:
 
 # --- ids ---------------------------------------------------------------------------------
 
-GOOD_IDS = ["a", "A", "0", "x" * 64, "user_1.name@host:8080-x", "-", ".", "@server", "::"]
+GOOD_IDS = ["a", "A", "0", "x" * 64, "user_1.name@host:8080-x", "-", ".", "::"]
+# '@...' is reserved for roomhub's own senders: a room may be named so, a user may not.
+RESERVED_USER_IDS = ["@server", "@", "@alice"]
 BAD_IDS = [
     "",
     "x" * 65,
@@ -86,6 +88,37 @@ ID_ARGS: list[tuple[str, str]] = [
 @pytest.mark.parametrize("value", GOOD_IDS)
 def test_good_ids(op: str, arg: str, value: str) -> None:
     assert getattr(ok(op, **{arg: value}), arg) == value
+
+
+ROOM_ID_ARGS = [(op, arg) for op, arg in ID_ARGS if arg == "room"]
+USER_ID_ARGS = [(op, arg) for op, arg in ID_ARGS if arg != "room"]
+
+
+@pytest.mark.parametrize("op,arg", ROOM_ID_ARGS)
+@pytest.mark.parametrize("value", RESERVED_USER_IDS)
+def test_rooms_may_start_with_at(op: str, arg: str, value: str) -> None:
+    assert getattr(ok(op, **{arg: value}), arg) == value
+
+
+@pytest.mark.parametrize("op,arg", USER_ID_ARGS)
+@pytest.mark.parametrize("value", RESERVED_USER_IDS)
+def test_user_ids_starting_with_at_are_reserved(op: str, arg: str, value: str) -> None:
+    assert bad(op, **{arg: value}) == arg
+
+
+def test_reserved_ids_in_user_lists_name_the_index() -> None:
+    assert bad("member.add", invitees=["a", "@server"]) == "invitees.1"
+    assert bad("room.create", members=["@server"]) == "members.0"
+
+
+@pytest.mark.parametrize("op", ["room.history"])
+def test_seqs_are_bounded_to_exact_doubles(op: str) -> None:
+    assert ok(op, after_seq=2**53 - 1).after_seq == 2**53 - 1
+    assert bad(op, after_seq=2**53) == "after_seq"
+    assert bad(op, after_seq=2**63 - 1) == "after_seq"
+    assert ok("auth", resume={"r": 2**53 - 1}).resume == {"r": 2**53 - 1}
+    assert bad("auth", resume={"r": 2**63 - 1}) == "resume.r"
+    assert bad("auth", resume={"r": 2**64}) == "resume.r"
 
 
 def test_id_lists_name_the_index() -> None:
@@ -264,7 +297,7 @@ def test_history_limit_and_after_seq() -> None:
     assert bad("room.history", limit=201) == "limit"
     assert bad("room.history", limit=-1) == "limit"
     assert ok("room.history", after_seq=0).after_seq == 0
-    assert ok("room.history", after_seq=2**53).after_seq == 2**53
+    assert ok("room.history", after_seq=2**53 - 1).after_seq == 2**53 - 1
     assert bad("room.history", after_seq=-1) == "after_seq"
 
 

@@ -17,7 +17,7 @@ from ..spec import ERROR_REASONS, MINIMAL_ARGS
 
 # op -> (required args, optional args), from PROTOCOL.md §4 plus `operator` (any op but auth)
 # and `reply` (every mutating op; user.upsert accepts and ignores it).
-MUTATING = {"reply", "operator"}
+MUTATING = {"reply", "operator", "idempotency_key"}
 OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
     "auth": ({"key", "token"}, {"resume"}),
     "user.upsert": ({"id"}, {"nickname", "avatar"} | MUTATING),
