@@ -294,6 +294,13 @@ class HubProcess:
             str(rate_limit),
             "--conn-rate-limit",
             "0",
+            # The load comes from one address and a few users: no fairness caps in the way.
+            "--user-rate-limit",
+            "0",
+            "--max-connections-per-ip",
+            "0",
+            "--max-connections-per-user",
+            "0",
             "--node-id",
             name,
             "--log-level",
