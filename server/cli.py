@@ -200,14 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     # One line per connection opened and closed is noise at thousands of connections.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
     settings = _announce(settings)
-    from .node import serve_forever
+    from .node import StartupError, serve_forever
 
     try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve_forever(settings))
-    else:
-        uvloop.run(serve_forever(settings))
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(serve_forever(settings))
+        else:
+            uvloop.run(serve_forever(settings))
+    except StartupError as exc:
+        print(f"roomhub: cannot start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
 from .hub import Hub
 from .settings import Settings
@@ -32,6 +33,43 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
             raise ValueError(f"cluster node must be host:port, got {part!r} in {url!r}")
         nodes.append((host, int(port)))
     return nodes
+
+
+def check_redis_url(url: str) -> None:
+    """Refuse a Redis URL that cannot work, with a message naming it (before any connect)."""
+    if url.startswith(CLUSTER_SCHEME):
+        cluster_nodes(url)
+        return
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        got = f"{parts.scheme}://..." if parts.scheme else repr(url)
+        raise ValueError(
+            f"--redis must be redis://HOST:PORT/DB, rediss://..., unix://PATH or "
+            f"{CLUSTER_SCHEME}HOST:PORT,..., got {got}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("--redis has a port that is not a number") from None
+
+
+async def wait_for_redis(store: Store, wait: float) -> None:
+    """PING until Redis answers, retrying with a short backoff for up to `wait` seconds
+    (0 = one try): a node started alongside its Redis need not fail."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    delay = 0.05
+    while True:
+        try:
+            await store.ping()
+            return
+        except Exception:
+            if loop.time() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def _cluster_client(settings: Settings) -> Any:
@@ -79,6 +117,8 @@ def _clients(settings: Settings) -> tuple[aioredis.Redis, aioredis.Redis | None]
 
 
 def build_store(settings: Settings) -> Store:
+    if settings.min_replicas and settings.redis is None:
+        raise ValueError("--min-replicas needs --redis: the embedded store has no replicas")
     commands, pubsub = _clients(settings)
     return Store(
         commands,
@@ -87,15 +127,19 @@ def build_store(settings: Settings) -> Store:
         concurrency=settings.redis_pool_size,
         make_pubsub_client=(lambda: pubsub) if pubsub is not None else None,
         timeout=settings.redis_timeout,
+        min_replicas=settings.min_replicas,
+        min_replicas_timeout=settings.min_replicas_timeout,
     )
 
 
 @contextlib.asynccontextmanager
 async def running_hub(settings: Settings) -> AsyncIterator[Hub]:
     """A started hub node; stopped (connections closed with 1001) on exit."""
+    if settings.redis is not None:
+        check_redis_url(settings.redis)
     store = build_store(settings)
     try:
-        await store.ping()
+        await wait_for_redis(store, settings.redis_wait)
         await store.choose_pubsub()
     except BaseException:
         await store.close()
@@ -109,8 +153,48 @@ async def running_hub(settings: Settings) -> AsyncIterator[Hub]:
         await store.close()
 
 
+class StartupError(Exception):
+    """The node could not start: one line an operator can act on (the CLI exits 2)."""
+
+
+def _startup_message(settings: Settings, exc: BaseException) -> str:
+    if isinstance(exc, ValueError):
+        return str(exc)
+    if isinstance(exc, (RedisError, RedisClusterException)) or (
+        isinstance(exc, OSError) and settings.redis is not None and not _is_bind(exc)
+    ):
+        waited = f" after waiting {settings.redis_wait:g}s" if settings.redis_wait else ""
+        return f"Redis at {_safe_url(settings.redis)} unreachable{waited}: {exc} (see --redis-wait)"
+    if isinstance(exc, OSError):
+        return f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_bind(exc: OSError) -> bool:
+    import errno
+
+    return exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+def _safe_url(url: str | None) -> str:
+    """The URL without a password."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return "?"
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
 async def serve_forever(settings: Settings, ready: asyncio.Event | None = None) -> None:
-    async with running_hub(settings) as hub:
+    stack = contextlib.AsyncExitStack()
+    try:
+        hub = await stack.enter_async_context(running_hub(settings))
+    except (ValueError, OSError, RedisError, RedisClusterException) as exc:
+        raise StartupError(_startup_message(settings, exc)) from None
+    async with stack:
         log.info(
             "roomhub node %s listening on ws://%s:%d/ws", settings.node_id, settings.host, hub.port
         )

@@ -321,3 +321,57 @@ def test_a_bad_log_level_is_a_usage_error(args: tuple[str, ...], env: dict[str, 
     done = run_cli("serve", *args, env=env)
     assert done.returncode == 2
     assert "log_level" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("notaurl", "--redis must be"),
+        ("http://127.0.0.1:6379/0", "--redis must be"),
+        ("redis+cluster://127.0.0.1", "host:port"),
+        ("redis://127.0.0.1:1/0", "unreachable"),
+    ],
+)
+def test_a_bad_or_unreachable_redis_is_one_line_and_exit_2(url: str, says: str) -> None:
+    done = run_cli("serve", "--redis", url, "--app", f"{KEY}={SECRET}")
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli("serve", "--port", str(port), "--app", f"{KEY}={SECRET}")
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "cannot listen" in last and str(port) in last, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_redis_wait_starts_the_node_once_redis_comes_up() -> None:
+    from roomhub.bench.infra import RedisServer
+
+    redis_port = free_port()
+    node = Serve(
+        "--redis", f"redis://127.0.0.1:{redis_port}/0", "--redis-wait", "60",
+        "--app", f"{KEY}={SECRET}",
+        port=free_port(),
+    )  # fmt: skip
+    try:
+        await asyncio.sleep(0.5)  # not a sync: Redis is absent on purpose while the node waits
+        assert node.proc.poll() is None, node.stderr  # waiting, not failed
+        server = RedisServer(port=redis_port)
+        try:
+            node.wait_ready()
+            minted = run_token("--key", KEY, "--secret", SECRET, "--user", "alice")
+            async with RawClient.connect(node.url) as alice:
+                assert (await auth(alice, minted))["user"] == "alice"
+        finally:
+            node.stop()
+            server.stop(keep_data=False)
+    finally:
+        node.stop()
