@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from roomhub.protocol import limits
 
-from . import __version__
+from . import __version__, logs
 from .auth import mint_token
 from .settings import Settings
 
@@ -192,11 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(ns)
     except ValidationError as exc:
         parser.error(settings_error(exc))
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format, settings.apps.values())
     # One line per connection opened and closed is noise at thousands of connections.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
     settings = _announce(settings)

@@ -47,3 +47,29 @@ def test_each_flag_sets_its_field_over_the_environment(
 def test_the_environment_sets_a_field_without_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROOMHUB_REDIS_WAIT", "12")
     assert settings_from().redis_wait == 12.0
+
+
+def test_json_log_lines_carry_extras_and_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from roomhub.server import logs
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        logs.configure("INFO", "json", ["SECRET-zzzz-9999"])
+        log = logging.getLogger("roomhub.test")
+        log.info("token for %s: SECRET-zzzz-9999", "k", extra={"user": "alice", "code": 4401})
+        log.debug("not shown")
+        line = json.loads(capsys.readouterr().err.strip())
+        assert line["level"] == "INFO" and line["logger"] == "roomhub.test"
+        assert line["message"] == "token for k: ***"
+        assert line["user"] == "alice" and line["code"] == 4401 and "time" in line
+        logs.configure("INFO", "text", ["SECRET-zzzz-9999"])
+        log.warning("bad app k=SECRET-zzzz-9999")
+        err = capsys.readouterr().err
+        assert "WARNING roomhub.test: bad app k=***" in err and "SECRET" not in err
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
