@@ -13,7 +13,7 @@ from roomhub.protocol import limits, models
 from roomhub.protocol.errors import ErrorCode, RoomError, invalid
 from roomhub.protocol.roles import SERVER
 
-from .store import OpOutcome, Store, TargetNotMember
+from .store import OpOutcome, Store
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,17 @@ class Service:
             for u in users
         ]
 
-    async def _not_member(self, app: str, user: str, error: TargetNotMember) -> RoomError:
+    async def _not_member(self, app: str, user: str, error: RoomError) -> RoomError:
+        """100005 (the target's or the operator's), or 100007 if the target is no user at
+        all: that outranks it (§6) and says nothing about the room."""
+        if error.code is not ErrorCode.NOT_A_MEMBER:
+            return error
         if not await self.store.user_known(app, user):
             return RoomError(ErrorCode.USER_NOT_FOUND, f"user '{user}' does not exist")
         return RoomError(ErrorCode.NOT_A_MEMBER, error.message)
 
     async def user_upsert(self, caller: Caller, args: models.UserUpsertArgs) -> dict[str, Any]:
+        acting(caller, args)  # `operator` from a user token is 100002, before 100006 (§6)
         if not caller.server:
             raise RoomError(ErrorCode.FORBIDDEN, "user.upsert needs a server token")
         profile = {
@@ -194,7 +199,7 @@ class Service:
                 max_props=limits.PROPS_PER_MEMBER,
                 reply=args.reply,
             )
-        except TargetNotMember as exc:
+        except RoomError as exc:
             raise await self._not_member(caller.app, args.user, exc) from None
         return _result(outcome, args.room, args.reply)
 
@@ -210,7 +215,7 @@ class Service:
                 leave=False,
                 reply=args.reply,
             )
-        except TargetNotMember as exc:
+        except RoomError as exc:
             raise await self._not_member(caller.app, args.user, exc) from None
         await self.store.unindex_room(caller.app, args.user, args.room)
         return _result(outcome, args.room, args.reply)

@@ -1,12 +1,13 @@
 -- member.remove (operator removes user) and room.leave (user leaves; operator = user).
 -- Params: user, leave (bool).
 if not room_exists() then return not_found() end
+-- The operator first: an outsider learns nothing of the members or their props.
+local op, err = operator_member()
+if err then return err end
 local target = get_member(P.user)
 if target == nil then
   return fail(TARGET_NOT_MEMBER, "'" .. P.user .. "' is not a member of the room")
 end
-local op, err = operator_member()
-if err then return err end
 if P.leave then
   if not allowed('leave', target.role, nil, true) then
     return fail(100006, 'the owner cannot leave the room')

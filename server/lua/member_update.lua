@@ -2,6 +2,9 @@
 -- canonical JSON of the new value (absent = remove a custom prop), notify, extension_json,
 -- max_props. Emits the role message first, then one updateMember with what really changed.
 if not room_exists() then return not_found() end
+-- The operator first: an outsider learns nothing of the members or their props.
+local op, err = operator_member()
+if err then return err end
 local target = get_member(P.user)
 if target == nil then
   return fail(TARGET_NOT_MEMBER, "'" .. P.user .. "' is not a member of the room")
@@ -20,8 +23,6 @@ end
 if count > P.max_props then
   return fail(100002, 'a member has at most ' .. int(P.max_props) .. ' custom props', 'properties')
 end
-local op, err = operator_member()
-if err then return err end
 local op_role = op and op.role or nil
 local on_self = P.operator ~= nil and P.operator == P.user
 for _, change in ipairs(P.changes) do
