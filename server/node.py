@@ -117,6 +117,8 @@ def _clients(settings: Settings) -> tuple[aioredis.Redis, aioredis.Redis | None]
 
 
 def build_store(settings: Settings) -> Store:
+    if settings.min_replicas and settings.redis is None:
+        raise ValueError("--min-replicas needs --redis: the embedded store has no replicas")
     commands, pubsub = _clients(settings)
     return Store(
         commands,
@@ -125,6 +127,8 @@ def build_store(settings: Settings) -> Store:
         concurrency=settings.redis_pool_size,
         make_pubsub_client=(lambda: pubsub) if pubsub is not None else None,
         timeout=settings.redis_timeout,
+        min_replicas=settings.min_replicas,
+        min_replicas_timeout=settings.min_replicas_timeout,
     )
 
 

@@ -135,6 +135,8 @@ class Store:
         concurrency: int = 64,
         make_pubsub_client: Callable[[], aioredis.Redis] | None = None,
         timeout: float = 5.0,
+        min_replicas: int = 0,
+        min_replicas_timeout: float = 1.0,
     ) -> None:
         self.redis = client
         self._slots = asyncio.Semaphore(concurrency)
@@ -161,9 +163,20 @@ class Store:
                 "room_snapshot",
             )
         }
-        self._batcher = _Pipeliner(client, timeout)
         self._upsert = client.register_script(_load_lua("user_upsert.lua"))
         self._rate = client.register_script(_load_lua("rate_limit.lua"))
+        # Changes wait for `min_replicas` replicas; reads and the rate window need not (a
+        # rate window lost in a failover only lets a few more ops through).
+        self._batcher = _Pipeliner(
+            client,
+            timeout,
+            min_replicas=min_replicas,
+            replica_timeout=min_replicas_timeout,
+            unreplicated=[
+                self._rate,
+                *(self._scripts[name] for name in ("room_read", "room_replay", "room_snapshot")),
+            ],
+        )
         self._admissions = 0
 
     async def close(self) -> None:

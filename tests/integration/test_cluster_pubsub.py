@@ -239,24 +239,53 @@ async def _replaced(cluster: RedisClusterProcesses, dead: RedisProcess) -> Redis
         await asyncio.sleep(0.1)
 
 
+def _add_replica(cluster: RedisClusterProcesses, master: RedisProcess) -> None:
+    """A fresh node that joins the cluster as a replica of `master` and syncs: a failed
+    master's successor has none left, and with min_replicas=1 no change is acknowledged
+    until it does. (A fresh node, not the killed master restarted: that one would claim
+    its old slots, empty, until the cluster tells it otherwise.)"""
+    node = RedisProcess(*cluster.nodes[0].extra)
+    cluster.nodes.append(node)  # stopped with the cluster
+    with redis.Redis(port=node.port) as client, redis.Redis(port=master.port) as owner:
+        client.execute_command("CLUSTER", "MEET", "127.0.0.1", master.port)
+        master_id = owner.execute_command("CLUSTER", "MYID").decode()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.execute_command("CLUSTER", "REPLICATE", master_id)
+                break
+            except redis.ResponseError:  # it does not know the master yet
+                assert time.monotonic() < deadline, "the new node did not meet the cluster"
+                time.sleep(0.05)
+        while client.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the new replica did not sync"
+            time.sleep(0.05)
+
+
+WRITERS = 4
+
+
 async def test_a_killed_master_is_replaced_and_no_acknowledged_change_is_lost(
     start_hub: HubFactory,
 ) -> None:
     """SIGKILL the master that holds the room and every pub/sub connection of both hubs, in
-    the middle of a stream of changes. Its replica takes over (after the 1.5 s node timeout);
-    the hubs must move their connections there, resubscribe and heal from the room's log.
+    the middle of several concurrent streams of changes. Its replica takes over (after the
+    1.5 s node timeout); the hubs must move their connections there, resubscribe and heal
+    from the room's log.
 
-    One write at a time: Redis replication is asynchronous (docs/operations.md §6), and with
-    several writers a master may answer one of them before it has passed that write on to
-    its replica; with a single writer the replica gets each write first, so every
-    acknowledged change survives the failover and the test checks the hubs, not Redis."""
+    Redis replication is asynchronous (docs/operations.md §6): a master may acknowledge a
+    write it has not passed on yet, and a crash then loses it. So the hubs run with
+    min_replicas=1: an op is acknowledged only once WAIT says the replica has its write, and
+    every acknowledged change must be on the successor. Writes fail with 100001 (retried
+    here) from the kill until a new replica of the successor has synced."""
     with RedisClusterProcesses(masters=3, replicas=1, node_timeout=1500) as cluster:
         victim = cluster.master_of(META_KEY)
         others = [node for node in cluster.nodes[:3] if node is not victim]
         # The victim first: the hubs' classic connections go to the first startup node.
         url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in (victim, *others))
-        first = await start_hub(redis=url, pubsub_probe_interval=1.0)
-        second = await start_hub(redis=url, pubsub_probe_interval=1.0)
+        durable = {"min_replicas": 1, "min_replicas_timeout": 1.0}
+        first = await start_hub(redis=url, pubsub_probe_interval=1.0, **durable)
+        second = await start_hub(redis=url, pubsub_probe_interval=1.0, **durable)
         assert (first.store.pubsub_mode, second.store.pubsub_mode) == (MODE, MODE)
         async with _members(first, second) as (owner, alice, bob, carol):
             _assert_subscriptions(cluster, victim, hubs=2)
@@ -264,29 +293,36 @@ async def test_a_killed_master_is_replaced_and_no_acknowledged_change_is_lost(
                 assert _numsub(victim, _probe_channel(hub), shard=False) == 1
 
             acked: dict[int, int] = {}
-            started, replaced = asyncio.Event(), asyncio.Event()
+            values = itertools.count()
+            started, replaced, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+            after = 0
 
             async def write() -> None:
+                nonlocal after
                 deadline = time.monotonic() + 60
-                after = 0
-                for n in itertools.count():
+                while not done.is_set():
+                    n = next(values)
                     acked[int((await _write(owner, n, deadline))["seq"])] = n
-                    if n == 20:
+                    if len(acked) >= 20:
                         started.set()
-                    after += replaced.is_set()
-                    if after == 20:
-                        return
+                    if replaced.is_set():
+                        after += 1
+                        if after >= 20:
+                            done.set()
 
-            writer = asyncio.ensure_future(write())
+            writers = asyncio.gather(*(write() for _ in range(WRITERS)))
             try:
                 await asyncio.wait_for(started.wait(), 30)
                 victim.proc.kill()
                 victim.proc.wait()
                 successor = await _replaced(cluster, victim)
+                await asyncio.to_thread(_add_replica, cluster, successor)
                 replaced.set()
-                await asyncio.wait_for(asyncio.shield(writer), 60)
+                await asyncio.wait_for(asyncio.shield(writers), 60)
             finally:
-                writer.cancel()
+                writers.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writers
             for name, client in (("alice", alice), ("bob", bob), ("carol", carol)):
                 _check_run(name, await _collect(client, max(acked)), acked)
                 await client.no_event(0.2)
