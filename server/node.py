@@ -129,6 +129,7 @@ def build_store(settings: Settings) -> Store:
         timeout=settings.redis_timeout,
         min_replicas=settings.min_replicas,
         min_replicas_timeout=settings.min_replicas_timeout,
+        idempotency_keys_per_room=settings.idempotency_keys_per_room,
     )
 
 

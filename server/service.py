@@ -3,6 +3,8 @@ outside the room's slot (users), and the per-user room index around each room sc
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +15,7 @@ from roomhub.protocol import limits, models
 from roomhub.protocol.errors import ErrorCode, RoomError, invalid
 from roomhub.protocol.roles import SERVER
 
-from .store import OpOutcome, Store
+from .store import IDEMPOTENCY, Idempotency, OpOutcome, Store
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,12 @@ class Service:
             if args.owner is not None:
                 raise invalid("owner", "owner is only for server tokens: the caller owns the room")
             owner = caller.user
-        room = args.room or secrets.token_urlsafe(12)
+        if args.room is not None:
+            room = args.room
+        elif args.idempotency_key is not None:
+            room = derived_room_id(caller, args.idempotency_key)
+        else:
+            room = secrets.token_urlsafe(12)
         members = list(dict.fromkeys([owner, *args.members]))
         profiles = await self._known(caller.app, members)
         await self.store.index_rooms(caller.app, members, room)
@@ -245,4 +252,33 @@ class Service:
         return {"messages": [orjson.loads(raw) for raw in entries], "more": more}
 
     def handler(self, op: str) -> Any:
-        return getattr(self, op.replace(".", "_"))
+        method = getattr(self, op.replace(".", "_"))
+
+        async def run(caller: Caller, args: Any) -> dict[str, Any]:
+            key = getattr(args, "idempotency_key", None)
+            if key is None:
+                return await method(caller, args)  # type: ignore[no-any-return]
+            reset = IDEMPOTENCY.set(Idempotency(caller_id(caller), key, fingerprint(op, args)))
+            try:
+                return await method(caller, args)  # type: ignore[no-any-return]
+            finally:
+                IDEMPOTENCY.reset(reset)
+
+        return run
+
+
+def caller_id(caller: Caller) -> str:
+    return ("s:" if caller.server else "u:") + caller.user
+
+
+def fingerprint(op: str, args: Any) -> str:
+    """Of the op and its arguments (not the key): the same key with other ones is 100002."""
+    dumped = args.model_dump(exclude={"idempotency_key", "reply"})  # reply: only the shape
+    digest = hashlib.sha256(orjson.dumps([op, dumped], option=orjson.OPT_SORT_KEYS))
+    return digest.hexdigest()[:32]
+
+
+def derived_room_id(caller: Caller, key: str) -> str:
+    """room.create without a room id but with a key: the same id on every retry."""
+    digest = hashlib.sha256(f"{caller_id(caller)}|{key}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:12]).decode()

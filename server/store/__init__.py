@@ -11,9 +11,11 @@ Redis Cluster slot. The embedded store is the same code over an in-process faker
 
 from .errors import ScriptError, StoreUnavailable, is_unavailable
 from .keys import room_channel, user_inbox
-from .rooms import OpOutcome, Store, TargetNotMember
+from .rooms import IDEMPOTENCY, Idempotency, OpOutcome, Store, TargetNotMember
 
 __all__ = [
+    "IDEMPOTENCY",
+    "Idempotency",
     "OpOutcome",
     "ScriptError",
     "StoreUnavailable",

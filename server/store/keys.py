@@ -16,6 +16,13 @@ def room_keys(app: str, room: str) -> list[str]:
     return [f"rh:{tag}:meta", f"rh:{tag}:members", f"rh:{tag}:invites", f"rh:{tag}:log"]
 
 
+def idempotency_keys(app: str, room: str) -> list[str]:
+    """The outcomes of ops sent with an idempotency key, in the room's slot: a hash and the
+    sorted set that ages them out."""
+    tag = room_tag(app, room)
+    return [f"rh:{tag}:idem", f"rh:{tag}:idem:t"]
+
+
 def room_channel(app: str, room: str) -> str:
     return f"rh:{room_tag(app, room)}:events"
 

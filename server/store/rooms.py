@@ -6,6 +6,7 @@ stream and publishes it — atomically, in one round trip.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import secrets
@@ -19,12 +20,13 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from roomhub.protocol import roles
+from roomhub.protocol import limits, roles
 from roomhub.protocol.errors import ErrorCode, RoomError
 
 from .errors import ScriptError, is_unavailable
 from .keys import (
     EPOCH_KEY,
+    idempotency_keys,
     rate_key,
     room_channel,
     room_keys,
@@ -46,9 +48,34 @@ def _load_lua(name: str) -> str:
     return resources.files("roomhub.server").joinpath("lua", name).read_text("utf-8")
 
 
+MUTATING_SCRIPTS = frozenset(
+    {"room_create", "member_add", "invitation_answer", "member_update", "member_remove"}
+)
+
+
 def _room_script(name: str) -> str:
     prelude = _load_lua("_prelude.lua").replace("__POLICY__", roles.rules_json().decode())
-    return prelude + "\n" + _load_lua(name)
+    if name.removesuffix(".lua") not in MUTATING_SCRIPTS:
+        return prelude + "\n" + _load_lua(name)
+    # The op's body becomes a function, so its outcome can be recorded for retries.
+    body = "local function body()\n" + _load_lua(name) + "\nend\n"
+    return prelude + "\n" + body + _load_lua("_idempotency.lua")
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """The idempotency key of the op being run: who sent it, the key, a fingerprint of the
+    op and its arguments."""
+
+    caller: str
+    key: str
+    fingerprint: str
+
+
+# Set by the service around one mutating op; read only when that op's room script is sent.
+IDEMPOTENCY: contextvars.ContextVar[Idempotency | None] = contextvars.ContextVar(
+    "roomhub_idempotency", default=None
+)
 
 
 # --- turning script replies into wire objects ----------------------------------------------
@@ -135,10 +162,12 @@ class Store:
         concurrency: int = 64,
         make_pubsub_client: Callable[[], aioredis.Redis] | None = None,
         timeout: float = 5.0,
+        idempotency_keys_per_room: int = 10_000,
         min_replicas: int = 0,
         min_replicas_timeout: float = 1.0,
     ) -> None:
         self.redis = client
+        self.idempotency_keys_per_room = idempotency_keys_per_room
         self._slots = asyncio.Semaphore(concurrency)
         self.history_max = history_max
         self.max_room_members = max_room_members
@@ -307,13 +336,22 @@ class Store:
             params["room_publish"] = "SPUBLISH"  # the room's channel is in the room's slot
         if operator is not None:
             params["operator"] = operator
+        idem = IDEMPOTENCY.get()
+        if idem is not None:
+            params["idem"] = {
+                "id": f"{idem.caller}|{idem.key}",
+                "fp": idem.fingerprint,
+                "ttl_ms": limits.IDEMPOTENCY_TTL_MS,
+                "cap": self.idempotency_keys_per_room,
+            }
         return orjson.dumps(params)
 
     async def _run(self, script: str, app: str, room: str, params: bytes) -> list[Any]:
+        keys = room_keys(app, room)
+        if script in MUTATING_SCRIPTS:
+            keys += idempotency_keys(app, room)
         try:
-            reply = await self._batcher.submit(
-                self._scripts[script], room_keys(app, room), [params]
-            )
+            reply = await self._batcher.submit(self._scripts[script], keys, [params])
         except ResponseError as exc:
             if is_unavailable(exc):
                 raise
