@@ -211,7 +211,7 @@ class Hub:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.service = Service(store)
+        self.service = Service(store, settings)
         self.fanout = Fanout(store, settings.node_id, settings.pubsub_probe_interval)
         self.auth = Authenticator(settings.apps)
         self.server: Server | None = None

@@ -15,6 +15,7 @@ from roomhub.protocol import limits, models
 from roomhub.protocol.errors import ErrorCode, RoomError, invalid
 from roomhub.protocol.roles import SERVER
 
+from .settings import Settings
 from .store import IDEMPOTENCY, Idempotency, OpOutcome, Store
 
 
@@ -63,8 +64,16 @@ def _result(outcome: OpOutcome, room: str, reply: str, empty: bool = False) -> d
 
 
 class Service:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
+        self.settings = settings
+
+    def _require_consent(self, caller: Caller, what: str) -> None:
+        """With member_consent "invite", users invite; only the backend adds directly."""
+        if self.settings.member_consent == "invite" and not caller.server:
+            raise RoomError(
+                ErrorCode.FORBIDDEN, f"this app requires invitations: users cannot {what}"
+            )
 
     async def _known(self, app: str, users: list[str]) -> list[dict[str, str]]:
         """Profiles of `users` in order, or 100007 naming the first unknown one."""
@@ -116,7 +125,18 @@ class Service:
         else:
             room = secrets.token_urlsafe(12)
         members = list(dict.fromkeys([owner, *args.members]))
+        if len(members) > 1:
+            self._require_consent(caller, "create a room with members (invite them)")
         profiles = await self._known(caller.app, members)
+        quota = 0 if caller.server else self.settings.rooms_per_hour
+        if quota:
+            used, ends_in_ms = await self.store.quota_used(caller.app, caller.user, "rooms")
+            if used >= quota:
+                raise RoomError(
+                    ErrorCode.RATE_LIMITED,
+                    f"user '{caller.user}' may create {quota} rooms per hour",
+                    retry_after_ms=ends_in_ms,
+                )
         await self.store.index_rooms(caller.app, members, room)
         outcome = await self.store.create_room(
             caller.app,
@@ -128,6 +148,8 @@ class Service:
             members=profiles,
             reply=args.reply,
         )
+        if quota:
+            await self.store.quota_count(caller.app, caller.user, "rooms")
         return _result(outcome, room, args.reply)
 
     async def room_get(self, caller: Caller, args: models.RoomArgs) -> dict[str, Any]:
@@ -141,6 +163,8 @@ class Service:
 
     async def member_add(self, caller: Caller, args: models.MemberAddArgs) -> dict[str, Any]:
         who = acting(caller, args)
+        if not args.invitation_required:
+            self._require_consent(caller, "add members directly")
         invitees = list(dict.fromkeys(args.invitees))
         profiles = await self._known(caller.app, invitees)
         await self.store.index_rooms(caller.app, invitees, args.room)
@@ -153,6 +177,8 @@ class Service:
             invitation=args.invitation_required,
             notify=args.system_message,
             reply=args.reply,
+            max_invites=self.settings.max_pending_invitations,
+            max_invites_per_inviter=self.settings.max_pending_invitations_per_inviter,
         )
         return _result(outcome, args.room, args.reply)
 

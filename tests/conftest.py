@@ -47,8 +47,8 @@ HubFactory = Callable[..., Any]
 async def start_hub() -> AsyncIterator[HubFactory]:
     """start_hub(redis=URL|None, **settings) -> a running Hub; all stopped at test end.
 
-    Rate limits are off unless a test sets them: the contract tests send bursts, and the
-    limiter has tests of its own.
+    Rate limits and the rooms-per-hour quota are off unless a test sets them: the contract
+    tests send bursts, and the limits have tests of their own.
     """
     async with contextlib.AsyncExitStack() as stack:
 
@@ -60,6 +60,7 @@ async def start_hub() -> AsyncIterator[HubFactory]:
                 "rate_limit": 0,
                 "conn_rate_limit": 0,
                 "user_rate_limit": 0,
+                "rooms_per_hour": 0,
             }
             options.update(overrides)
             return await stack.enter_async_context(running_hub(Settings(**options)))

@@ -16,6 +16,22 @@ end
 if #fresh == 0 then return done() end
 local ids = {}
 for i, profile in ipairs(fresh) do ids[i] = profile.id end
+if invitation and P.operator ~= nil then
+  -- Quotas on what users may leave pending (server calls are unchecked).
+  if P.max_invites > 0 and redis.call('HLEN', K_INVITES) + #ids > P.max_invites then
+    return fail(100012, 'the room holds at most ' .. int(P.max_invites) .. ' pending invitations')
+  end
+  if P.max_invites_per_inviter > 0 then
+    local mine = 0
+    for _, raw in ipairs(redis.call('HVALS', K_INVITES)) do
+      if cjson.decode(raw).inviter == P.sender then mine = mine + 1 end
+    end
+    if mine + #ids > P.max_invites_per_inviter then
+      return fail(100012, 'one inviter may have at most ' .. int(P.max_invites_per_inviter) ..
+        ' pending invitations in a room')
+    end
+  end
+end
 if invitation then
   for _, id in ipairs(ids) do
     redis.call('HSET', K_INVITES, id, cjson.encode({inviter = P.sender, time_ms = now_ms()}))

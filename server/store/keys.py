@@ -44,6 +44,10 @@ def user_rate_key(app: str, user: str) -> str:
     return f"rh:{{{app}}}:rate:user:{user}"
 
 
+def quota_key(app: str, user: str, what: str, hour: int) -> str:
+    return f"rh:{{{app}:{user}}}:quota:{what}:{hour}"
+
+
 def users_key(app: str) -> str:
     return f"rh:{{{app}}}:users"
 

@@ -10,6 +10,7 @@ import contextvars
 import functools
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -27,6 +28,7 @@ from .errors import ScriptError, is_unavailable
 from .keys import (
     EPOCH_KEY,
     idempotency_keys,
+    quota_key,
     rate_key,
     room_channel,
     room_keys,
@@ -275,6 +277,23 @@ class Store:
     async def user_known(self, app: str, user: str) -> bool:
         return bool(await self.redis.hexists(users_key(app), user))
 
+    # per-user quotas (fixed hourly windows) ---------------------------------------------------
+
+    @_bounded
+    async def quota_used(self, app: str, user: str, what: str) -> tuple[int, int]:
+        """(count this hour, ms until the hour ends) of `what` done by `user`."""
+        hour, into = divmod(int(time.time() * 1000), 3_600_000)
+        used = await self.redis.get(quota_key(app, user, what, hour))
+        return int(used or 0), 3_600_000 - into
+
+    @_bounded
+    async def quota_count(self, app: str, user: str, what: str) -> None:
+        key = quota_key(app, user, what, int(time.time() * 1000) // 3_600_000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 3600)
+            await pipe.execute()
+
     # per-user room index (a superset of the truth; rooms are checked before use) -------------
 
     @_bounded
@@ -401,6 +420,8 @@ class Store:
         invitation: bool,
         notify: bool,
         reply: str,
+        max_invites: int = 0,
+        max_invites_per_inviter: int = 0,
     ) -> OpOutcome:
         params = self._params(
             app,
@@ -411,6 +432,8 @@ class Store:
             invitees=invitees,
             invitation=invitation,
             notify=notify,
+            max_invites=max_invites,
+            max_invites_per_inviter=max_invites_per_inviter,
         )
         return self._outcome(room, await self._run("member_add", app, room, params))
 

@@ -153,3 +153,57 @@ async def test_connections_per_user_and_per_address_are_capped(start_hub: HubFac
     # closed connections are released
     async with RawClient.connect(url) as again:
         await again.auth("alice")
+
+
+async def test_rooms_per_hour_quota(start_hub: HubFactory) -> None:
+    hub = await start_hub(rooms_per_hour=3)
+    async with RawClient.connect(ws_url(hub)) as alice, RawClient.connect(ws_url(hub)) as srv:
+        await alice.auth("alice")
+        await srv.auth("backend", server=True)
+        for n in range(3):
+            await alice.call("room.create", {"room": f"a{n}"})
+        error = await alice.fail("room.create", {"room": "a3"})
+        assert error["code"] == 100009 and 0 < error["retry_after_ms"] <= 3_600_000
+        await srv.call("room.create", {"room": "s1", "owner": "alice"})  # the backend is not bound
+
+
+async def test_pending_invitation_caps(start_hub: HubFactory) -> None:
+    hub = await start_hub(max_pending_invitations=5, max_pending_invitations_per_inviter=2)
+    url = ws_url(hub)
+    await setup_room(url, "r", "owner", ["alice"])
+    async with RawClient.connect(url) as owner, RawClient.connect(url) as srv:
+        await owner.auth("owner")
+        await srv.auth("backend", server=True)
+        for n in range(8):
+            await srv.call("user.upsert", {"id": f"u{n}"})
+        await owner.call("member.update", update_args("r", "alice", {"role": "admin"}))
+        invite = {"room": "r", "invitation_required": True}
+        await owner.call("member.add", {**invite, "invitees": ["u0", "u1"]})
+        error = await owner.fail("member.add", {**invite, "invitees": ["u2"]})
+        assert error["code"] == 100012 and "inviter" in error["message"]
+        async with RawClient.connect(url) as alice:
+            await alice.auth("alice")
+            await alice.call("member.add", {**invite, "invitees": ["u2", "u3"]})
+        await srv.call("member.add", {**invite, "invitees": ["u4"]})  # unchecked: 5 pending
+        error = await srv.fail("member.add", {**invite, "invitees": ["u5"], "operator": "owner"})
+        assert error["code"] == 100012 and "5 pending" in error["message"]
+        room = await owner.call("room.get", {"room": "r"})
+        assert len(room["invitations"]) == 5
+
+
+async def test_consent_mode_users_invite_the_backend_adds(start_hub: HubFactory) -> None:
+    hub = await start_hub(member_consent="invite")
+    url = ws_url(hub)
+    await setup_room(url, "r", "owner", [])  # the backend may add directly
+    async with RawClient.connect(url) as owner, RawClient.connect(url) as srv:
+        await owner.auth("owner")
+        await srv.auth("backend", server=True)
+        await srv.call("user.upsert", {"id": "bob"})
+        error = await owner.fail("member.add", {"room": "r", "invitees": ["bob"]})
+        assert error["code"] == 100006 and "invitations" in error["message"]
+        error = await owner.fail("room.create", {"room": "r2", "members": ["bob"]})
+        assert error["code"] == 100006
+        await owner.call(
+            "member.add", {"room": "r", "invitees": ["bob"], "invitation_required": True}
+        )
+        await srv.call("member.add", {"room": "r", "invitees": ["bob"], "operator": "owner"})
