@@ -1,4 +1,4 @@
-"""The two wire encodings (PROTOCOL.md §1): msgpack in binary frames, JSON in text frames.
+"""The two wire encodings (docs/protocol.md §1.2): msgpack in binary frames, JSON in text frames.
 
 Decoding is where hostile input bites first, so the msgpack decoder runs with explicit caps on
 string, container and total sizes: a frame of nested empty maps cannot balloon into heap.

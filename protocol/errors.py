@@ -1,4 +1,4 @@
-"""Error codes of PROTOCOL.md §6 and the one exception type that carries them.
+"""Error codes of docs/protocol.md §7 and the one exception type that carries them.
 
 Raised anywhere (validation, store, hub); turned into a wire error reply in exactly one
 place (the hub's dispatcher), so every failure a client sees has a code and a reason.
@@ -30,7 +30,7 @@ class ErrorCode(IntEnum):
         return self.name
 
 
-# Where several errors apply, the first in this order wins (PROTOCOL.md §6).
+# Where several errors apply, the first in this order wins (docs/protocol.md §7).
 PRECEDENCE: tuple[ErrorCode, ...] = (
     ErrorCode.MALFORMED_FRAME,
     ErrorCode.UNAUTHENTICATED,

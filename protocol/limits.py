@@ -1,4 +1,4 @@
-"""Size limits of PROTOCOL.md §3, in UTF-8 bytes (never characters)."""
+"""Size limits of docs/protocol.md §1.2 and §4, in UTF-8 bytes (never characters)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Frozen pydantic models of the wire objects (PROTOCOL.md §2–§4).
+"""Frozen pydantic models of the wire objects (docs/protocol.md §2–§5).
 
 Request args are strict (no "0" for an int, no bytes for a string), reject unknown
 arguments, and count sizes in UTF-8 bytes. Reply and event models are what the Python

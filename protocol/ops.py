@@ -1,4 +1,4 @@
-"""The operations of PROTOCOL.md §4: their argument models and how requests are framed."""
+"""The operations of docs/protocol.md §5: their argument models and how requests are framed."""
 
 from __future__ import annotations
 

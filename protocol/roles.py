@@ -1,4 +1,4 @@
-"""Role rules of PROTOCOL.md §5 as data, and a pure `check` that reads them.
+"""Role rules of docs/protocol.md §6 as data, and a pure `check` that reads them.
 
 The same table is handed to the Lua scripts (as JSON) so the rules are written once and
 enforced atomically inside Redis; `check` here is the reference the tests compare with.

@@ -1,4 +1,4 @@
-"""App keys and JWT (HS256) tokens, PROTOCOL.md §7."""
+"""App keys and JWT (HS256) tokens, docs/protocol.md §3."""
 
 from __future__ import annotations
 

@@ -365,7 +365,7 @@ class Hub:
                     if not isinstance(key, str) or not isinstance(token, str):
                         raise RoomError(ErrorCode.UNAUTHENTICATED, "auth needs 'key' and 'token'")
                     caller = self.auth.verify(key, token)
-                    # The credentials are good: any other argument error is 100002 (§6).
+                    # Good credentials: any other argument error is 100002 (docs/protocol.md §7).
                     args = ops.validate_args(ops.OPS["auth"], request.args)
                     self._claim_user(caller)
                 except RoomError as exc:

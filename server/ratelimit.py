@@ -1,4 +1,4 @@
-"""Rate limits of PROTOCOL.md §8: at most N admissions in any sliding one-second window.
+"""Rate limits of docs/protocol.md §8: at most N admissions in any sliding one-second window.
 
 The per-app ceiling lives in Redis (lua/rate_limit.lua) so all nodes together admit N; the
 per-connection limit is local to the connection's node, so it is kept here, in memory.

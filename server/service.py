@@ -1,4 +1,4 @@
-"""The ops of PROTOCOL.md §4 on top of the store: who is acting, pre-checks that need data
+"""The ops of docs/protocol.md §5 on top of the store: who is acting, pre-checks that need data
 outside the room's slot (users), and the per-user room index around each room script."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Service:
 
     async def _not_member(self, app: str, user: str, error: RoomError) -> RoomError:
         """100005 (the target's or the operator's), or 100007 if the target is no user at
-        all: that outranks it (§6) and says nothing about the room."""
+        all: that outranks it (docs/protocol.md §7) and says nothing about the room."""
         if error.code is not ErrorCode.NOT_A_MEMBER:
             return error
         if not await self.store.user_known(app, user):
@@ -100,7 +100,7 @@ class Service:
         return RoomError(ErrorCode.NOT_A_MEMBER, error.message)
 
     async def user_upsert(self, caller: Caller, args: models.UserUpsertArgs) -> dict[str, Any]:
-        acting(caller, args)  # `operator` from a user token is 100002, before 100006 (§6)
+        acting(caller, args)  # `operator` on a user token: 100002 before 100006 (protocol.md §7)
         if not caller.server:
             raise RoomError(ErrorCode.FORBIDDEN, "user.upsert needs a server token")
         profile = {

@@ -9,7 +9,7 @@ local target = get_member(P.user)
 if target == nil then
   return fail(TARGET_NOT_MEMBER, "'" .. P.user .. "' is not a member of the room")
 end
--- The props limit is an argument error (100002), which outranks 100005/100006 (§6).
+-- The props limit is an argument error (100002), which outranks 100006 (docs/protocol.md §7); an outsider was answered above.
 if type(target.props) ~= 'table' then target.props = {} end
 local count = 0
 for _ in pairs(target.props) do count = count + 1 end
