@@ -42,6 +42,9 @@ class Replicated:
             while client.info("replication").get("master_link_status") != "up":
                 assert time.monotonic() < deadline, "the replica did not sync"
                 time.sleep(0.05)
+        while not self.caught_up():  # and the master counts it
+            assert time.monotonic() < deadline, "the master does not see the replica"
+            time.sleep(0.05)
 
     def pause_replica(self) -> None:
         os.kill(self.replica.proc.pid, signal.SIGSTOP)
@@ -50,6 +53,17 @@ class Replicated:
     def resume_replica(self) -> None:
         os.kill(self.replica.proc.pid, signal.SIGCONT)
         self.stopped = False
+
+    def caught_up(self) -> bool:
+        """The replica has confirmed everything the master wrote (REPLCONF ACK)."""
+        with redis.Redis(port=self.master.port) as client:
+            info = client.info("replication")
+        replica = info.get("slave0")
+        return (
+            isinstance(replica, dict)
+            and replica.get("state") == "online"
+            and replica["offset"] == info["master_repl_offset"]
+        )
 
     def replica_seq(self) -> int:
         with redis.Redis(port=self.replica.port) as client:
@@ -110,7 +124,7 @@ async def test_an_ack_waits_for_the_replica(
 async def test_without_the_replica_changes_fail_as_unavailable_and_the_connection_stays(
     replicated: Replicated, start_hub: HubFactory, encoding: str
 ) -> None:
-    hub = await start_hub(redis=replicated.master.url, min_replicas=1, min_replicas_timeout=0.3)
+    hub = await start_hub(redis=replicated.master.url, min_replicas=1, min_replicas_timeout=1.0)
     await setup_room(ws_url(hub), ROOM, "owner", ["alice"])
     async with authenticated((hub, "owner", encoding, False), (hub, "alice", encoding, False)) as (
         owner,
@@ -126,6 +140,8 @@ async def test_without_the_replica_changes_fail_as_unavailable_and_the_connectio
         assert room["id"] == ROOM
 
         replicated.resume_replica()
+        # Not a timing assertion: once caught up, the next change's WAIT can be answered.
+        await _wait_until(replicated.caught_up, "the replica did not catch up")
         after = await owner.call("member.update", update_args(ROOM, "owner", {"n": 3}, reply="ack"))
         assert after["seq"] > before["seq"]
         assert replicated.replica_seq() == after["seq"]
