@@ -357,7 +357,13 @@ class _ScriptLink:
         # are none to wait for; the batches' timers bound the waits that matter.
         conn = self._new_connection()
         try:
-            await conn.connect()
+            # The handshake (HELLO, CLIENT SETINFO) reads with no timeout either: a hung Redis
+            # accepts the TCP connection and never answers it.
+            async with asyncio.timeout(self._timeout):
+                await conn.connect()
+        except TimeoutError:
+            await conn.disconnect(nowait=True)
+            raise RedisTimeoutError(f"no answer from Redis in {self._timeout} s") from None
         except BaseException:
             await conn.disconnect(nowait=True)
             raise
