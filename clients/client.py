@@ -71,10 +71,15 @@ across dropped connections, node restarts (close 1001) and node moves::
   ones dropped). The client also calls `on_resync(Resync(room, seq))` itself for a room that
   appears in a reconnect's auth result without being known (you were added or invited while
   disconnected, so its earlier messages cannot be replayed): re-read it.
-- **Calls while disconnected** fail at once with ConnectionLost; they are never queued. A call
-  in flight when the connection drops fails with ConnectionLost too: the op may or may not have
-  been applied; re-read the room (or use `reply="ack"` and compare seqs) once OPEN again
-  (`await client.wait_open()`).
+- **Calls while disconnected** fail at once with ConnectionLost; they are never queued.
+- **Exactly-once changes** (`idempotency=True`, the default): every mutating op carries a fresh
+  `idempotency_key` (docs/protocol.md §5.1). A mutating call in flight when the connection drops
+  is sent again, with the same key, once a reconnect is OPEN (with `reconnect=True`), and one
+  answered 100001 "store unavailable" is sent again up to `store_retries` times with a short
+  backoff: the server applies it at most once and answers the first outcome. With
+  `idempotency=False`, or without `reconnect`, such a call fails with ConnectionLost (or the
+  RoomError): the op may or may not have been applied; re-read the room once OPEN again
+  (`await client.wait_open()`). Reads in flight fail with ConnectionLost; just call again.
 - **State**: `client.state` is a `State` (CONNECTING, OPEN, RECONNECTING, CLOSED);
   `on_state(state)` is called on every change (from the client's tasks: it must not block).
 - **Giving up**: the client stops (state CLOSED, `messages()` ends, calls raise ConnectionLost)
@@ -92,6 +97,7 @@ import inspect
 import itertools
 import logging
 import random
+import secrets
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -115,8 +121,12 @@ from websockets.typing import Subprotocol
 from roomhub.protocol.codec import Encoding, decode, encode
 from roomhub.protocol.errors import ErrorCode, RoomError
 from roomhub.protocol.models import Ack, AuthResult, HistoryPage, Room, SystemMessage, User
+from roomhub.protocol.ops import OPS
 
 log = logging.getLogger("roomhub.client")
+
+# Ops that change state: sent with an idempotency key, and retried after a lost reply.
+_MUTATING = frozenset(name for name, spec in OPS.items() if spec.mutating)
 
 __all__ = ["Backoff", "ConnectionLost", "Resync", "RoomClient", "RoomError", "State"]
 
@@ -347,6 +357,8 @@ class RoomClient:
         on_state: Callable[[State], Any] | None = None,
         max_size: int | None = None,
         ws_options: Mapping[str, Any] | None = None,
+        idempotency: bool = True,
+        store_retries: int = 3,
     ) -> None:
         """Use `RoomClient.connect`; this only sets the client up, without connecting."""
         if not urls:
@@ -356,6 +368,8 @@ class RoomClient:
         self._key = key
         self._token = token
         self._reconnect = reconnect
+        self._idempotency = idempotency
+        self._store_retries = store_retries
         self._backoff = backoff or Backoff()
         self._on_resync = on_resync
         self._on_state = on_state
@@ -394,6 +408,8 @@ class RoomClient:
         backoff: tuple[float, float] | Backoff = (0.1, 5.0),
         on_state: Callable[[State], Any] | None = None,
         max_size: int | None = None,
+        idempotency: bool = True,
+        store_retries: int = 3,
         **ws_options: Any,
     ) -> _Connect:
         """Open a connection to `ws://HOST:PORT/ws` and authenticate.
@@ -412,6 +428,9 @@ class RoomClient:
         - `on_state`: called with the new `State` on every change (must not block).
         - `max_size` bounds incoming frames (None: no bound, as a large Room is legitimately
           big); other options go to websockets' `connect`.
+        - `idempotency`: send an idempotency key with every mutating op and send it again
+          after a lost reply or "store unavailable" (`store_retries` times), so each is
+          applied exactly once; False sends none and never re-sends.
         """
         chosen = encoding if isinstance(encoding, Encoding) else _ENCODINGS.get(encoding)
         if chosen is None:
@@ -437,6 +456,8 @@ class RoomClient:
                 on_state=on_state,
                 max_size=max_size,
                 ws_options=ws_options,
+                idempotency=idempotency,
+                store_retries=store_retries,
             )
             await client._start(first_resume)
             return client
@@ -772,7 +793,32 @@ class RoomClient:
         raise RoomError. Not connected: ConnectionLost at once (never queued)."""
         if self._state is not State.OPEN:
             raise (self._lost or ConnectionLost("not connected")).fresh()
-        return await self._request(op, args)
+        if not self._idempotency or op not in _MUTATING:
+            return await self._request(op, args)
+        return await self._exactly_once(op, {"idempotency_key": secrets.token_hex(16), **args})
+
+    async def _exactly_once(self, op: str, args: dict[str, Any]) -> Any:
+        """A mutating call with its idempotency key: sent again with the same key after a lost
+        reply (the connection dropped while it was in flight) once a reconnect is OPEN, or
+        after "store unavailable"; the server applies it at most once."""
+        store_failures = 0
+        while True:
+            try:
+                return await self._request(op, args)
+            except ConnectionLost:
+                if not self._reconnect or self._closing or self._state is State.CLOSED:
+                    raise
+                await self.wait_open()  # ConnectionLost if the client gives up meanwhile
+            except RoomError as exc:
+                unavailable = exc.code is ErrorCode.INTERNAL and "unavailable" in exc.message
+                if not unavailable or store_failures >= self._store_retries:
+                    raise
+                await asyncio.sleep(0.1 * 2**store_failures)
+                store_failures += 1
+                if self._state is not State.OPEN:
+                    if not self._reconnect or self._closing:
+                        raise
+                    await self.wait_open()
 
     async def _request(self, op: str, args: dict[str, Any], *, auth: bool = False) -> Any:
         ws = self._ws

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -621,6 +622,12 @@ async def test_only_arguments_that_are_set_are_sent() -> None:
             await client.add_members("r1", ["b"])
             await client.update_member("r1", "b", {"gone": None})
             await client.remove_member("r1", "b", reply="ack")
+        # every mutating op carries a fresh idempotency key (issue 8); the rest is as given
+        keys = [f["args"].pop("idempotency_key") for f in fake.requests[1:]]
+        assert len(set(keys)) == len(keys) and all(re.fullmatch(r"[0-9a-f]{32}", k) for k in keys)
+        for f in fake.requests:
+            if f.get("args") == {}:
+                del f["args"]
         sent = [(f["op"], f.get("args")) for f in fake.requests]
         assert sent == [
             ("auth", {"key": "k", "token": "t"}),
