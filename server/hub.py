@@ -207,6 +207,30 @@ class Connection:
         self.push(codec.encode({"re": re, "ok": False, "error": error.to_wire()}, self.encoding))
 
 
+class OpenCounts:
+    """Open connections per key (an address, a user), for the connection caps."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[Any, int] = {}
+
+    def claim(self, key: Any, cap: int) -> bool:
+        """Count one more for `key`, unless `cap` (0 = none) are open already."""
+        open_now = self._counts.get(key, 0)
+        if cap and open_now >= cap:
+            return False
+        self._counts[key] = open_now + 1
+        return True
+
+    def release(self, key: Any) -> None:
+        left = self._counts.get(key, 0) - 1
+        if left > 0:
+            self._counts[key] = left
+        else:
+            self._counts.pop(key, None)
+
+
 class Hub:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -217,8 +241,8 @@ class Hub:
         self.server: Server | None = None
         self._flusher = Flusher()
         self._inflight: set[asyncio.Task[None]] = set()  # referenced so they are never GC'd
-        self._per_address: dict[str, int] = {}  # open connections per remote address
-        self._per_user: dict[tuple[str, str], int] = {}  # open user connections on this node
+        self._per_address = OpenCounts()  # open connections per remote address
+        self._per_user = OpenCounts()  # open user connections on this node, per (app, user)
         self._handlers = {name: self.service.handler(name) for name in ops.OPS if name != "auth"}
 
     async def start(self) -> Server:
@@ -271,21 +295,14 @@ class Hub:
             return conn.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
         address = _address(conn)
         cap = self.settings.max_connections_per_ip
-        if cap and self._per_address.get(address, 0) >= cap:
+        if not self._per_address.claim(address, cap):
             log.warning("refused %s: %d connections open from that address", address, cap)
             return conn.respond(
                 HTTPStatus.TOO_MANY_REQUESTS, "too many connections from this address\n"
             )
-        self._per_address[address] = self._per_address.get(address, 0) + 1
-        conn.connection_lost_waiter.add_done_callback(lambda _: self._release_address(address))
+        release = self._per_address.release
+        conn.connection_lost_waiter.add_done_callback(lambda _: release(address))
         return None
-
-    def _release_address(self, address: str) -> None:
-        left = self._per_address.get(address, 0) - 1
-        if left > 0:
-            self._per_address[address] = left
-        else:
-            self._per_address.pop(address, None)
 
     # connection lifecycle -------------------------------------------------------------------
 
@@ -325,23 +342,15 @@ class Hub:
         """Count a user connection on this node, or refuse it past the per-user cap."""
         if caller.server:
             return
-        key = (caller.app, caller.user)
-        open_now = self._per_user.get(key, 0)
         cap = self.settings.max_connections_per_user
-        if cap and open_now >= cap:
+        if not self._per_user.claim((caller.app, caller.user), cap):
             raise RoomError(
                 ErrorCode.RATE_LIMITED,
                 f"user '{caller.user}' has {cap} connections open on this node already",
             )
-        self._per_user[key] = open_now + 1
 
     def _release_user(self, caller: Caller) -> None:
-        key = (caller.app, caller.user)
-        left = self._per_user.get(key, 0) - 1
-        if left > 0:
-            self._per_user[key] = left
-        else:
-            self._per_user.pop(key, None)
+        self._per_user.release((caller.app, caller.user))
 
     async def _authenticate(self, conn: Connection) -> Caller | None:
         """Read frames until a good `auth` (None: close with 4401), within the deadline.
