@@ -16,6 +16,7 @@ import time
 import orjson
 import websockets
 
+from roomhub.server.auth import mint_token
 from roomhub.server.node import running_hub
 from roomhub.server.settings import Settings
 
@@ -25,14 +26,7 @@ APP, SECRET = "bench", "bench-secret-that-is-long-enough-for-hs256"
 
 
 def _token(user: str, server: bool = False) -> str:
-    import jwt
-
-    claims = {
-        "sub": user,
-        "exp": int(time.time() + 3600),
-        **({"scope": "server"} if server else {}),
-    }
-    return jwt.encode(claims, SECRET, algorithm="HS256")
+    return mint_token(SECRET, user, server=server)
 
 
 async def _call(ws: websockets.ClientConnection, rid: int, op: str, args: dict) -> dict:
