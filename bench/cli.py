@@ -20,8 +20,10 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from . import infra, report
+from . import infra, probes, report
 from .scenarios import SCENARIOS, Bench, Plan, Progress
+
+PROBES = {"idempotency": probes.idempotency, "hostile": probes.hostile}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -78,7 +80,8 @@ async def run(bench: Bench, scenarios: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in scenarios:
         try:
-            results[name] = await getattr(bench, name)()
+            probe = PROBES.get(name)
+            results[name] = await (probe(bench) if probe else getattr(bench, name)())
         except Exception:
             bench.progress.note(f"scenario {name} failed:\n{traceback.format_exc()}")
             results[name] = {"error": traceback.format_exc()}

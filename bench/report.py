@@ -262,6 +262,17 @@ def table(report: dict[str, Any]) -> str:
     res = results.get("resilience")
     if isinstance(res, dict) and "redis_restart" in res:
         lines += resilience_lines(res)
+    idem = results.get("idempotency")
+    if isinstance(idem, dict) and "runs" in idem:
+        lines += [
+            "idempotency keys, hub us/op without -> with (alternating runs): "
+            f"{idem['hub_us_per_op_without']} -> {idem['hub_us_per_op_with']}, median ratio "
+            f"{idem['median_ratio']} (target <= 1.05: {_yes(idem['within_5pct'])})",
+            "",
+        ]
+    hostile = results.get("hostile")
+    if isinstance(hostile, dict) and "ping_flood" in hostile:
+        lines += hostile_lines(hostile)
     for name, section in results.items():
         if isinstance(section, dict) and "error" in section:
             lines.append(f"{name}: FAILED: {section['error'].splitlines()[-1]}")
@@ -274,6 +285,31 @@ def table(report: dict[str, Any]) -> str:
             f"{f['threshold']:,} {f['unit']}: {measured}"
         )
     return "\n".join(lines)
+
+
+def hostile_lines(h: dict[str, Any]) -> list[str]:
+    lines = ["hostile clients:"]
+    for f in h["ping_flood"]:
+        lines.append(
+            f"  ping flood ({'after' if f['authenticated'] else 'before'} auth, never reading): "
+            f"hub RSS {f['hub_rss_before_mib']} -> peak {f['hub_rss_peak_mib']} -> "
+            f"{f['hub_rss_after_mib']} MiB, dropped after {f['dropped_after_s']} s"
+        )
+    for s in h["resume_storm"]:
+        who = "members" if s["members"] else "non-members"
+        lines.append(
+            f"  {s['clients']} {who} resume a {s['room_messages']:,}-message room from seq "
+            f"{s['resumed_from_seq']:,} at once: hub CPU {s['hub_cpu_ms_per_resume']} ms each, "
+            f"frames {s['frames_received']:,}/{s['frames_expected']:,}, a member's request "
+            f"waited p50/max {_p50max(s['member_request_wait_ms'])} ms"
+        )
+    for s in h["stalled_reader"]:
+        lines.append(
+            f"  reader stalled under the send-buffer limit ({s['ops_while_stalled']} messages "
+            f"of +{s['message_pad_bytes']} B): dropped after {s['dropped_after_s']} s "
+            f"(ping interval + timeout = {s['bound_s']} s)"
+        )
+    return [*lines, ""]
 
 
 def _yes(value: Any) -> str:

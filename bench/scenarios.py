@@ -25,7 +25,16 @@ from . import infra, worker
 from .stats import merge_recs, summary_ms
 from .wsclient import open_session
 
-SCENARIOS = ("ceiling", "throughput", "fanout", "connections", "nodes", "resilience")
+SCENARIOS = (
+    "ceiling",
+    "throughput",
+    "fanout",
+    "idempotency",
+    "connections",
+    "nodes",
+    "resilience",
+    "hostile",
+)
 HOST = "127.0.0.1"  # loopback only
 
 
@@ -74,6 +83,12 @@ class Plan:
     # extra bytes per message, 0: the usual small member.update)
     stall_runs: tuple[tuple[int, int], ...] = ((0, 0), (0, 1000))
     stall_release_wait: float = 8.0  # after the 4008: until the hub lets the connection go
+    # probes.py: idempotency keys off/on rounds; hostile clients
+    idempotency_rounds: int = 3
+    flood_seconds: float = 5.0  # a never-reading client sends pings this long
+    stall_ping: float = 2.0  # ping_interval = ping_timeout of the stalled-reader hub
+    resume_messages: int = 10_000  # in the room that RESUME_CLIENTS resume from seq 0
+    resume_clients: int = 80
 
     @classmethod
     def quick(cls) -> Plan:
@@ -106,6 +121,11 @@ class Plan:
             stall_warmup=100,
             stall_runs=((64 * 1024, 1000),),
             stall_release_wait=0.0,
+            idempotency_rounds=1,
+            flood_seconds=1.0,
+            stall_ping=0.5,
+            resume_messages=200,
+            resume_clients=5,
         )
 
 
@@ -478,6 +498,7 @@ class Bench:
         rate: float | None,
         duration: float,
         window: int,
+        keys: bool = False,
     ) -> dict[str, Any]:
         """Offer member.update ops (closed loop when rate is None) and measure the replies
         and every member's system message."""
@@ -508,6 +529,7 @@ class Bench:
             cap=self.plan.paced_cap,
             base=self.run_no * 10**8,
             drain_timeout=self.plan.drain_timeout,
+            keys=keys,
         )
         ok = [i for i, r in enumerate(sent["result"]) if r > 0]
         expected = len(ok) * members
@@ -561,6 +583,7 @@ class Bench:
             "members_per_room": members,
             "nodes": len(hubs),
             "mode": "max" if rate is None else "paced",
+            "idempotency_keys": keys,
             "offered_ops_per_s": rate,
             "duration_s": duration,
             "sender_connections": self.plan.senders,

@@ -191,13 +191,15 @@ class Worker:
         base: int = 0,
         prop: str = "score",
         drain_timeout: float = 15.0,
+        keys: bool = False,
     ) -> dict[str, Any]:
         """member.update ops (reply "ack", one small custom prop) round-robin over `rooms`
         and their members, spread over this process's sender connections.
 
         rate None: closed loop, `window` ops in flight per connection, for `duration` s.
         rate R: open loop, R ops/s paced on a 1 ms tick; an op that would exceed `cap` in
-        flight is not sent (counted as `shed`)."""
+        flight is not sent (counted as `shed`).
+        keys: every op carries a fresh idempotency key (what the Python client sends)."""
         senders = [s.client for s in self.senders]
         if not senders:
             raise RuntimeError("no sender connections")
@@ -218,18 +220,15 @@ class Worker:
             r = i % n_rooms
             users = room_users[r]
             user = users[(i // n_rooms) % len(users)]
-            payload = _packb(
-                {
-                    "id": i,
-                    "op": "member.update",
-                    "args": {
-                        "room": room_ids[r],
-                        "user": user,
-                        "properties": {prop: base + i},
-                        "reply": "ack",
-                    },
-                }
-            )
+            args: dict[str, Any] = {
+                "room": room_ids[r],
+                "user": user,
+                "properties": {prop: base + i},
+                "reply": "ack",
+            }
+            if keys:
+                args["idempotency_key"] = f"k{base + i}"
+            payload = _packb({"id": i, "op": "member.update", "args": args})
             room_of.append(r)
             reply_t.append(0.0)
             result.append(0)

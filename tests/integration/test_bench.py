@@ -265,9 +265,11 @@ def test_quick_bench_report_has_every_figure(
         "ceiling",
         "throughput",
         "fanout",
+        "idempotency",
         "connections",
         "nodes",
         "resilience",
+        "hostile",
     ]
     check(data["machine"], MACHINE, "machine")
     results = data["results"]
@@ -299,6 +301,15 @@ def test_quick_bench_report_has_every_figure(
     for run in stalled:
         check(run, RES_STALL, "resilience.stalled_client")
     assert "resilience: Redis restart" in stdout and "resilience: stalled client" in stdout
+    idem = results["idempotency"]
+    assert [run["idempotency_keys"] for run in idem["runs"]] == [False, True]
+    for run in idem["runs"]:
+        check(run, RUN, f"idempotency[{run['label']}]")
+    assert isinstance(idem["median_ratio"], NUM) and "idempotency keys, hub us/op" in stdout
+    hostile = results["hostile"]
+    assert [f["authenticated"] for f in hostile["ping_flood"]] == [False, True]
+    assert [s["members"] for s in hostile["resume_storm"]] == [False, True]
+    assert len(hostile["stalled_reader"]) == 2 and "hostile clients:" in stdout
     assert throughput["sweep"][-1]["mode"] == "max"
     assert all(run["mode"] == "paced" for run in throughput["sweep"][:-1])
 
@@ -330,13 +341,22 @@ def test_quick_bench_correctness_checks_hold(
     assert ceiling["seq_advanced_equals_admitted"] is True
     assert ceiling["messages_gapless"] is True
     assert ceiling["every_member_got_every_message"] is True
-    for section in ("throughput", "fanout", "nodes"):
+    for section in ("throughput", "fanout", "nodes", "idempotency"):
         for run in results[section]["runs"] + results[section].get("sweep", []):
             assert run["ok"] > 0 and not run["errors"] and run["unanswered"] == 0, run
             assert run["missing_deliveries"] == 0 and run["incomplete_ops"] == 0, run
             assert run["deliveries"] == run["ok"] * run["members_per_room"], run
     connections = results["connections"]
     assert connections["connections"] == connections["still_open_after_idle"] > 0
+
+    hostile = results["hostile"]
+    for flood in hostile["ping_flood"]:  # dropped once its pongs pass the send buffer limit
+        assert flood["dropped_after_s"] is not None, flood
+        assert flood["hub_rss_peak_mib"] - flood["hub_rss_before_mib"] < 32, flood
+    for storm in hostile["resume_storm"]:  # non-members: one resync 0 each; members: replays
+        assert storm["frames_received"] == storm["frames_expected"] > 0, storm
+    for stall in hostile["stalled_reader"]:  # keepalive drops it, whatever its backlog
+        assert stall["dropped_after_s"] is not None, stall
 
     resilience = results["resilience"]
     redis = resilience["redis_restart"]
