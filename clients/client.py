@@ -119,7 +119,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from roomhub.protocol.codec import Encoding, decode, encode
-from roomhub.protocol.errors import ErrorCode, RoomError
+from roomhub.protocol.errors import CloseCode, ErrorCode, RoomError
 from roomhub.protocol.models import Ack, AuthResult, HistoryPage, Room, SystemMessage, User
 from roomhub.protocol.ops import OPS
 
@@ -141,12 +141,10 @@ _ENCODINGS = {
     Encoding.JSON.value: Encoding.JSON,
 }
 
-CLOSE_UNAUTHENTICATED = 4401
 # `auth` must decode on the server: a map holds at most 1,024 entries and a frame at most
 # 64 KiB (docs/protocol.md §1.2), so a resume map beyond either is cut (most recent rooms kept).
 MAX_RESUME_ROOMS = 1024
 MAX_RESUME_BYTES = 48 * 1024
-CLOSE_PROTOCOL_ERROR = 1002
 # A refused reconnect `auth` with one of these codes is retried; any other code is final.
 _RETRYABLE_AUTH_ERRORS = frozenset({ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED})
 # System messages after which the user is no longer in the room (when they name the user).
@@ -589,7 +587,7 @@ class RoomClient:
                 if exc.code is ErrorCode.UNAUTHENTICATED and isinstance(self._token, str):
                     return ConnectionLost(
                         f"reconnect refused: {exc.message}",
-                        code=CLOSE_UNAUTHENTICATED,
+                        code=CloseCode.UNAUTHENTICATED,
                         reason=exc.message,
                     )
                 if (
@@ -688,7 +686,7 @@ class RoomClient:
             pass
         except Exception as exc:  # a frame we cannot understand: fail loudly, not silently
             log.exception("roomhub: protocol error, closing")
-            await ws.close(CLOSE_PROTOCOL_ERROR, "client could not read a frame")
+            await ws.close(CloseCode.PROTOCOL_ERROR, "client could not read a frame")
             # Final even with `reconnect`: a replay would bring the same frame again.
             self._ended(ws, ConnectionLost(f"protocol error: {exc!r}", code=1002), final=True)
             return
@@ -710,7 +708,7 @@ class RoomClient:
             final
             or self._closing
             or not self._reconnect
-            or (lost.code == CLOSE_UNAUTHENTICATED and fixed_token)
+            or (lost.code == CloseCode.UNAUTHENTICATED and fixed_token)
         ):
             self._finish(lost)
             return

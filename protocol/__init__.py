@@ -1,7 +1,7 @@
 """roomhub wire protocol v1: pure models, codecs, error codes and role rules. No I/O."""
 
 from .codec import SUBPROTOCOLS, Encoding, decode, encode
-from .errors import ErrorCode, RoomError
+from .errors import CloseCode, ErrorCode, RoomError
 from .models import (
     Ack,
     AuthResult,
@@ -26,6 +26,7 @@ __all__ = [
     "Ack",
     "AuthResult",
     "Encoding",
+    "CloseCode",
     "ErrorCode",
     "HistoryPage",
     "Invitation",

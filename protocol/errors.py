@@ -30,6 +30,20 @@ class ErrorCode(IntEnum):
         return self.name
 
 
+class CloseCode(IntEnum):
+    """WebSocket close codes the server sends (docs/protocol.md §1.5). The 1xxx ones come
+    from RFC 6455 and are mostly sent by the WebSocket layer itself."""
+
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    INVALID_DATA = 1007
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011  # keepalive ping timeout
+    SLOW_CONSUMER = 4008
+    GARBAGE = 4400  # too many malformed frames in a row
+    UNAUTHENTICATED = 4401
+
+
 # Where several errors apply, the first in this order wins (docs/protocol.md §7).
 PRECEDENCE: tuple[ErrorCode, ...] = (
     ErrorCode.MALFORMED_FRAME,

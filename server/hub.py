@@ -21,7 +21,7 @@ from websockets.typing import Subprotocol
 
 from roomhub.protocol import codec, ops
 from roomhub.protocol.codec import Encoding
-from roomhub.protocol.errors import ErrorCode, RoomError
+from roomhub.protocol.errors import CloseCode, ErrorCode, RoomError
 
 from . import __version__, wsframe
 from .auth import Authenticator
@@ -34,10 +34,6 @@ from .transport import connection_class
 
 log = logging.getLogger("roomhub.hub")
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_GARBAGE = 4400
-CLOSE_SLOW_CONSUMER = 4008
-CLOSE_GOING_AWAY = 1001
 SLOW_CONSUMER_GRACE = 5.0  # seconds a slow consumer has to read its backlog and the close
 GARBAGE_LIMIT = 16  # consecutive undecodable frames before close 4400
 
@@ -184,7 +180,7 @@ class Connection:
         OPEN) and drop the connection if the client does not read it in time."""
         ws = self.ws
         log.warning("closing slow consumer %s", ws.remote_address)
-        ws.protocol.send_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
+        ws.protocol.send_close(CloseCode.SLOW_CONSUMER, "slow consumer: send buffer full")
         ws.send_data()
         asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE, ws.transport.abort)
 
@@ -316,10 +312,10 @@ class Hub:
             try:
                 caller = await self._authenticate(conn)
             except TimeoutError:
-                await conn.close(CLOSE_UNAUTHENTICATED, "auth deadline passed")
+                await conn.close(CloseCode.UNAUTHENTICATED, "auth deadline passed")
                 return
             if caller is None:
-                await conn.close(CLOSE_UNAUTHENTICATED, "not authenticated")
+                await conn.close(CloseCode.UNAUTHENTICATED, "not authenticated")
                 return
             conn.caller = caller
             if not caller.server and self.settings.conn_rate_limit > 0:
@@ -496,7 +492,7 @@ class Hub:
                 if exc.code is ErrorCode.MALFORMED_FRAME:
                     garbage += 1
                     if garbage >= GARBAGE_LIMIT:
-                        await conn.close(CLOSE_GARBAGE, "too many malformed frames")
+                        await conn.close(CloseCode.GARBAGE, "too many malformed frames")
                         return
                 continue
             await conn.inflight.acquire()
