@@ -118,6 +118,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from roomhub.protocol.backoff import ExponentialBackoff
 from roomhub.protocol.codec import Encoding, decode, encode
 from roomhub.protocol.errors import CloseCode, ErrorCode, RoomError
 from roomhub.protocol.models import Ack, AuthResult, HistoryPage, Room, SystemMessage, User
@@ -194,9 +195,9 @@ class State(enum.Enum):
     CLOSED = "closed"  # final: close() was called, or the client gave up
 
 
-class Backoff:
-    """Exponential backoff with full jitter: the n-th wait (n = 0, 1, 2 … since the last
-    `reset()`) is uniform in `[0, min(cap, base * 2**n))`.
+class Backoff(ExponentialBackoff):
+    """The shared policy of `roomhub.protocol.backoff` (the n-th wait since the last `reset()`
+    is uniform in `[0, min(cap, base * 2**n))`) plus the client's async `wait()`.
 
     `random` (returning a float in [0, 1)) and `sleep` are replaceable, for tests. One instance
     per client: it counts that client's attempts.
@@ -210,28 +211,20 @@ class Backoff:
         random: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        if not base > 0 or cap < base:
-            raise ValueError(f"backoff needs 0 < base <= cap, got base={base}, cap={cap}")
-        self.base = base
-        self.cap = cap
-        self.random = random
+        super().__init__(base, cap, random=random)
         self.sleep = sleep
-        self.attempt = 0
 
-    def ceiling(self, attempt: int) -> float:
-        """The largest wait before attempt number `attempt` (0-based)."""
-        return min(self.cap, self.base * 2.0 ** min(attempt, 64))
+    @property
+    def attempt(self) -> int:
+        """Failed attempts since the last reset() (the policy's `failures`)."""
+        return self.failures
 
-    def next_delay(self) -> float:
-        delay = self.random() * self.ceiling(self.attempt)
-        self.attempt += 1
-        return delay
+    @attempt.setter
+    def attempt(self, value: int) -> None:
+        self.failures = value
 
     async def wait(self) -> None:
         await self.sleep(self.next_delay())
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class _Closed:
