@@ -8,74 +8,112 @@ import logging
 import os
 import secrets
 import sys
-from typing import Any
+import types
+from dataclasses import dataclass
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from roomhub.protocol import limits
 
 from . import __version__, logs
 from .auth import mint_token
-from .settings import Settings
+from .settings import Cli, Settings
+
+METAVARS: dict[Any, str] = {int: "N", float: "SECONDS"}
+SIGNS = {"ge": ">=", "gt": ">", "le": "<="}
 
 
-def _serve_parser(sub: Any) -> None:
-    p = sub.add_parser(
+@dataclass(frozen=True)
+class Flag:
+    """One `roomhub serve` flag, derived from one `Settings` field."""
+
+    field: str
+    flag: str
+    env: str
+    metavar: str
+    repeatable: bool  # one occurrence per item; any occurrence replaces the environment's list
+    choices: tuple[str, ...] | None
+    default: str  # as help and the docs show it
+    help: str
+
+
+def _bare(annotation: Any) -> Any:
+    """The type a flag's value becomes: `float | None` is a float (None is for code only)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        (kind,) = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return kind
+    return annotation
+
+
+def _bounds(metadata: list[Any]) -> list[str]:
+    """A field's numeric bounds as help shows them: `0..65535`, `>= 1`, `> 0`."""
+    found = {op: getattr(m, op) for m in metadata for op in SIGNS if hasattr(m, op)}
+    if "ge" in found and "le" in found:
+        return [f"{found['ge']}..{found['le']}"]
+    return [f"{SIGNS[op]} {value}" for op, value in found.items()]
+
+
+def _flag(name: str, info: FieldInfo) -> Flag:
+    cli = next((m for m in info.metadata if isinstance(m, Cli)), Cli())
+    kind = _bare(info.annotation)
+    repeatable = get_origin(kind) in (list, dict)
+    choices = get_args(kind) if get_origin(kind) is Literal else None
+    metavar = cli.metavar or (
+        "{" + ",".join(choices) + "}" if choices else METAVARS.get(kind, name.upper())
+    )
+    if not info.description:
+        raise TypeError(f"Settings.{name} has no description, so its flag has no help")
+    if cli.shown_default is not None:
+        default = cli.shown_default
+    elif info.default_factory is not None:
+        raise TypeError(f"Settings.{name} has a default factory: give it Cli(shown_default=...)")
+    else:
+        default = str(info.default)
+    env = Settings.model_config.get("env_prefix", "") + name.upper()
+    notes = ["repeatable"] if repeatable else []
+    notes += [
+        *_bounds(info.metadata),
+        f"default {default}",
+        f"env {env}" + (", comma-separated" * repeatable),
+    ]
+    return Flag(
+        field=name,
+        flag=cli.flag or "--" + name.replace("_", "-"),
+        env=env,
+        metavar=metavar,
+        repeatable=repeatable,
+        choices=choices,
+        default=default,
+        help=f"{info.description} ({'; '.join(notes)})".replace("%", "%%"),
+    )
+
+
+def serve_flags() -> list[Flag]:
+    """A flag for every setting, in the order `Settings` declares them."""
+    return [_flag(name, info) for name, info in Settings.model_fields.items()]
+
+
+def serve_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
         "serve",
         help="run a hub node",
-        description="Run a hub node. Every flag can also be set as ROOMHUB_<NAME>.",
+        usage="%(prog)s [--FLAG VALUE]...",
+        description="Run a hub node. Each setting is taken from its flag if given, else from"
+        " its ROOMHUB_* environment variable, else from its default.",
     )
-    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="TCP port (default 8765; 0 = any free port)")
-    p.add_argument("--redis", help="redis://HOST:PORT/DB; absent = embedded in-memory store")
-    p.add_argument(
-        "--app",
-        action="append",
-        dest="apps",
-        metavar="KEY=SECRET",
-        help="an app and its token secret (repeatable); env ROOMHUB_APPS=K=S,K2=S2",
-    )
-    p.add_argument(
-        "--allowed-origin",
-        action="append",
-        dest="allowed_origins",
-        metavar="ORIGIN",
-        help="allow browser clients from this Origin (repeatable); default: any",
-    )
-    p.add_argument(
-        "--rate-limit",
-        type=int,
-        help="mutating ops per second per app, across all nodes (200; 0 = off)",
-    )
-    p.add_argument(
-        "--app-rate-limit",
-        action="append",
-        dest="app_rate_limits",
-        metavar="KEY=N",
-        help="ceiling for one app, overriding --rate-limit",
-    )
-    p.add_argument(
-        "--conn-rate-limit",
-        type=int,
-        help="mutating ops per second per user connection (50; 0 = off)",
-    )
-    p.add_argument("--node-id", help="this node's name in auth replies and logs")
-    p.add_argument("--history-max", type=int, help="system messages kept per room (10000)")
-    p.add_argument("--max-frame-bytes", type=int, help="largest accepted frame (65536)")
-    p.add_argument("--max-room-members", type=int, help="member cap per room (10000)")
-    flag = p.add_argument
-    flag("--redis-wait", type=float, help="seconds to wait for Redis at startup (0 = fail at once)")
-    flag("--min-replicas", type=int, help="replicas each write must reach before its ack (0)")
-    flag("--min-replicas-timeout", type=float, help="seconds the replicas may take (1.0)")
-    flag("--log-format", choices=["text", "json"], help="text (default) or one JSON object a line")
-    flag("--user-rate-limit", type=int, help="mutating ops/s per user, all nodes (50; 0 = off)")
-    flag("--max-connections-per-user", type=int, help="per user on this node (16; 0 = off)")
-    flag("--max-connections-per-ip", type=int, help="per remote address (1000; 0 = off)")
-    flag("--rooms-per-hour", type=int, help="rooms one user may create per hour (100; 0 = off)")
-    flag("--member-consent", choices=["add", "invite"], help="add (default) or invite only")
-    flag("--max-pending-invitations", type=int, help="per room (1000; 0 = off)")
-    flag("--max-pending-invitations-per-inviter", type=int, help="per room (100; 0 = off)")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (INFO)")
+    for flag in serve_flags():
+        p.add_argument(
+            flag.flag,
+            dest=flag.field,
+            metavar=flag.metavar,
+            choices=flag.choices,
+            action="append" if flag.repeatable else "store",
+            default=argparse.SUPPRESS,  # absent: the environment or the default decides
+            help=flag.help,
+        )
+    return p
 
 
 def _token_parser(sub: Any) -> None:
@@ -87,43 +125,11 @@ def _token_parser(sub: Any) -> None:
     p.add_argument("--ttl", type=float, default=24 * 3600, help="seconds until it expires")
 
 
-NEW_FLAGS = (
-    "redis_wait",
-    "min_replicas",
-    "min_replicas_timeout",
-    "log_format",
-    "user_rate_limit",
-    "max_connections_per_user",
-    "max_connections_per_ip",
-    "rooms_per_hour",
-    "member_consent",
-    "max_pending_invitations",
-    "max_pending_invitations_per_inviter",
-)
-
-
-def _settings(ns: argparse.Namespace) -> Settings:
-    overrides = {
-        name: getattr(ns, name)
-        for name in (
-            "host",
-            "port",
-            "redis",
-            "apps",
-            "allowed_origins",
-            "node_id",
-            "history_max",
-            "max_frame_bytes",
-            "max_room_members",
-            "rate_limit",
-            "app_rate_limits",
-            "conn_rate_limit",
-            "log_level",
-            *NEW_FLAGS,
-        )
-        if getattr(ns, name, None) is not None
-    }
-    return Settings(**overrides)
+def settings_from(ns: argparse.Namespace) -> Settings:
+    """The flags given (as strings, validated as the environment is) over the environment."""
+    return Settings(
+        **{name: value for name, value in vars(ns).items() if name in Settings.model_fields}
+    )
 
 
 def token_refusal(user: str, ttl: float) -> str | None:
@@ -139,15 +145,16 @@ def token_refusal(user: str, ttl: float) -> str | None:
 
 
 def settings_error(exc: ValidationError) -> str:
-    """One line per invalid setting, without the input values: pydantic's own message echoes
-    them, and for the apps that input is every app secret."""
+    """One line per invalid setting, naming its flag and variable, without the input values:
+    pydantic's own message echoes them, and for the apps that input is every app secret."""
+    flags = {flag.field: flag for flag in serve_flags()}
     parts = []
-    for err in exc.errors(include_input=False, include_url=False):
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
         where = ".".join(str(p) for p in err["loc"]) or "settings"
-        message = str(err["msg"])
-        if where.split(".")[0] in ("apps", "app_rate_limits"):
-            message = "expected KEY=VALUE items with a valid app key"
-        parts.append(f"{where}: {message}")
+        flag = flags.get(str(err["loc"][0])) if err["loc"] else None
+        if flag is not None:
+            where += f" ({flag.flag}, {flag.env})"
+        parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
     return "invalid settings: " + "; ".join(parts)
 
 
@@ -173,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="roomhub", description=__doc__)
     parser.add_argument("--version", action="version", version=f"roomhub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _serve_parser(sub)
+    serve = serve_parser(sub)
     _token_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "token":
@@ -189,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     try:
-        settings = _settings(ns)
+        settings = settings_from(ns)
     except ValidationError as exc:
-        parser.error(settings_error(exc))
+        serve.error(settings_error(exc))
     logs.configure(settings.log_level, settings.log_format, settings.apps.values())
     # One line per connection opened and closed is noise at thousands of connections.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)

@@ -1,10 +1,14 @@
-"""The one settings object: CLI flags over ROOMHUB_* environment variables over defaults."""
+"""The one settings object: CLI flags over ROOMHUB_* environment variables over defaults.
+
+Each field is one setting: its `description` is its help text, and `roomhub serve` derives a
+flag for it (`--field-name`, or what its `Cli` marker says); see `cli.serve_flags`."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import socket
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
@@ -12,9 +16,23 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from roomhub.protocol import limits
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How a setting is spelt on the command line where the derived spelling does not fit: its
+    `flag` (else `--field-name`), its `metavar` (else one from its type) and the default that
+    help and docs show (else the model's)."""
+
+    flag: str | None = None
+    metavar: str | None = None
+    shown_default: str | None = None
+
 
 def parse_apps(value: Any) -> dict[str, str]:
-    """`KEY=VALUE` items (a list, or one comma-separated string) into {key: value}."""
+    """`KEY=VALUE` items (a list, or one comma-separated string) into {key: value}. An error
+    names the item by its position only: the item holds a secret."""
     if isinstance(value, dict):
         items = [f"{k}={v}" for k, v in value.items()]
     elif isinstance(value, str):
@@ -22,12 +40,12 @@ def parse_apps(value: Any) -> dict[str, str]:
     else:
         items = list(value or [])
     apps: dict[str, str] = {}
-    for item in items:
+    for n, item in enumerate(items, 1):
         key, sep, secret = item.strip().partition("=")
         if not sep or not secret:
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+            raise ValueError(f"item {n}: expected KEY=VALUE")
         if not limits.APP_KEY_PATTERN.fullmatch(key):
-            raise ValueError(f"app key {key!r} must be 1-64 characters of [A-Za-z0-9_-]")
+            raise ValueError(f"item {n}: the key must be 1-64 characters of [A-Za-z0-9_-]")
         apps[key] = secret
     return apps
 
@@ -36,53 +54,137 @@ def default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
+# Comma-separated in the environment, one flag occurrence per item on the command line.
+KeyValues = Annotated[dict[str, str], NoDecode]
+OFF = "; 0 = off"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROOMHUB_", frozen=True, extra="forbid")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8765, ge=0, le=65535)
-    redis: str | None = Field(None, description="redis:// URL; absent = embedded in-memory store")
-    apps: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    node_id: str = Field(default_factory=default_node_id)
-
-    rate_limit: int = Field(200, ge=0, description="mutating ops per second per app; 0 = off")
-    app_rate_limits: Annotated[dict[str, int], NoDecode] = Field(
-        default_factory=dict, description="per-app ceilings overriding rate_limit"
+    host: str = Field(
+        "127.0.0.1", description="interface to listen on; 0.0.0.0 accepts remote clients"
     )
-    conn_rate_limit: int = Field(50, ge=0, description="per user connection; 0 = off")
-    max_frame_bytes: int = Field(limits.DEFAULT_MAX_FRAME_BYTES, ge=1024)
-    auth_timeout: float = Field(10.0, gt=0)
-    history_max: int = Field(10_000, ge=1, description="system messages kept per room")
-    max_room_members: int = Field(10_000, ge=2)
-    # A connection whose unsent bytes exceed this is a slow consumer and is closed (4008).
-    send_buffer_limit: int = Field(4 * 1024 * 1024, ge=64 * 1024)
-    max_inflight: int = Field(64, ge=1, description="concurrent requests per connection")
-    ping_interval: float | None = Field(20.0, gt=0)
-    ping_timeout: float | None = Field(20.0, gt=0)
-    pubsub_probe_interval: float = Field(5.0, gt=0, description="seconds between probes")
-    redis_pool_size: int = Field(64, ge=1, description="Redis connections for commands")
-    redis_timeout: float = Field(5.0, gt=0, description="seconds before a Redis call fails")
-    redis_wait: float = Field(0.0, ge=0, description="seconds to wait for Redis at startup")
-    # Durability: an op is acknowledged only once its write reached this many replicas.
-    min_replicas: int = Field(0, ge=0, description="replicas that must have each write; 0 = off")
-    min_replicas_timeout: float = Field(1.0, gt=0, description="seconds WAIT may take")
+    port: int = Field(
+        8765, ge=0, le=65535, description="TCP port; 0 = any free port, which is logged"
+    )
+    redis: Annotated[str | None, Cli(metavar="URL", shown_default="unset")] = Field(
+        None,
+        description="redis://HOST:6379/0 (or rediss://, unix://, redis+cluster://H1:P1,H2:P2);"
+        " unset = embedded in-memory store",
+    )
+    apps: Annotated[KeyValues, Cli("--app", "KEY=SECRET", "none")] = Field(
+        default_factory=dict,
+        description="an app and its HS256 token secret; none = a dev app with a random secret,"
+        " printed at startup",
+    )
+    allowed_origins: Annotated[list[str], NoDecode, Cli("--allowed-origin", "ORIGIN", "any")] = (
+        Field(default_factory=list, description="a browser Origin allowed to connect")
+    )
+    node_id: Annotated[str, Cli(metavar="ID", shown_default="<hostname>-<pid>-<4 hex>")] = Field(
+        default_factory=default_node_id,
+        description="this node's name in auth replies, in logs and in its probe channel",
+    )
 
-    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    log_format: Literal["text", "json"] = "text"
+    rate_limit: int = Field(
+        200, ge=0, description="mutating ops per second per app, across all nodes" + OFF
+    )
+    app_rate_limits: Annotated[
+        dict[str, int], NoDecode, Cli("--app-rate-limit", "KEY=N", "none")
+    ] = Field(
+        default_factory=dict,
+        description="ceiling for one app, overriding --rate-limit; KEY=0 = off for that app",
+    )
+    conn_rate_limit: int = Field(
+        50, ge=0, description="mutating ops per second per user connection" + OFF
+    )
+    max_frame_bytes: int = Field(
+        limits.DEFAULT_MAX_FRAME_BYTES,
+        ge=1024,
+        description="largest accepted client frame in bytes; a bigger one gets close 1009",
+    )
+    auth_timeout: float = Field(
+        10.0, gt=0, description="seconds a new connection has to auth before close 4401"
+    )
+    history_max: int = Field(
+        10_000, ge=1, description="system messages kept per room; bounds how far resume reaches"
+    )
+    max_room_members: int = Field(
+        10_000, ge=2, description="member cap of a group room; a direct room's is always 2"
+    )
+    send_buffer_limit: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="unsent bytes per connection before it is dropped as a slow consumer"
+        ", closed with 4008",
+    )
+    max_inflight: int = Field(
+        64,
+        ge=1,
+        description="requests one connection may have running at once; past that, the node"
+        " stops reading from it",
+    )
+    ping_interval: float | None = Field(
+        20.0, gt=0, description="seconds between WebSocket pings to each client"
+    )
+    ping_timeout: float | None = Field(
+        20.0, gt=0, description="seconds to wait for the pong before close 1011"
+    )
+    pubsub_probe_interval: float = Field(
+        5.0, gt=0, description="seconds between self-probes of the pub/sub connections"
+    )
+    redis_pool_size: int = Field(
+        64, ge=1, description="Redis connections for commands, per cluster node"
+    )
+    redis_timeout: float = Field(
+        5.0, gt=0, description="seconds before a Redis call fails; the client gets 100001"
+    )
+    redis_wait: float = Field(
+        0.0, ge=0, description="seconds to retry Redis at startup; 0 = fail at once"
+    )
+    min_replicas: int = Field(
+        0, ge=0, description="replicas each write must reach (Redis WAIT) before its ack" + OFF
+    )
+    min_replicas_timeout: float = Field(
+        1.0, gt=0, description="seconds that WAIT may take, else the op fails with 100001"
+    )
 
-    # Fairness and quotas (hostile clients). 0 = off everywhere.
-    user_rate_limit: int = Field(50, ge=0, description="per user across connections and nodes")
-    max_connections_per_user: int = Field(16, ge=0, description="per user, on this node")
-    max_connections_per_ip: int = Field(1000, ge=0, description="per remote address, this node")
-    rooms_per_hour: int = Field(100, ge=0, description="rooms one user may create per hour")
-    max_pending_invitations: int = Field(1000, ge=0, description="per room")
-    max_pending_invitations_per_inviter: int = Field(100, ge=0, description="per room")
-    # "add": v1 behaviour, users may add others directly; "invite": users must invite.
-    member_consent: Literal["add", "invite"] = "add"
-    resume_max_messages: int = Field(1000, ge=1, description="replayed per room on resume")
-    resume_max_total: int = Field(10_000, ge=1, description="replayed per auth, all rooms")
-    idempotency_keys_per_room: int = Field(10_000, ge=1, description="outcomes kept per room")
+    log_level: Annotated[str, Cli(metavar="LEVEL")] = Field(
+        "INFO", description=", ".join(LOG_LEVELS[:-1]) + f" or {LOG_LEVELS[-1]}, in any case"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line"
+    )
+
+    # Fairness and quotas (hostile clients).
+    user_rate_limit: int = Field(
+        50, ge=0, description="mutating ops per second per user, all connections and nodes" + OFF
+    )
+    max_connections_per_user: int = Field(
+        16, ge=0, description="connections one user may hold on this node" + OFF
+    )
+    max_connections_per_ip: int = Field(
+        1000, ge=0, description="connections from one remote address on this node" + OFF
+    )
+    rooms_per_hour: int = Field(100, ge=0, description="rooms one user may create per hour" + OFF)
+    max_pending_invitations: int = Field(
+        1000, ge=0, description="pending invitations per room" + OFF
+    )
+    max_pending_invitations_per_inviter: int = Field(
+        100, ge=0, description="pending invitations one inviter may have in a room" + OFF
+    )
+    member_consent: Literal["add", "invite"] = Field(
+        "add", description="add: users may add others directly (v1); invite: they must invite"
+    )
+    resume_max_messages: int = Field(
+        1000, ge=1, description="messages replayed per room on resume; more behind = resync"
+    )
+    resume_max_total: int = Field(
+        10_000, ge=1, description="messages replayed per auth, all rooms together"
+    )
+    idempotency_keys_per_room: int = Field(
+        10_000, ge=1, description="idempotency-key outcomes kept per room; the oldest go first"
+    )
 
     @field_validator("apps", mode="before")
     @classmethod
@@ -92,7 +194,13 @@ class Settings(BaseSettings):
     @field_validator("app_rate_limits", mode="before")
     @classmethod
     def _app_rates(cls, value: Any) -> dict[str, int]:
-        return {key: int(rate) for key, rate in parse_apps(value).items()}
+        rates = {}
+        for key, rate in parse_apps(value).items():
+            try:
+                rates[key] = int(rate)
+            except ValueError:
+                raise ValueError(f"the ceiling of app {key!r} must be a whole number") from None
+        return rates
 
     def ceiling(self, app: str) -> int:
         return self.app_rate_limits.get(app, self.rate_limit)
@@ -108,8 +216,8 @@ class Settings(BaseSettings):
     @classmethod
     def _log_level(cls, value: Any) -> str:
         level = str(value).upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ValueError(f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be {Settings.model_fields['log_level'].description}")
         return level
 
     @property

@@ -1,10 +1,12 @@
-"""The `roomhub serve` flags reach the settings object (flag over environment over default)."""
+"""The `roomhub serve` flags reach the settings object (flag over environment over default);
+tests/unit/test_cli_flags.py checks that every setting has its flag."""
 
 from __future__ import annotations
 
 import argparse
 
 import pytest
+from pydantic import ValidationError
 
 from roomhub.server import cli
 from roomhub.server.settings import Settings
@@ -12,41 +14,44 @@ from roomhub.server.settings import Settings
 
 def settings_from(*argv: str) -> Settings:
     parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    cli._serve_parser(sub)
-    return cli._settings(parser.parse_args(["serve", *argv]))
+    cli.serve_parser(parser.add_subparsers(dest="command"))
+    return cli.settings_from(parser.parse_args(["serve", *argv]))
 
 
-@pytest.mark.parametrize(
-    ("flag", "value", "field", "expected"),
-    [
-        ("--redis-wait", "3.5", "redis_wait", 3.5),
-        ("--min-replicas", "2", "min_replicas", 2),
-        ("--min-replicas-timeout", "0.5", "min_replicas_timeout", 0.5),
-        ("--log-format", "json", "log_format", "json"),
-        ("--log-level", "debug", "log_level", "DEBUG"),
-        ("--user-rate-limit", "7", "user_rate_limit", 7),
-        ("--max-connections-per-user", "3", "max_connections_per_user", 3),
-        ("--max-connections-per-ip", "9", "max_connections_per_ip", 9),
-        ("--rooms-per-hour", "0", "rooms_per_hour", 0),
-        ("--member-consent", "invite", "member_consent", "invite"),
-        ("--max-pending-invitations", "11", "max_pending_invitations", 11),
-        ("--max-pending-invitations-per-inviter", "4", "max_pending_invitations_per_inviter", 4),
-    ],
-)
-def test_each_flag_sets_its_field_over_the_environment(
-    monkeypatch: pytest.MonkeyPatch, flag: str, value: str, field: str, expected: object
+def test_a_flag_beats_the_environment_which_beats_the_default(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    default = getattr(Settings(), field)
-    assert default != expected
-    monkeypatch.setenv(f"ROOMHUB_{field.upper()}", str(default))
-    assert getattr(settings_from(flag, value), field) == expected
-    assert getattr(settings_from(), field) == default  # the environment, without the flag
+    assert settings_from().history_max == 10_000
+    monkeypatch.setenv("ROOMHUB_HISTORY_MAX", "12")
+    assert settings_from().history_max == 12
+    assert settings_from("--history-max", "7").history_max == 7
 
 
-def test_the_environment_sets_a_field_without_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ROOMHUB_REDIS_WAIT", "12")
-    assert settings_from().redis_wait == 12.0
+def test_any_repeated_flag_replaces_the_environment_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOMHUB_APPS", "env=SECRET-env,other=SECRET-other")
+    monkeypatch.setenv("ROOMHUB_ALLOWED_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("ROOMHUB_APP_RATE_LIMITS", "env=5")
+    assert settings_from().apps == {"env": "SECRET-env", "other": "SECRET-other"}
+    assert settings_from().allowed_origins == ["https://a.example", "https://b.example"]
+    assert settings_from().app_rate_limits == {"env": 5}
+    flagged = settings_from(
+        "--app", "one=s=1,2", "--app", "two=s2",
+        "--allowed-origin", "https://c.example",
+        "--app-rate-limit", "one=0",
+    )  # fmt: skip
+    # a secret is everything after the first "=", commas included
+    assert flagged.apps == {"one": "s=1,2", "two": "s2"}
+    assert flagged.allowed_origins == ["https://c.example"]
+    assert flagged.app_rate_limits == {"one": 0}
+    assert flagged.ceiling("one") == 0 and flagged.ceiling("two") == flagged.rate_limit
+
+
+def test_the_log_level_is_any_case_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_from("--log-level", "debug").log_level == "DEBUG"
+    monkeypatch.setenv("ROOMHUB_LOG_LEVEL", "warning")
+    assert settings_from().log_level == "WARNING"
+    with pytest.raises(ValidationError, match="log_level"):
+        settings_from("--log-level", "LOUD")
 
 
 def test_json_log_lines_carry_extras_and_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
