@@ -2,6 +2,19 @@
 
 from roomhub.protocol.errors import ErrorCode, RoomError
 
-from .client import Backoff, ConnectionLost, Resync, RoomClient, State
+from .backoff import Backoff
+from .client import RoomClient
+from .options import ClientOptions
+from .resume import Resync
+from .state import ConnectionLost, State
 
-__all__ = ["Backoff", "ConnectionLost", "ErrorCode", "Resync", "RoomClient", "RoomError", "State"]
+__all__ = [
+    "Backoff",
+    "ClientOptions",
+    "ConnectionLost",
+    "ErrorCode",
+    "Resync",
+    "RoomClient",
+    "RoomError",
+    "State",
+]

@@ -1,0 +1,292 @@
+"""The 12 ops of docs/protocol.md §5 as RoomClient methods: arguments in, typed results out.
+
+Each method only shapes arguments (None is "not given") and picks the result model; sending,
+idempotency keys and retries are `Session._call`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeVar, overload
+
+from pydantic import BaseModel
+
+from roomhub.protocol.models import Ack, HistoryPage, Room, User
+
+from .session import Session
+from .wire import args as _args
+
+__all__ = ["Reply", "RoomOps"]
+
+Reply = Literal["room", "ack"]
+M = TypeVar("M", bound=BaseModel)
+
+
+class RoomOps(Session):
+    """The ops on top of a session: one method per op (user tokens and server tokens; a server
+    token names the acting user as `operator` where the op needs one)."""
+
+    async def _model(self, model: type[M], op: str, args: dict[str, Any]) -> M:
+        return model.model_validate(await self._call(op, args))
+
+    async def _mutate(self, op: str, args: dict[str, Any], reply: Reply) -> Room | Ack:
+        if reply == "ack":
+            return await self._model(Ack, op, {**args, "reply": "ack"})
+        return await self._model(Room, op, args)
+
+    async def _empty(self, op: str, args: dict[str, Any], reply: Reply) -> Ack | None:
+        if reply == "ack":
+            return await self._model(Ack, op, {**args, "reply": "ack"})
+        await self._call(op, args)
+        return None
+
+    # the ops ------------------------------------------------------------------------------
+
+    async def upsert_user(
+        self,
+        id: str,
+        nickname: str | None = None,
+        avatar: str | None = None,
+        *,
+        operator: str | None = None,
+    ) -> User:
+        """Create or update a user's profile (server tokens). Fields not given keep their
+        value. No `reply`: the server ignores it for user.upsert, the result is the user."""
+        return await self._model(
+            User, "user.upsert", _args(id=id, nickname=nickname, avatar=avatar, operator=operator)
+        )
+
+    @overload
+    async def create_room(
+        self,
+        room: str | None = ...,
+        name: str = ...,
+        type: str = ...,
+        members: Iterable[str] = ...,
+        owner: str | None = ...,
+        *,
+        reply: Literal["room"] = ...,
+        operator: str | None = ...,
+    ) -> Room: ...
+    @overload
+    async def create_room(
+        self,
+        room: str | None = ...,
+        name: str = ...,
+        type: str = ...,
+        members: Iterable[str] = ...,
+        owner: str | None = ...,
+        *,
+        reply: Literal["ack"],
+        operator: str | None = ...,
+    ) -> Ack: ...
+    async def create_room(
+        self,
+        room: str | None = None,
+        name: str = "",
+        type: str = "group",
+        members: Iterable[str] = (),
+        owner: str | None = None,
+        *,
+        reply: Reply = "room",
+        operator: str | None = None,
+    ) -> Room | Ack:
+        """Create a room (id generated when `room` is None). `owner` is for server tokens
+        only; a user owns the rooms they create. `members` join directly, without invitation."""
+        created = await self._mutate(
+            "room.create",
+            _args(
+                room=room,
+                name=name or None,
+                type=None if type == "group" else type,
+                members=list(members) or None,
+                owner=owner,
+                operator=operator,
+            ),
+            reply,
+        )
+        if owner is None and operator is None:  # a user's own room: resume it from its start
+            room_id = created.room if isinstance(created, Ack) else created.id
+            self._resume.created(room_id)
+        return created
+
+    async def get_room(self, room: str, *, operator: str | None = None) -> Room:
+        """The complete room, with members and pending invitations."""
+        return await self._model(Room, "room.get", _args(room=room, operator=operator))
+
+    async def list_rooms(self, *, operator: str | None = None) -> list[Room]:
+        """The caller's rooms (member or invited), sorted by id, without `members`. A server
+        token must name the user as `operator`."""
+        result = await self._call("room.list", _args(operator=operator))
+        return [Room.model_validate(room) for room in result["rooms"]]
+
+    @overload
+    async def add_members(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        invitation_required: bool = ...,
+        system_message: bool = ...,
+        *,
+        reply: Literal["room"] = ...,
+        operator: str | None = ...,
+    ) -> Room: ...
+    @overload
+    async def add_members(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        invitation_required: bool = ...,
+        system_message: bool = ...,
+        *,
+        reply: Literal["ack"],
+        operator: str | None = ...,
+    ) -> Ack: ...
+    async def add_members(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        invitation_required: bool = False,
+        system_message: bool = False,
+        *,
+        reply: Reply = "room",
+        operator: str | None = None,
+    ) -> Room | Ack:
+        """Add 1-100 users directly, or invite them (`invitation_required=True`);
+        `system_message` marks the message `notify` (shown in the room's timeline)."""
+        return await self._mutate(
+            "member.add",
+            _args(
+                room=room,
+                invitees=list(invitees),
+                invitation_required=invitation_required or None,
+                system_message=system_message or None,
+                operator=operator,
+            ),
+            reply,
+        )
+
+    @overload
+    async def accept(
+        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> Room: ...
+    @overload
+    async def accept(
+        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def accept(
+        self, room: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Room | Ack:
+        """Accept a pending invitation and become a member."""
+        return await self._mutate("invitation.accept", _args(room=room, operator=operator), reply)
+
+    @overload
+    async def decline(
+        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> None: ...
+    @overload
+    async def decline(
+        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def decline(
+        self, room: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Ack | None:
+        """Decline a pending invitation (the server replies `{}`: nothing to return)."""
+        return await self._empty("invitation.decline", _args(room=room, operator=operator), reply)
+
+    @overload
+    async def update_member(
+        self,
+        room: str,
+        user: str,
+        properties: Mapping[str, Any],
+        system_message: bool = ...,
+        notification_extension: str | None = ...,
+        *,
+        reply: Literal["room"] = ...,
+        operator: str | None = ...,
+    ) -> Room: ...
+    @overload
+    async def update_member(
+        self,
+        room: str,
+        user: str,
+        properties: Mapping[str, Any],
+        system_message: bool = ...,
+        notification_extension: str | None = ...,
+        *,
+        reply: Literal["ack"],
+        operator: str | None = ...,
+    ) -> Ack: ...
+    async def update_member(
+        self,
+        room: str,
+        user: str,
+        properties: Mapping[str, Any],
+        system_message: bool = False,
+        notification_extension: str | None = None,
+        *,
+        reply: Reply = "room",
+        operator: str | None = None,
+    ) -> Room | Ack:
+        """Set built-in member fields (role, nickname, avatar, level, custom_info, extension)
+        and custom props; a custom prop set to None is removed (None is sent as null here:
+        it is a value, not a missing argument)."""
+        return await self._mutate(
+            "member.update",
+            _args(
+                room=room,
+                user=user,
+                properties=dict(properties),
+                system_message=system_message or None,
+                notification_extension=notification_extension,
+                operator=operator,
+            ),
+            reply,
+        )
+
+    @overload
+    async def remove_member(
+        self, room: str, user: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> Room: ...
+    @overload
+    async def remove_member(
+        self, room: str, user: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def remove_member(
+        self, room: str, user: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Room | Ack:
+        """Remove a member of lower rank (owner, admin, or a server token)."""
+        return await self._mutate(
+            "member.remove", _args(room=room, user=user, operator=operator), reply
+        )
+
+    @overload
+    async def leave(
+        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> None: ...
+    @overload
+    async def leave(
+        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def leave(
+        self, room: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Ack | None:
+        """Leave a room (any member but the owner); the server replies `{}`."""
+        return await self._empty("room.leave", _args(room=room, operator=operator), reply)
+
+    async def history(
+        self, room: str, after_seq: int = 0, limit: int = 50, *, operator: str | None = None
+    ) -> HistoryPage:
+        """System messages with seq > `after_seq`, ascending, at most `limit` (1-200);
+        page on with the last message's seq while `more` is true."""
+        return await self._model(
+            HistoryPage,
+            "room.history",
+            _args(
+                room=room,
+                after_seq=after_seq or None,
+                limit=None if limit == 50 else limit,
+                operator=operator,
+            ),
+        )
