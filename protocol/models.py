@@ -8,13 +8,14 @@ client parses; the hub builds its outgoing dicts directly and never re-validates
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from . import limits
 from .codec import to_json_value
 from .errors import RoomError, invalid
+from .roles import Role
 
 
 def _max_bytes(limit: int) -> AfterValidator:
@@ -54,7 +55,7 @@ Avatar = Annotated[StrictStr, _max_bytes(limits.AVATAR_MAX_BYTES)]
 CustomInfo = Annotated[StrictStr, _max_bytes(limits.CUSTOM_INFO_MAX_BYTES)]
 Extension = Annotated[StrictStr, _max_bytes(limits.EXTENSION_MAX_BYTES)]
 Level = Annotated[StrictInt, Field(ge=0, le=limits.LEVEL_MAX)]
-RoleName = Literal["owner", "admin", "member", "guest"]
+RoleName = Role
 ReplyShape = Literal["room", "ack"]
 RoomType = Literal["group", "direct"]
 
@@ -258,6 +259,13 @@ class Member(_Object):
     joined_ms: int = 0
 
 
+# What a member starts with besides role and profile; the store and the Lua scripts take their
+# defaults from here.
+MEMBER_DEFAULTS: dict[str, Any] = {
+    name: field.default for name, field in Member.model_fields.items() if not field.is_required()
+}
+
+
 class Invitation(_Object):
     user: str
     inviter: str
@@ -278,19 +286,24 @@ class Room(_Object):
         return next((m for m in self.members if m.id == user), None)
 
 
+# System message kinds (§4.4), grouped by the op that emits them (`emits` in protocol/ops.py).
+RoomCreateKind = Literal["createRoom"]
+MemberAddKind = Literal["addMember", "inviteMember"]
+InvitationAcceptKind = Literal["acceptInvitation"]
+InvitationDeclineKind = Literal["declineInvitation"]
+MemberUpdateKind = Literal["assignAdmin", "revokeAdmin", "setRole", "updateMember"]
+MemberRemoveKind = Literal["removeMember"]
+RoomLeaveKind = Literal["leaveRoom"]
 SystemMessageType = Literal[
-    "createRoom",
-    "addMember",
-    "inviteMember",
-    "acceptInvitation",
-    "declineInvitation",
-    "assignAdmin",
-    "revokeAdmin",
-    "setRole",
-    "updateMember",
-    "removeMember",
-    "leaveRoom",
+    RoomCreateKind,
+    MemberAddKind,
+    InvitationAcceptKind,
+    InvitationDeclineKind,
+    MemberUpdateKind,
+    MemberRemoveKind,
+    RoomLeaveKind,
 ]
+MESSAGE_KINDS: tuple[str, ...] = get_args(SystemMessageType)
 
 
 class SystemMessage(_Object):
@@ -332,13 +345,24 @@ class HistoryPage(_Object):
     more: bool
 
 
+class RoomList(_Object):
+    rooms: list[Room]
+
+
+class Empty(_Object):
+    """The result of invitation.decline and room.leave with the default reply."""
+
+
 __all__ = [
     "Ack",
     "AuthArgs",
     "AuthResult",
+    "Empty",
     "HistoryPage",
     "Invitation",
     "Member",
+    "MEMBER_DEFAULTS",
+    "MESSAGE_KINDS",
     "MemberAddArgs",
     "MemberTargetArgs",
     "MemberUpdateArgs",
@@ -350,6 +374,7 @@ __all__ = [
     "RoomCreateArgs",
     "RoomError",
     "RoomHistoryArgs",
+    "RoomList",
     "RoomListArgs",
     "RoomMutationArgs",
     "ServerInfo",

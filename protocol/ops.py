@@ -1,9 +1,11 @@
-"""The operations of docs/protocol.md §5: their argument models and how requests are framed."""
+"""The operations of docs/protocol.md §5 — one table, `OPS` — and how requests are framed.
+
+Pure: handlers and scripts are named here and resolved by the server."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -13,27 +15,131 @@ from .errors import ErrorCode, RoomError, invalid
 
 @dataclass(frozen=True)
 class OpSpec:
+    """One op, defined once: the WebSocket dispatch, the server-only check, the clients'
+    method names and the docs are derived from it or checked against it (tests)."""
+
     name: str
     args: type[BaseModel]
-    mutating: bool  # counts against the rate limit (§8) and emits system messages
-    server_only: bool = False
+    result: type[BaseModel]  # with reply "room" (the default); "ack" answers models.Ack
+    mutating: bool  # counts against the rate limit (§8), takes reply and idempotency_key
+    # The Service method that runs it (resolved by the service); None: the hub's own (auth).
+    handler: str | None
+    script: str | None = None  # the Lua script under server/lua/ it runs, if any
+    server_only: bool = False  # user tokens get 100006 (after 100002 for `operator`)
+    client_method: str | None = None  # the RoomClient method that sends it
+    emits: tuple[str, ...] = ()  # the system message kinds it may emit (§4.4)
 
 
 OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (
-        OpSpec("auth", models.AuthArgs, mutating=False),
-        OpSpec("user.upsert", models.UserUpsertArgs, mutating=True, server_only=True),
-        OpSpec("room.create", models.RoomCreateArgs, mutating=True),
-        OpSpec("room.get", models.RoomArgs, mutating=False),
-        OpSpec("room.list", models.RoomListArgs, mutating=False),
-        OpSpec("member.add", models.MemberAddArgs, mutating=True),
-        OpSpec("invitation.accept", models.RoomMutationArgs, mutating=True),
-        OpSpec("invitation.decline", models.RoomMutationArgs, mutating=True),
-        OpSpec("member.update", models.MemberUpdateArgs, mutating=True),
-        OpSpec("member.remove", models.MemberTargetArgs, mutating=True),
-        OpSpec("room.leave", models.RoomMutationArgs, mutating=True),
-        OpSpec("room.history", models.RoomHistoryArgs, mutating=False),
+        OpSpec("auth", models.AuthArgs, models.AuthResult, mutating=False, handler=None),
+        OpSpec(
+            "user.upsert",
+            models.UserUpsertArgs,
+            models.User,
+            mutating=True,
+            handler="user_upsert",
+            script="user_upsert",
+            server_only=True,
+            client_method="upsert_user",
+        ),
+        OpSpec(
+            "room.create",
+            models.RoomCreateArgs,
+            models.Room,
+            mutating=True,
+            handler="room_create",
+            script="room_create",
+            client_method="create_room",
+            emits=get_args(models.RoomCreateKind),
+        ),
+        OpSpec(
+            "room.get",
+            models.RoomArgs,
+            models.Room,
+            mutating=False,
+            handler="room_get",
+            script="room_read",
+            client_method="get_room",
+        ),
+        OpSpec(
+            "room.list",
+            models.RoomListArgs,
+            models.RoomList,
+            mutating=False,
+            handler="room_list",
+            client_method="list_rooms",
+        ),
+        OpSpec(
+            "member.add",
+            models.MemberAddArgs,
+            models.Room,
+            mutating=True,
+            handler="member_add",
+            script="member_add",
+            client_method="add_members",
+            emits=get_args(models.MemberAddKind),
+        ),
+        OpSpec(
+            "invitation.accept",
+            models.RoomMutationArgs,
+            models.Room,
+            mutating=True,
+            handler="invitation_accept",
+            script="invitation_answer",
+            client_method="accept",
+            emits=get_args(models.InvitationAcceptKind),
+        ),
+        OpSpec(
+            "invitation.decline",
+            models.RoomMutationArgs,
+            models.Empty,
+            mutating=True,
+            handler="invitation_decline",
+            script="invitation_answer",
+            client_method="decline",
+            emits=get_args(models.InvitationDeclineKind),
+        ),
+        OpSpec(
+            "member.update",
+            models.MemberUpdateArgs,
+            models.Room,
+            mutating=True,
+            handler="member_update",
+            script="member_update",
+            client_method="update_member",
+            emits=get_args(models.MemberUpdateKind),
+        ),
+        OpSpec(
+            "member.remove",
+            models.MemberTargetArgs,
+            models.Room,
+            mutating=True,
+            handler="member_remove",
+            script="member_remove",
+            client_method="remove_member",
+            emits=get_args(models.MemberRemoveKind),
+        ),
+        OpSpec(
+            "room.leave",
+            models.RoomMutationArgs,
+            models.Empty,
+            mutating=True,
+            handler="room_leave",
+            script="member_remove",
+            client_method="leave",
+            emits=get_args(models.RoomLeaveKind),
+        ),
+        OpSpec(
+            "room.history",
+            models.RoomHistoryArgs,
+            models.HistoryPage,
+            mutating=False,
+            handler="room_history",
+            script="room_read",
+            client_method="history",
+        ),
     )
 }
 

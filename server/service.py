@@ -6,17 +6,30 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from roomhub.protocol import limits, models
+from roomhub.protocol import models, ops
 from roomhub.protocol.errors import ErrorCode, RoomError, invalid
 from roomhub.protocol.roles import SERVER
 
 from .settings import Settings
-from .store import IDEMPOTENCY, Idempotency, OpOutcome, Store
+from .store import (
+    IDEMPOTENCY,
+    Idempotency,
+    InvitationAnswer,
+    MemberAdd,
+    MemberRemove,
+    MemberUpdate,
+    OpOutcome,
+    RoomCreate,
+    RoomGet,
+    RoomHistory,
+    Store,
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +76,43 @@ def _result(outcome: OpOutcome, room: str, reply: str, empty: bool = False) -> d
     return outcome.room
 
 
+Handler = Callable[[Caller, Any], Awaitable[dict[str, Any]]]
+
+
 class Service:
+    """The ops' handlers, named in the op table (protocol/ops.py) and dispatched from it."""
+
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self._handlers = {
+            spec.name: self._dispatch(spec) for spec in ops.OPS.values() if spec.handler
+        }
+
+    def handler(self, op: str) -> Handler:
+        """`run(caller, validated args) -> result` for the op (auth is the hub's own)."""
+        return self._handlers[op]
+
+    def _dispatch(self, spec: ops.OpSpec) -> Handler:
+        assert spec.handler is not None
+        method: Handler = getattr(self, spec.handler)
+        if spec.server_only:
+            method = _server_only(spec.name, method)
+        if not spec.mutating:
+            return method
+        op = spec.name
+
+        async def run(caller: Caller, args: Any) -> dict[str, Any]:
+            key = args.idempotency_key
+            if key is None:
+                return await method(caller, args)
+            reset = IDEMPOTENCY.set(Idempotency(caller_id(caller), key, fingerprint(op, args)))
+            try:
+                return await method(caller, args)
+            finally:
+                IDEMPOTENCY.reset(reset)
+
+        return run
 
     def _require_consent(self, caller: Caller, what: str) -> None:
         """With member_consent "invite", users invite; only the backend adds directly."""
@@ -90,19 +136,22 @@ class Service:
             for u in users
         ]
 
-    async def _not_member(self, app: str, user: str, error: RoomError) -> RoomError:
-        """100005 (the target's or the operator's), or 100007 if the target is no user at
-        all: that outranks it (docs/protocol.md §7) and says nothing about the room."""
-        if error.code is not ErrorCode.NOT_A_MEMBER:
-            return error
-        if not await self.store.user_known(app, user):
-            return RoomError(ErrorCode.USER_NOT_FOUND, f"user '{user}' does not exist")
-        return RoomError(ErrorCode.NOT_A_MEMBER, error.message)
+    async def _on_target(self, app: str, call: MemberUpdate | MemberRemove) -> OpOutcome:
+        """Run an op on the member `call.user`. 100005 (the target's or the operator's)
+        becomes 100007 if the target is no user at all: that outranks it (docs/protocol.md
+        §7) and says nothing about the room."""
+        try:
+            return await self.store.run(app, call)
+        except RoomError as exc:
+            if exc.code is ErrorCode.NOT_A_MEMBER and not await self.store.user_known(
+                app, call.user
+            ):
+                raise RoomError(
+                    ErrorCode.USER_NOT_FOUND, f"user '{call.user}' does not exist"
+                ) from None
+            raise
 
     async def user_upsert(self, caller: Caller, args: models.UserUpsertArgs) -> dict[str, Any]:
-        acting(caller, args)  # `operator` on a user token: 100002 before 100006 (protocol.md §7)
-        if not caller.server:
-            raise RoomError(ErrorCode.FORBIDDEN, "user.upsert needs a server token")
         profile = {
             k: v for k, v in (("nickname", args.nickname), ("avatar", args.avatar)) if v is not None
         }
@@ -138,24 +187,23 @@ class Service:
                     retry_after_ms=ends_in_ms,
                 )
         await self.store.index_rooms(caller.app, members, room)
-        outcome = await self.store.create_room(
-            caller.app,
-            room,
+        call = RoomCreate(
+            room=room,
             sender=who.sender,
+            reply=args.reply,
             owner=owner,
             name=args.name,
-            room_type=args.type,
+            type=args.type,
             members=profiles,
-            reply=args.reply,
         )
+        outcome = await self.store.run(caller.app, call)
         if quota:
             await self.store.quota_count(caller.app, caller.user, "rooms")
         return _result(outcome, room, args.reply)
 
     async def room_get(self, caller: Caller, args: models.RoomArgs) -> dict[str, Any]:
-        return await self.store.get_room(
-            caller.app, args.room, viewer=acting(caller, args).operator
-        )
+        call = RoomGet(room=args.room, viewer=acting(caller, args).operator)
+        return await self.store.run(caller.app, call)
 
     async def room_list(self, caller: Caller, args: models.RoomListArgs) -> dict[str, Any]:
         user = acting_user(caller, args, "room.list")
@@ -168,19 +216,18 @@ class Service:
         invitees = list(dict.fromkeys(args.invitees))
         profiles = await self._known(caller.app, invitees)
         await self.store.index_rooms(caller.app, invitees, args.room)
-        outcome = await self.store.add_members(
-            caller.app,
-            args.room,
+        call = MemberAdd(
+            room=args.room,
             sender=who.sender,
             operator=who.operator,
+            reply=args.reply,
             invitees=profiles,
             invitation=args.invitation_required,
             notify=args.system_message,
-            reply=args.reply,
             max_invites=self.settings.max_pending_invitations,
             max_invites_per_inviter=self.settings.max_pending_invitations_per_inviter,
         )
-        return _result(outcome, args.room, args.reply)
+        return _result(await self.store.run(caller.app, call), args.room, args.reply)
 
     async def _answer(
         self, caller: Caller, args: models.RoomMutationArgs, accept: bool
@@ -188,14 +235,15 @@ class Service:
         op = "invitation.accept" if accept else "invitation.decline"
         user = acting_user(caller, args, op)
         profile = (await self._known(caller.app, [user]))[0] if accept else {}
-        outcome = await self.store.answer_invitation(
-            caller.app,
-            args.room,
+        call = InvitationAnswer(
+            room=args.room,
+            sender=user,
+            reply=args.reply if accept else "ack",
             user=user,
             accept=accept,
             profile=profile,
-            reply=args.reply if accept else "ack",
         )
+        outcome = await self.store.run(caller.app, call)
         if not accept:
             await self.store.unindex_room(caller.app, user, args.room)
         return _result(outcome, args.room, args.reply, empty=not accept)
@@ -219,78 +267,58 @@ class Service:
                 entry["json"] = change.value_json.decode()
             changes.append(entry)
         extension = args.notification_extension
-        try:
-            outcome = await self.store.update_member(
-                caller.app,
-                args.room,
-                sender=who.sender,
-                operator=who.operator,
-                user=args.user,
-                changes=changes,
-                notify=args.system_message,
-                extension_json=None if extension is None else orjson.dumps(extension).decode(),
-                max_props=limits.PROPS_PER_MEMBER,
-                reply=args.reply,
-            )
-        except RoomError as exc:
-            raise await self._not_member(caller.app, args.user, exc) from None
-        return _result(outcome, args.room, args.reply)
+        call = MemberUpdate(
+            room=args.room,
+            sender=who.sender,
+            operator=who.operator,
+            reply=args.reply,
+            user=args.user,
+            changes=changes,
+            notify=args.system_message,
+            extension_json=None if extension is None else orjson.dumps(extension).decode(),
+        )
+        return _result(await self._on_target(caller.app, call), args.room, args.reply)
 
     async def member_remove(self, caller: Caller, args: models.MemberTargetArgs) -> dict[str, Any]:
         who = acting(caller, args)
-        try:
-            outcome = await self.store.remove_member(
-                caller.app,
-                args.room,
-                sender=who.sender,
-                operator=who.operator,
-                user=args.user,
-                leave=False,
-                reply=args.reply,
-            )
-        except RoomError as exc:
-            raise await self._not_member(caller.app, args.user, exc) from None
+        call = MemberRemove(
+            room=args.room,
+            sender=who.sender,
+            operator=who.operator,
+            reply=args.reply,
+            user=args.user,
+            leave=False,
+        )
+        outcome = await self._on_target(caller.app, call)
         await self.store.unindex_room(caller.app, args.user, args.room)
         return _result(outcome, args.room, args.reply)
 
     async def room_leave(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
         user = acting_user(caller, args, "room.leave")
-        outcome = await self.store.remove_member(
-            caller.app,
-            args.room,
-            sender=user,
-            operator=user,
-            user=user,
-            leave=True,
-            reply="ack",
-        )
+        call = MemberRemove(room=args.room, sender=user, operator=user, user=user, leave=True)
+        outcome = await self.store.run(caller.app, call)
         await self.store.unindex_room(caller.app, user, args.room)
         return _result(outcome, args.room, args.reply, empty=True)
 
     async def room_history(self, caller: Caller, args: models.RoomHistoryArgs) -> dict[str, Any]:
-        entries, more = await self.store.history(
-            caller.app,
-            args.room,
+        call = RoomHistory(
+            room=args.room,
             viewer=acting(caller, args).operator,
             after_seq=args.after_seq,
             limit=args.limit,
         )
+        entries, more = await self.store.run(caller.app, call)
         return {"messages": [orjson.loads(raw) for raw in entries], "more": more}
 
-    def handler(self, op: str) -> Any:
-        method = getattr(self, op.replace(".", "_"))
 
-        async def run(caller: Caller, args: Any) -> dict[str, Any]:
-            key = getattr(args, "idempotency_key", None)
-            if key is None:
-                return await method(caller, args)  # type: ignore[no-any-return]
-            reset = IDEMPOTENCY.set(Idempotency(caller_id(caller), key, fingerprint(op, args)))
-            try:
-                return await method(caller, args)  # type: ignore[no-any-return]
-            finally:
-                IDEMPOTENCY.reset(reset)
+def _server_only(op: str, method: Handler) -> Handler:
+    async def checked(caller: Caller, args: Any) -> dict[str, Any]:
+        if not caller.server:
+            acting(caller, args)  # `operator` on a user token: 100002 before 100006 (§7)
+            raise RoomError(ErrorCode.FORBIDDEN, f"{op} needs a server token")
+        return await method(caller, args)
 
-        return run
+    return checked
 
 
 def caller_id(caller: Caller) -> str:

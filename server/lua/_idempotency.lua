@@ -1,5 +1,5 @@
 -- Wraps a mutating room script (the loader puts the script's body in `body`): with
--- P.idem = {id, fp, ttl_ms, cap} (the caller's key, the fingerprint of op and args), the first
+-- P.idem = {id, fp, cap} (the caller's key, the fingerprint of op and args), the first
 -- outcome — result or error — is recorded in the room's slot, atomically with the change; a
 -- repeat returns it again and changes nothing. KEYS[5] hash id -> record, KEYS[6] sorted set
 -- id -> time (for the 24 h expiry and the per-room cap).
@@ -9,7 +9,7 @@ local raw = redis.call('HGET', K_IDEM, P.idem.id)
 if raw then
   local rec = cjson.decode(raw)
   if rec.fp ~= P.idem.fp then
-    return fail(100002, 'idempotency_key was already used for another request', 'idempotency_key')
+    return fail(E.INVALID_PARAMETER, 'idempotency_key was already used for another request', 'idempotency_key')
   end
   if rec.code ~= 0 then
     if rec.field ~= '' then return {rec.code, rec.message, rec.field} end
@@ -28,7 +28,7 @@ end
 local now = now_ms()
 redis.call('HSET', K_IDEM, P.idem.id, cjson.encode(rec))
 redis.call('ZADD', K_IDEM_T, now, P.idem.id)
-local expired = redis.call('ZRANGEBYSCORE', K_IDEM_T, '-inf', now - P.idem.ttl_ms, 'LIMIT', 0, 64)
+local expired = redis.call('ZRANGEBYSCORE', K_IDEM_T, '-inf', now - LIMITS.IDEMPOTENCY_TTL_MS, 'LIMIT', 0, 64)
 local over = redis.call('ZCARD', K_IDEM_T) - #expired - P.idem.cap
 if over > 0 then
   for _, id in ipairs(redis.call('ZRANGE', K_IDEM_T, #expired, #expired + over - 1)) do
@@ -39,6 +39,6 @@ if #expired > 0 then
   redis.call('HDEL', K_IDEM, unpack(expired))
   redis.call('ZREM', K_IDEM_T, unpack(expired))
 end
-redis.call('PEXPIRE', K_IDEM, P.idem.ttl_ms)
-redis.call('PEXPIRE', K_IDEM_T, P.idem.ttl_ms)
+redis.call('PEXPIRE', K_IDEM, LIMITS.IDEMPOTENCY_TTL_MS)
+redis.call('PEXPIRE', K_IDEM_T, LIMITS.IDEMPOTENCY_TTL_MS)
 return reply

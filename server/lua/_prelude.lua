@@ -1,17 +1,17 @@
--- Shared by every room script; the loader prepends it (with the role table) to each.
+-- Shared by every room script; the loader prepends it to each, with the role table and the
+-- constants of roomhub.protocol (LIMITS, MEMBER_DEFAULTS, the error codes E) written in.
 -- KEYS[1] meta hash, KEYS[2] members hash, KEYS[3] invites hash, KEYS[4] log stream:
 -- all under one hash tag {app:room}, so a script touches one cluster slot.
--- ARGV[1] JSON params: room, sender, operator (absent = unchecked server call), reply,
+-- ARGV[1] JSON params: the fields of the script's params class (server/store/scripts.py),
+-- room and reply; for a change also sender, operator (absent = unchecked server call),
 -- history_max, max_members, room_channel, user_channel_prefix/suffix, room_publish (absent =
--- PUBLISH; SPUBLISH on a Redis Cluster >= 7.0: the room channel is in the room's slot), and
--- the op's own.
+-- PUBLISH; SPUBLISH on a Redis Cluster >= 7.0: the room channel is in the room's slot).
 -- Returns {0, "", seq, meta, members, invites} (room state only for reply "room"),
 -- or {code, message[, field]} on failure; nothing is written before every check has passed.
 local POLICY = cjson.decode([==[__POLICY__]==])
+-- __CONSTANTS__
 local P = cjson.decode(ARGV[1])
 local K_META, K_MEMBERS, K_INVITES, K_LOG = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
--- A target that is not a member: the caller turns it into 100007 or 100005.
-local TARGET_NOT_MEMBER = -100005
 
 local function int(n) return string.format('%d', n) end
 
@@ -41,6 +41,10 @@ end
 
 local function room_exists() return redis.call('EXISTS', K_META) == 1 end
 
+local function not_found()
+  return fail(E.ROOM_NOT_FOUND, "room '" .. P.room .. "' does not exist")
+end
+
 local function get_member(user)
   local raw = redis.call('HGET', K_MEMBERS, user)
   if raw then return cjson.decode(raw) end
@@ -48,8 +52,12 @@ local function get_member(user)
 end
 
 local function new_member(profile, role)
-  return {role = role, nickname = profile.nickname or '', avatar = profile.avatar or '',
-          level = 0, custom_info = '', extension = '', props = {}, joined_ms = now_ms()}
+  local member = {}
+  for name, value in pairs(MEMBER_DEFAULTS) do member[name] = value end
+  member.role, member.props, member.joined_ms = role, {}, now_ms()
+  member.nickname = profile.nickname or member.nickname
+  member.avatar = profile.avatar or member.avatar
+  return member
 end
 
 local function put_member(user, member)
@@ -60,8 +68,29 @@ end
 local function operator_member()
   if P.operator == nil then return nil, nil end
   local m = get_member(P.operator)
-  if m == nil then return nil, fail(100005, "operator '" .. P.operator .. "' is not a member of the room") end
+  if m == nil then return nil, fail(E.NOT_A_MEMBER, "operator '" .. P.operator .. "' is not a member of the room") end
   return m, nil
+end
+
+-- For an op on the member P.user: the operator's record (nil: unchecked), the target's, or
+-- an error. The operator first: an outsider learns nothing of the members or their props.
+local function operator_and_target()
+  if not room_exists() then return nil, nil, not_found() end
+  local op, err = operator_member()
+  if err then return nil, nil, err end
+  local target = get_member(P.user)
+  if target == nil then
+    return nil, nil, fail(E.NOT_A_MEMBER, "'" .. P.user .. "' is not a member of the room")
+  end
+  return op, target, nil
+end
+
+-- 100012 if a room of this type cannot hold `count` members; `article` starts the message.
+local function over_cap(room_type, count, article)
+  local cap = P.max_members
+  if room_type == 'direct' then cap = math.min(cap, LIMITS.DIRECT_ROOM_MAX_MEMBERS) end
+  if count <= cap then return nil end
+  return fail(E.ROOM_FULL, article .. ' ' .. room_type .. ' room holds at most ' .. int(cap) .. ' members')
 end
 
 local function json_list(items)
@@ -97,8 +126,4 @@ local function done()
             redis.call('HGETALL', K_INVITES)}
   end
   return {0, '', SEQ}
-end
-
-local function not_found()
-  return fail(100004, "room '" .. P.room .. "' does not exist")
 end

@@ -1,9 +1,10 @@
--- member.add. Params: invitees = [{id, nickname, avatar}], invitation (bool), notify (bool).
+-- member.add. Params: invitees = [{id, nickname, avatar}], invitation (bool), notify (bool),
+-- max_invites and max_invites_per_inviter (pending invitations a user may leave; 0 = no cap).
 if not room_exists() then return not_found() end
 local op, err = operator_member()
 if err then return err end
 if op and not allowed('invite', op.role, nil, false) then
-  return fail(100006, "a '" .. op.role .. "' cannot add members")
+  return fail(E.FORBIDDEN, "a '" .. op.role .. "' cannot add members")
 end
 local room_type = redis.call('HGET', K_META, 'type')
 local invitation = P.invitation and room_type ~= 'direct'
@@ -19,7 +20,7 @@ for i, profile in ipairs(fresh) do ids[i] = profile.id end
 if invitation and P.operator ~= nil then
   -- Quotas on what users may leave pending (server calls are unchecked).
   if P.max_invites > 0 and redis.call('HLEN', K_INVITES) + #ids > P.max_invites then
-    return fail(100012, 'the room holds at most ' .. int(P.max_invites) .. ' pending invitations')
+    return fail(E.ROOM_FULL, 'the room holds at most ' .. int(P.max_invites) .. ' pending invitations')
   end
   if P.max_invites_per_inviter > 0 then
     local mine = 0
@@ -27,7 +28,7 @@ if invitation and P.operator ~= nil then
       if cjson.decode(raw).inviter == P.sender then mine = mine + 1 end
     end
     if mine + #ids > P.max_invites_per_inviter then
-      return fail(100012, 'one inviter may have at most ' .. int(P.max_invites_per_inviter) ..
+      return fail(E.ROOM_FULL, 'one inviter may have at most ' .. int(P.max_invites_per_inviter) ..
         ' pending invitations in a room')
     end
   end
@@ -39,11 +40,8 @@ if invitation then
   emit('inviteMember', ids, '{}', P.notify, nil, ids)
   return done()
 end
-local cap = P.max_members
-if room_type == 'direct' then cap = math.min(cap, 2) end
-if redis.call('HLEN', K_MEMBERS) + #fresh > cap then
-  return fail(100012, 'the ' .. room_type .. ' room holds at most ' .. int(cap) .. ' members')
-end
+local full = over_cap(room_type, redis.call('HLEN', K_MEMBERS) + #fresh, 'the')
+if full then return full end
 for _, profile in ipairs(fresh) do
   redis.call('HDEL', K_INVITES, profile.id)
   put_member(profile.id, new_member(profile, 'member'))

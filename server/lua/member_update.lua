@@ -1,14 +1,8 @@
 -- member.update. Params: user (target), changes = [{name, builtin, json}] where json is the
--- canonical JSON of the new value (absent = remove a custom prop), notify, extension_json,
--- max_props. Emits the role message first, then one updateMember with what really changed.
-if not room_exists() then return not_found() end
--- The operator first: an outsider learns nothing of the members or their props.
-local op, err = operator_member()
+-- canonical JSON of the new value (absent = remove a custom prop), notify, extension_json.
+-- Emits the role message first, then one updateMember with what really changed.
+local op, target, err = operator_and_target()
 if err then return err end
-local target = get_member(P.user)
-if target == nil then
-  return fail(TARGET_NOT_MEMBER, "'" .. P.user .. "' is not a member of the room")
-end
 -- The props limit is an argument error (100002), which outranks 100006 (docs/protocol.md §7); an outsider was answered above.
 if type(target.props) ~= 'table' then target.props = {} end
 local count = 0
@@ -20,8 +14,9 @@ for _, change in ipairs(P.changes) do
     if change.json == nil and had then count = count - 1 end
   end
 end
-if count > P.max_props then
-  return fail(100002, 'a member has at most ' .. int(P.max_props) .. ' custom props', 'properties')
+if count > LIMITS.PROPS_PER_MEMBER then
+  return fail(E.INVALID_PARAMETER, 'a member has at most ' .. int(LIMITS.PROPS_PER_MEMBER) ..
+    ' custom props', 'properties')
 end
 local op_role = op and op.role or nil
 local on_self = P.operator ~= nil and P.operator == P.user
@@ -30,7 +25,7 @@ for _, change in ipairs(P.changes) do
   if change.name == 'role' then action = 'role:' .. cjson.decode(change.json)
   elseif change.name == 'level' then action = 'level' end
   if not allowed(action, op_role, target.role, on_self) then
-    return fail(100006, "not allowed to set '" .. change.name .. "' of '" .. P.user .. "'" ..
+    return fail(E.FORBIDDEN, "not allowed to set '" .. change.name .. "' of '" .. P.user .. "'" ..
       (op_role and (' as ' .. op_role) or ''))
   end
 end

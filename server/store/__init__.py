@@ -1,7 +1,8 @@
 """The one place that talks to Redis: room scripts, users, history, and pub/sub.
 
-Modules: `keys` (names), `rooms` (the Store and its ops), `pipeline` (scripts batched per
-loop turn), `pubsub` (the node's subscriptions).
+Modules: `keys` (names), `lua` (the scripts as Redis gets them), `scripts` (each room
+script's typed params and reply), `rooms` (the Store, whose `run` runs a room script),
+`pipeline` (scripts batched per loop turn), `pubsub` (the node's subscriptions).
 
 Every mutating op is one Lua script (server/lua/) that checks the rules, writes the room's
 hashes, appends the system message to the room's stream and publishes it — atomically, in
@@ -11,16 +12,40 @@ Redis Cluster slot. The embedded store is the same code over an in-process faker
 
 from .errors import ScriptError, StoreUnavailable, is_unavailable
 from .keys import room_channel, user_inbox
-from .rooms import IDEMPOTENCY, Idempotency, OpOutcome, Store, TargetNotMember
+from .rooms import IDEMPOTENCY, Idempotency, Store
+from .scripts import (
+    InvitationAnswer,
+    MemberAdd,
+    MemberRemove,
+    MemberUpdate,
+    OpOutcome,
+    RoomChange,
+    RoomCreate,
+    RoomGet,
+    RoomHistory,
+    RoomReplay,
+    RoomScript,
+    RoomSnapshot,
+)
 
 __all__ = [
     "IDEMPOTENCY",
     "Idempotency",
+    "InvitationAnswer",
+    "MemberAdd",
+    "MemberRemove",
+    "MemberUpdate",
     "OpOutcome",
+    "RoomChange",
+    "RoomCreate",
+    "RoomGet",
+    "RoomHistory",
+    "RoomReplay",
+    "RoomScript",
+    "RoomSnapshot",
     "ScriptError",
     "StoreUnavailable",
     "Store",
-    "TargetNotMember",
     "is_unavailable",
     "room_channel",
     "user_inbox",

@@ -13,7 +13,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, TypeVar
 
 import orjson
@@ -21,9 +20,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from roomhub.protocol import limits, roles
 from roomhub.protocol.errors import ErrorCode, RoomError
 
+from . import lua
 from .errors import ScriptError, is_unavailable
 from .keys import (
     EPOCH_KEY,
@@ -38,30 +37,11 @@ from .keys import (
 )
 from .pipeline import _Pipeliner
 from .pubsub import ClusterServers, OneServer, Servers, Subscriber, redis_version
+from .scripts import FIELDS, SCRIPTS, RoomReplay, RoomScript, RoomSnapshot, room_from_state
 
 log = logging.getLogger("roomhub.store")
 T = TypeVar("T")
-
-TARGET_NOT_MEMBER = -100005  # from the scripts: the caller decides 100007 vs 100005
-MEMBER_FIELDS = ("role", "nickname", "avatar", "level", "custom_info", "extension")
-
-
-def _load_lua(name: str) -> str:
-    return resources.files("roomhub.server").joinpath("lua", name).read_text("utf-8")
-
-
-MUTATING_SCRIPTS = frozenset(
-    {"room_create", "member_add", "invitation_answer", "member_update", "member_remove"}
-)
-
-
-def _room_script(name: str) -> str:
-    prelude = _load_lua("_prelude.lua").replace("__POLICY__", roles.rules_json().decode())
-    if name.removesuffix(".lua") not in MUTATING_SCRIPTS:
-        return prelude + "\n" + _load_lua(name)
-    # The op's body becomes a function, so its outcome can be recorded for retries.
-    body = "local function body()\n" + _load_lua(name) + "\nend\n"
-    return prelude + "\n" + body + _load_lua("_idempotency.lua")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -78,63 +58,6 @@ class Idempotency:
 IDEMPOTENCY: contextvars.ContextVar[Idempotency | None] = contextvars.ContextVar(
     "roomhub_idempotency", default=None
 )
-
-
-# --- turning script replies into wire objects ----------------------------------------------
-
-
-def _pairs(flat: list[bytes]) -> Iterable[tuple[bytes, bytes]]:
-    it = iter(flat)
-    return zip(it, it)
-
-
-def member_from_record(user: str, record: bytes) -> dict[str, Any]:
-    stored = orjson.loads(record)
-    props = stored.get("props") or {}  # an empty Lua table may come back as []
-    return {
-        "id": user,
-        "role": stored["role"],
-        "nickname": stored.get("nickname", ""),
-        "avatar": stored.get("avatar", ""),
-        "level": int(stored.get("level", 0)),
-        "custom_info": stored.get("custom_info", ""),
-        "extension": stored.get("extension", ""),
-        "props": {name: orjson.loads(value) for name, value in props.items()},
-        "joined_ms": int(stored.get("joined_ms", 0)),
-    }
-
-
-def room_from_state(
-    room: str, meta: list[bytes], members: list[bytes] | None, invites: list[bytes]
-) -> dict[str, Any]:
-    fields = {k.decode(): v.decode() for k, v in _pairs(meta)}
-    invitations = []
-    for user, raw in _pairs(invites):
-        invite = orjson.loads(raw)
-        invitations.append(
-            {"user": user.decode(), "inviter": invite["inviter"], "time_ms": int(invite["time_ms"])}
-        )
-    invitations.sort(key=lambda i: (i["time_ms"], i["user"]))
-    result: dict[str, Any] = {
-        "id": room,
-        "name": fields.get("name", ""),
-        "type": fields.get("type", "group"),
-        "owner": fields.get("owner", ""),
-        "created_ms": int(fields.get("created_ms", 0)),
-        "seq": int(fields.get("seq", 0)),
-    }
-    if members is not None:
-        listed = [member_from_record(u.decode(), rec) for u, rec in _pairs(members)]
-        listed.sort(key=lambda m: (m["joined_ms"], m["id"]))
-        result["members"] = listed
-    result["invitations"] = invitations
-    return result
-
-
-@dataclass(frozen=True)
-class OpOutcome:
-    seq: int
-    room: dict[str, Any] | None  # the complete Room when asked for with reply="room"
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -182,20 +105,11 @@ class Store:
         )
         self._sharded = False  # set by choose_pubsub()
         self._scripts = {
-            name: client.register_script(_room_script(f"{name}.lua"))
-            for name in (
-                "room_create",
-                "member_add",
-                "invitation_answer",
-                "member_update",
-                "member_remove",
-                "room_read",
-                "room_replay",
-                "room_snapshot",
-            )
+            kind.script: client.register_script(lua.room_script(kind.script, kind.change))
+            for kind in SCRIPTS
         }
-        self._upsert = client.register_script(_load_lua("user_upsert.lua"))
-        self._rate = client.register_script(_load_lua("rate_limit.lua"))
+        self._upsert = client.register_script(lua.source("user_upsert"))
+        self._rate = client.register_script(lua.source("rate_limit"))
         # Changes wait for `min_replicas` replicas; reads and the rate window need not (a
         # rate window lost in a failover only lets a few more ops through).
         self._batcher = _Pipeliner(
@@ -205,7 +119,7 @@ class Store:
             replica_timeout=min_replicas_timeout,
             unreplicated=[
                 self._rate,
-                *(self._scripts[name] for name in ("room_read", "room_replay", "room_snapshot")),
+                *(self._scripts[kind.script] for kind in SCRIPTS if not kind.change),
             ],
         )
         self._admissions = 0
@@ -337,38 +251,33 @@ class Store:
 
     # rooms ---------------------------------------------------------------------------------
 
-    def _params(
-        self, app: str, room: str, sender: str, operator: str | None, reply: str, **extra: Any
-    ) -> bytes:
-        params = {
-            "room": room,
-            "sender": sender,
-            "reply": reply,
-            "history_max": self.history_max,
-            "max_members": self.max_room_members,
-            "room_channel": room_channel(app, room),
-            "user_channel_prefix": f"rh:{{{app}:",
-            "user_channel_suffix": "}:inbox",
-            **extra,
-        }
-        if self._sharded:
-            params["room_publish"] = "SPUBLISH"  # the room's channel is in the room's slot
-        if operator is not None:
-            params["operator"] = operator
-        idem = IDEMPOTENCY.get()
-        if idem is not None:
-            params["idem"] = {
-                "id": f"{idem.caller}|{idem.key}",
-                "fp": idem.fingerprint,
-                "ttl_ms": limits.IDEMPOTENCY_TTL_MS,
-                "cap": self.idempotency_keys_per_room,
-            }
-        return orjson.dumps(params)
+    async def run(self, app: str, call: RoomScript[R]) -> R:
+        """Run a room script with its params: the one way the store runs an op on a room. A
+        script's error reply is raised as a RoomError."""
+        kind = type(call)
+        params = {n: value for n in FIELDS[kind] if (value := getattr(call, n)) is not None}
+        keys = room_keys(app, call.room)
+        if kind.change:
+            params["history_max"] = self.history_max
+            params["max_members"] = self.max_room_members
+            params["room_channel"] = room_channel(app, call.room)
+            params["user_channel_prefix"] = f"rh:{{{app}:"
+            params["user_channel_suffix"] = "}:inbox"
+            if self._sharded:
+                params["room_publish"] = "SPUBLISH"  # the room's channel is in the room's slot
+            idem = IDEMPOTENCY.get()
+            if idem is not None:
+                params["idem"] = {
+                    "id": f"{idem.caller}|{idem.key}",
+                    "fp": idem.fingerprint,
+                    "cap": self.idempotency_keys_per_room,
+                }
+            keys += idempotency_keys(app, call.room)
+        async with self._slots:
+            reply = await self._submit(kind.script, keys, orjson.dumps(params))
+        return call.parse(reply)
 
-    async def _run(self, script: str, app: str, room: str, params: bytes) -> list[Any]:
-        keys = room_keys(app, room)
-        if script in MUTATING_SCRIPTS:
-            keys += idempotency_keys(app, room)
+    async def _submit(self, script: str, keys: list[str], params: bytes) -> list[Any]:
         try:
             reply = await self._batcher.submit(self._scripts[script], keys, [params])
         except ResponseError as exc:
@@ -383,142 +292,16 @@ class Store:
         except (TypeError, ValueError, IndexError, AttributeError) as exc:
             raise ScriptError(script, exc) from exc
         if code != 0:
-            raise RoomError(code, message, field=field) if code > 0 else TargetNotMember(message)
+            # abs: outcomes recorded (for idempotency keys) by versions that sent the target's
+            # 100005 negated
+            raise RoomError(abs(code), message, field=field)
         return reply  # type: ignore[no-any-return]
 
-    def _outcome(self, room: str, reply: list[Any]) -> OpOutcome:
-        state = room_from_state(room, reply[3], reply[4], reply[5]) if len(reply) > 3 else None
-        return OpOutcome(int(reply[2]), state)
-
-    @_bounded
-    async def create_room(
-        self,
-        app: str,
-        room: str,
-        *,
-        sender: str,
-        owner: str,
-        name: str,
-        room_type: str,
-        members: list[dict[str, str]],
-        reply: str,
-    ) -> OpOutcome:
-        params = self._params(
-            app, room, sender, None, reply, owner=owner, name=name, type=room_type, members=members
-        )
-        return self._outcome(room, await self._run("room_create", app, room, params))
-
-    @_bounded
-    async def add_members(
-        self,
-        app: str,
-        room: str,
-        *,
-        sender: str,
-        operator: str | None,
-        invitees: list[dict[str, str]],
-        invitation: bool,
-        notify: bool,
-        reply: str,
-        max_invites: int = 0,
-        max_invites_per_inviter: int = 0,
-    ) -> OpOutcome:
-        params = self._params(
-            app,
-            room,
-            sender,
-            operator,
-            reply,
-            invitees=invitees,
-            invitation=invitation,
-            notify=notify,
-            max_invites=max_invites,
-            max_invites_per_inviter=max_invites_per_inviter,
-        )
-        return self._outcome(room, await self._run("member_add", app, room, params))
-
-    @_bounded
-    async def answer_invitation(
-        self, app: str, room: str, *, user: str, accept: bool, profile: dict[str, str], reply: str
-    ) -> OpOutcome:
-        params = self._params(
-            app, room, user, None, reply, user=user, accept=accept, profile=profile
-        )
-        return self._outcome(room, await self._run("invitation_answer", app, room, params))
-
-    @_bounded
-    async def update_member(
-        self,
-        app: str,
-        room: str,
-        *,
-        sender: str,
-        operator: str | None,
-        user: str,
-        changes: list[dict[str, Any]],
-        notify: bool,
-        extension_json: str | None,
-        max_props: int,
-        reply: str,
-    ) -> OpOutcome:
-        extra: dict[str, Any] = {
-            "user": user,
-            "changes": changes,
-            "notify": notify,
-            "max_props": max_props,
-        }
-        if extension_json is not None:
-            extra["extension_json"] = extension_json
-        params = self._params(app, room, sender, operator, reply, **extra)
-        return self._outcome(room, await self._run("member_update", app, room, params))
-
-    @_bounded
-    async def remove_member(
-        self,
-        app: str,
-        room: str,
-        *,
-        sender: str,
-        operator: str | None,
-        user: str,
-        leave: bool,
-        reply: str,
-    ) -> OpOutcome:
-        params = self._params(app, room, sender, operator, reply, user=user, leave=leave)
-        return self._outcome(room, await self._run("member_remove", app, room, params))
-
-    @_bounded
-    async def get_room(self, app: str, room: str, *, viewer: str | None) -> dict[str, Any]:
-        extra: dict[str, Any] = {"invitees_may": True}
-        if viewer is not None:
-            extra["viewer"] = viewer
-        params = self._params(app, room, "", None, "room", **extra)
-        outcome = self._outcome(room, await self._run("room_read", app, room, params))
-        assert outcome.room is not None
-        return outcome.room
-
-    @_bounded
-    async def history(
-        self, app: str, room: str, *, viewer: str | None, after_seq: int, limit: int
-    ) -> tuple[list[bytes], bool]:
-        """System messages (as stored JSON) with seq > after_seq, and whether more follow."""
-        extra: dict[str, Any] = {"history": {"after": after_seq, "limit": limit}}
-        if viewer is not None:
-            extra["viewer"] = viewer
-        params = self._params(app, room, "", None, "ack", **extra)
-        reply = await self._run("room_read", app, room, params)
-        entries = [fields[1] for _, fields in reply[3]]
-        return entries[:limit], len(entries) > limit
-
-    @_bounded
     async def replay(
         self, app: str, room: str, *, user: str, after_seq: int, limit: int
     ) -> tuple[int, bool, list[bytes]]:
-        """(current seq, user is a member now, stored messages with seq > after_seq): none
-        for a non-member, or when more than `limit` would follow."""
-        params = self._params(app, room, "", None, "ack", user=user, after=after_seq, limit=limit)
-        reply = await self._run("room_replay", app, room, params)
-        return int(reply[2]), bool(reply[3]), [fields[1] for _, fields in reply[4]]
+        """See RoomReplay: what a resume of `room` from `after_seq` may deliver."""
+        return await self.run(app, RoomReplay(room=room, user=user, after=after_seq, limit=limit))
 
     @_bounded
     async def log_range(
@@ -536,17 +319,14 @@ class Store:
         )
         return [fields[b"m"] for _, fields in entries]
 
-    @_bounded
     async def snapshot(self, app: str, room: str) -> tuple[int, set[str]] | None:
         """The room's seq and member ids, read together; None if the room does not exist."""
-        params = self._params(app, room, "", None, "ack")
         try:
-            reply = await self._run("room_snapshot", app, room, params)
+            return await self.run(app, RoomSnapshot(room=room))
         except RoomError as exc:
             if exc.code is ErrorCode.ROOM_NOT_FOUND:
                 return None
             raise
-        return int(reply[2]), {user.decode() for user in reply[3]}
 
     def subscriber(
         self,
@@ -577,10 +357,3 @@ class Store:
         await self.redis.set(EPOCH_KEY, secrets.token_hex(8), nx=True)
         value = await self.redis.get(EPOCH_KEY)
         return value.decode() if value else ""
-
-
-class TargetNotMember(RoomError):
-    """The op's target is not a member; the caller tells an unknown user (100007) apart."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.NOT_A_MEMBER, message)

@@ -18,6 +18,7 @@ import websockets
 
 from roomhub.server.node import build_store
 from roomhub.server.settings import Settings
+from roomhub.server.store import RoomHistory
 
 from ..support import (
     APP,
@@ -129,7 +130,7 @@ async def test_a_store_closed_with_a_read_in_flight_leaves_no_connection_open() 
             sync.script_flush()  # as on a fresh or restarted Redis
         store = build_store(Settings(port=0, apps={APP: SECRET}, redis=server.url))
         await store.ping()
-        read = asyncio.ensure_future(store.history(APP, "r", viewer=None, after_seq=0, limit=10))
+        read = asyncio.ensure_future(store.run(APP, RoomHistory(room="r", after_seq=0, limit=10)))
         for _ in range(3):  # the batch is on its way to Redis ...
             await asyncio.sleep(0)
         read.cancel()  # ... when its caller goes away, as at a hub's shutdown

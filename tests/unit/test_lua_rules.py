@@ -1,7 +1,7 @@
 """The Lua prelude's allowed() must agree with roomhub.protocol.roles.check everywhere.
 
 Runs the real server/lua/_prelude.lua, with the role table substituted for __POLICY__ exactly
-as server/store/rooms.py does, inside fakeredis's Lua (lupa), for the full cross product of
+as server/store/lua.py does, inside fakeredis's Lua (lupa), for the full cross product of
 actions x operator roles (and the unchecked server call) x target roles (and none) x self.
 """
 
@@ -62,9 +62,10 @@ def lua_answers() -> dict[tuple[str, str | None, str | None, bool], bool]:
 
 
 def test_the_store_assembles_the_same_prelude() -> None:
-    from roomhub.server.store import rooms
+    from roomhub.server.store import lua
 
-    assert rooms._room_script("room_read.lua").startswith(_prelude())
+    prelude = _prelude().replace(lua.CONSTANTS, lua.constants())
+    assert lua.room_script("room_read", change=False).startswith(prelude)
 
 
 def test_cross_product_size() -> None:
