@@ -86,7 +86,7 @@ def _flag(name: str, info: FieldInfo) -> Flag:
         repeatable=repeatable,
         choices=choices,
         default=default,
-        help=f"{info.description} ({'; '.join(notes)})".replace("%", "%%"),
+        help=f"{' '.join(info.description.split())} ({'; '.join(notes)})".replace("%", "%%"),
     )
 
 

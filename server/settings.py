@@ -56,135 +56,100 @@ def default_node_id() -> str:
 
 # Comma-separated in the environment, one flag occurrence per item on the command line.
 KeyValues = Annotated[dict[str, str], NoDecode]
-OFF = "; 0 = off"
+Off = Annotated[int, Field(ge=0)]  # a cap or a rate; 0 = off
+AtLeast1 = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ROOMHUB_", frozen=True, extra="forbid")
+    """Each field's docstring is its description: the help of its flag."""
 
-    host: str = Field(
-        "127.0.0.1", description="interface to listen on; 0.0.0.0 accepts remote clients"
+    model_config = SettingsConfigDict(
+        env_prefix="ROOMHUB_", frozen=True, extra="forbid", use_attribute_docstrings=True
     )
-    port: int = Field(
-        8765, ge=0, le=65535, description="TCP port; 0 = any free port, which is logged"
-    )
-    redis: Annotated[str | None, Cli(metavar="URL", shown_default="unset")] = Field(
-        None,
-        description="redis://HOST:6379/0 (or rediss://, unix://, redis+cluster://H1:P1,H2:P2);"
-        " unset = embedded in-memory store",
-    )
-    apps: Annotated[KeyValues, Cli("--app", "KEY=SECRET", "none")] = Field(
-        default_factory=dict,
-        description="an app and its HS256 token secret; none = a dev app with a random secret,"
-        " printed at startup",
-    )
+
+    host: str = "127.0.0.1"
+    """interface to listen on; 0.0.0.0 accepts remote clients"""
+    port: Annotated[int, Field(ge=0, le=65535), Cli(metavar="PORT")] = 8765
+    """TCP port; 0 = any free port, which is logged"""
+    redis: Annotated[str | None, Cli(metavar="URL", shown_default="unset")] = None
+    """a redis://, rediss://, unix:// or redis+cluster://H1:P1,H2:P2 URL; unset = in-memory store"""
+    apps: Annotated[KeyValues, Cli("--app", "KEY=SECRET", "none")] = Field(default_factory=dict)
+    """an app and its HS256 token secret; with none, a dev app is made and its secret printed"""
     allowed_origins: Annotated[list[str], NoDecode, Cli("--allowed-origin", "ORIGIN", "any")] = (
-        Field(default_factory=list, description="a browser Origin allowed to connect")
+        Field(default_factory=list)
     )
+    """a browser Origin allowed to connect"""
     node_id: Annotated[str, Cli(metavar="ID", shown_default="<hostname>-<pid>-<4 hex>")] = Field(
-        default_factory=default_node_id,
-        description="this node's name in auth replies, in logs and in its probe channel",
+        default_factory=default_node_id
     )
+    """this node's name in auth replies, in logs and in its probe channel"""
 
-    rate_limit: int = Field(
-        200, ge=0, description="mutating ops per second per app, across all nodes" + OFF
-    )
+    rate_limit: Off = 200
+    """mutating ops per second per app, across all nodes; 0 = off"""
     app_rate_limits: Annotated[
         dict[str, int], NoDecode, Cli("--app-rate-limit", "KEY=N", "none")
-    ] = Field(
-        default_factory=dict,
-        description="ceiling for one app, overriding --rate-limit; KEY=0 = off for that app",
-    )
-    conn_rate_limit: int = Field(
-        50, ge=0, description="mutating ops per second per user connection" + OFF
-    )
-    max_frame_bytes: int = Field(
-        limits.DEFAULT_MAX_FRAME_BYTES,
-        ge=1024,
-        description="largest accepted client frame in bytes; a bigger one gets close 1009",
-    )
-    auth_timeout: float = Field(
-        10.0, gt=0, description="seconds a new connection has to auth before close 4401"
-    )
-    history_max: int = Field(
-        10_000, ge=1, description="system messages kept per room; bounds how far resume reaches"
-    )
-    max_room_members: int = Field(
-        10_000, ge=2, description="member cap of a group room; a direct room's is always 2"
-    )
-    send_buffer_limit: int = Field(
-        4 * 1024 * 1024,
-        ge=64 * 1024,
-        description="unsent bytes per connection before it is dropped as a slow consumer"
-        ", closed with 4008",
-    )
-    max_inflight: int = Field(
-        64,
-        ge=1,
-        description="requests one connection may have running at once; past that, the node"
-        " stops reading from it",
-    )
-    ping_interval: float | None = Field(
-        20.0, gt=0, description="seconds between WebSocket pings to each client"
-    )
-    ping_timeout: float | None = Field(
-        20.0, gt=0, description="seconds to wait for the pong before close 1011"
-    )
-    pubsub_probe_interval: float = Field(
-        5.0, gt=0, description="seconds between self-probes of the pub/sub connections"
-    )
-    redis_pool_size: int = Field(
-        64, ge=1, description="Redis connections for commands, per cluster node"
-    )
-    redis_timeout: float = Field(
-        5.0, gt=0, description="seconds before a Redis call fails; the client gets 100001"
-    )
-    redis_wait: float = Field(
-        0.0, ge=0, description="seconds to retry Redis at startup; 0 = fail at once"
-    )
-    min_replicas: int = Field(
-        0, ge=0, description="replicas each write must reach (Redis WAIT) before its ack" + OFF
-    )
-    min_replicas_timeout: float = Field(
-        1.0, gt=0, description="seconds that WAIT may take, else the op fails with 100001"
-    )
+    ] = Field(default_factory=dict)
+    """ceiling for one app, overriding --rate-limit; KEY=0 = off for that app"""
+    conn_rate_limit: Off = 50
+    """mutating ops per second per user connection; 0 = off"""
+    max_frame_bytes: Annotated[int, Field(ge=1024)] = limits.DEFAULT_MAX_FRAME_BYTES
+    """largest accepted client frame in bytes; a bigger one gets close 1009"""
+    auth_timeout: Seconds = 10.0
+    """seconds a new connection has to auth before close 4401"""
+    history_max: AtLeast1 = 10_000
+    """system messages kept per room; bounds how far resume reaches"""
+    max_room_members: Annotated[int, Field(ge=2)] = 10_000
+    """member cap of a group room; a direct room's is always 2"""
+    send_buffer_limit: Annotated[int, Field(ge=64 * 1024)] = 4 * 1024 * 1024
+    """unsent bytes per connection before it is dropped as a slow consumer, closed with 4008"""
+    max_inflight: AtLeast1 = 64
+    """requests one connection may have running; past that, the node stops reading from it"""
+    # None (code only, e.g. tests): no keepalive pings.
+    ping_interval: Annotated[float | None, Field(gt=0)] = 20.0
+    """seconds between WebSocket pings to each client"""
+    ping_timeout: Annotated[float | None, Field(gt=0)] = 20.0
+    """seconds to wait for the pong before close 1011"""
+    pubsub_probe_interval: Seconds = 5.0
+    """seconds between self-probes of the pub/sub connections"""
+    redis_pool_size: AtLeast1 = 64
+    """Redis connections for commands, per cluster node"""
+    redis_timeout: Seconds = 5.0
+    """seconds before a Redis call fails; the client gets 100001"""
+    redis_wait: Annotated[float, Field(ge=0)] = 0.0
+    """seconds to retry Redis at startup; 0 = fail at once"""
+    # Durability: an op is acknowledged only once its write reached this many replicas.
+    min_replicas: Off = 0
+    """replicas each write must reach (Redis WAIT) before its ack; 0 = off"""
+    min_replicas_timeout: Seconds = 1.0
+    """seconds that WAIT may take, else the op fails with 100001"""
 
-    log_level: Annotated[str, Cli(metavar="LEVEL")] = Field(
-        "INFO", description=", ".join(LOG_LEVELS[:-1]) + f" or {LOG_LEVELS[-1]}, in any case"
-    )
-    log_format: Literal["text", "json"] = Field(
-        "text", description="text, or json: one JSON object per line"
-    )
+    log_level: Annotated[str, Cli(metavar="LEVEL")] = "INFO"
+    """DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case"""
+    log_format: Literal["text", "json"] = "text"
+    """text, or json: one JSON object per line"""
 
     # Fairness and quotas (hostile clients).
-    user_rate_limit: int = Field(
-        50, ge=0, description="mutating ops per second per user, all connections and nodes" + OFF
-    )
-    max_connections_per_user: int = Field(
-        16, ge=0, description="connections one user may hold on this node" + OFF
-    )
-    max_connections_per_ip: int = Field(
-        1000, ge=0, description="connections from one remote address on this node" + OFF
-    )
-    rooms_per_hour: int = Field(100, ge=0, description="rooms one user may create per hour" + OFF)
-    max_pending_invitations: int = Field(
-        1000, ge=0, description="pending invitations per room" + OFF
-    )
-    max_pending_invitations_per_inviter: int = Field(
-        100, ge=0, description="pending invitations one inviter may have in a room" + OFF
-    )
-    member_consent: Literal["add", "invite"] = Field(
-        "add", description="add: users may add others directly (v1); invite: they must invite"
-    )
-    resume_max_messages: int = Field(
-        1000, ge=1, description="messages replayed per room on resume; more behind = resync"
-    )
-    resume_max_total: int = Field(
-        10_000, ge=1, description="messages replayed per auth, all rooms together"
-    )
-    idempotency_keys_per_room: int = Field(
-        10_000, ge=1, description="idempotency-key outcomes kept per room; the oldest go first"
-    )
+    user_rate_limit: Off = 50
+    """mutating ops per second per user, all connections and nodes; 0 = off"""
+    max_connections_per_user: Off = 16
+    """connections one user may hold on this node; 0 = off"""
+    max_connections_per_ip: Off = 1000
+    """connections from one remote address on this node; 0 = off"""
+    rooms_per_hour: Off = 100
+    """rooms one user may create per hour; 0 = off"""
+    max_pending_invitations: Off = 1000
+    """pending invitations per room; 0 = off"""
+    max_pending_invitations_per_inviter: Off = 100
+    """pending invitations one inviter may have in a room; 0 = off"""
+    member_consent: Literal["add", "invite"] = "add"
+    """add: users may add others directly (v1); invite: they must invite"""
+    resume_max_messages: AtLeast1 = 1000
+    """messages replayed per room on resume; more behind = resync"""
+    resume_max_total: AtLeast1 = 10_000
+    """messages replayed per auth, all rooms together"""
+    idempotency_keys_per_room: AtLeast1 = 10_000
+    """idempotency-key outcomes kept per room; the oldest go first"""
 
     @field_validator("apps", mode="before")
     @classmethod
@@ -217,7 +182,7 @@ class Settings(BaseSettings):
     def _log_level(cls, value: Any) -> str:
         level = str(value).upper()
         if level not in LOG_LEVELS:
-            raise ValueError(f"must be {Settings.model_fields['log_level'].description}")
+            raise ValueError("must be " + ", ".join(LOG_LEVELS[:-1]) + f" or {LOG_LEVELS[-1]}")
         return level
 
     @property

@@ -375,3 +375,31 @@ async def test_redis_wait_starts_the_node_once_redis_comes_up() -> None:
             server.stop(keep_data=False)
     finally:
         node.stop()
+
+
+@pytest.mark.parametrize("via_module", [False, True])
+def test_serve_help_lists_every_setting_as_a_flag(via_module: bool) -> None:
+    from roomhub.server.cli import serve_flags
+
+    command = [sys.executable, "-m", "roomhub.server"] if via_module else roomhub_command()
+    done = subprocess.run(
+        [*command, "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**clean_env(), "ROOMHUB_APPS": f"{KEY}={SECRET}"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for flag in serve_flags():
+        assert f"{flag.flag} {flag.metavar}" in done.stdout and flag.env in done.stdout
+    assert SECRET not in done.stdout + done.stderr
+
+
+async def test_a_setting_that_had_no_flag_reaches_the_node_by_its_flag() -> None:
+    # --auth-timeout was ROOMHUB_AUTH_TIMEOUT only: a silent connection is closed after it
+    with serving("--auth-timeout", "0.5", "--app", f"{KEY}={SECRET}") as node:
+        async with RawClient.connect(node.url) as silent:
+            started = time.monotonic()
+            code, _ = await silent.closed(timeout=8)
+            assert code == 4401 and time.monotonic() - started < 5
