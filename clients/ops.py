@@ -7,7 +7,7 @@ idempotency keys and retries are `Session._call`'s.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -20,6 +20,39 @@ __all__ = ["Reply", "RoomOps"]
 
 Reply = Literal["room", "ack"]
 M = TypeVar("M", bound=BaseModel)
+R_co = TypeVar("R_co", covariant=True)
+
+
+class _OneRoomOp(Protocol[R_co]):
+    """How `accept`, `decline` and `leave` are called: `reply="ack"` gives an Ack instead of
+    `R_co` (the Room, or None where the server replies `{}`). One signature for the three,
+    not two overload stubs each."""
+
+    @overload
+    async def __call__(
+        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> R_co: ...
+    @overload
+    async def __call__(
+        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+
+
+def _one_room_op(name: str, op: str, doc: str, *, empty: bool) -> Any:
+    """The method `name` for `op` on one room; `empty`: the server replies `{}` (None)."""
+
+    async def method(
+        self: RoomOps, room: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Room | Ack | None:
+        args = _args(room=room, operator=operator)
+        if empty:
+            return await self._empty(op, args, reply)
+        return await self._mutate(op, args, reply)
+
+    method.__name__ = name
+    method.__qualname__ = f"RoomOps.{name}"
+    method.__doc__ = doc
+    return method
 
 
 class RoomOps(Session):
@@ -166,33 +199,18 @@ class RoomOps(Session):
             reply,
         )
 
-    @overload
-    async def accept(
-        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
-    ) -> Room: ...
-    @overload
-    async def accept(
-        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
-    ) -> Ack: ...
-    async def accept(
-        self, room: str, *, reply: Reply = "room", operator: str | None = None
-    ) -> Room | Ack:
-        """Accept a pending invitation and become a member."""
-        return await self._mutate("invitation.accept", _args(room=room, operator=operator), reply)
-
-    @overload
-    async def decline(
-        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
-    ) -> None: ...
-    @overload
-    async def decline(
-        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
-    ) -> Ack: ...
-    async def decline(
-        self, room: str, *, reply: Reply = "room", operator: str | None = None
-    ) -> Ack | None:
-        """Decline a pending invitation (the server replies `{}`: nothing to return)."""
-        return await self._empty("invitation.decline", _args(room=room, operator=operator), reply)
+    accept: _OneRoomOp[Room] = _one_room_op(
+        "accept",
+        "invitation.accept",
+        "Accept a pending invitation and become a member.",
+        empty=False,
+    )
+    decline: _OneRoomOp[None] = _one_room_op(
+        "decline",
+        "invitation.decline",
+        "Decline a pending invitation (the server replies `{}`: nothing to return).",
+        empty=True,
+    )
 
     @overload
     async def update_member(
@@ -261,19 +279,12 @@ class RoomOps(Session):
             "member.remove", _args(room=room, user=user, operator=operator), reply
         )
 
-    @overload
-    async def leave(
-        self, room: str, *, reply: Literal["room"] = ..., operator: str | None = ...
-    ) -> None: ...
-    @overload
-    async def leave(
-        self, room: str, *, reply: Literal["ack"], operator: str | None = ...
-    ) -> Ack: ...
-    async def leave(
-        self, room: str, *, reply: Reply = "room", operator: str | None = None
-    ) -> Ack | None:
-        """Leave a room (any member but the owner); the server replies `{}`."""
-        return await self._empty("room.leave", _args(room=room, operator=operator), reply)
+    leave: _OneRoomOp[None] = _one_room_op(
+        "leave",
+        "room.leave",
+        "Leave a room (any member but the owner); the server replies `{}`.",
+        empty=True,
+    )
 
     async def history(
         self, room: str, after_seq: int = 0, limit: int = 50, *, operator: str | None = None
