@@ -1,0 +1,235 @@
+"""The I/O of delivery: subscribes, reads snapshots and logs, and hands them to the rules.
+
+Every message reaches the node through Redis pub/sub (even on a single node: one code
+path): on the room's channel, and on the inbox channel of each newcomer, whose node may not
+follow the room yet. What to do with it is decided by `RoomFeed` (feed.py); this module
+only waits for Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from roomhub.protocol.errors import ErrorCode, RoomError
+
+from ..store import Store, room_channel, user_inbox
+from ..tasks import Background
+from .feed import Drained, Locals, RoomFeed
+from .inbox import Inbox
+from .message import Message
+from .resume import ResumePlan
+
+log = logging.getLogger("roomhub.fanout")
+
+HEAL_RETRY = 0.5  # seconds before a gap whose log could not be read is tried again
+
+
+class Fanout:
+    def __init__(self, store: Store, node: str, probe_interval: float = 5.0) -> None:
+        self.store = store
+        self.epoch = ""
+        self.feeds: dict[tuple[str, str], RoomFeed] = {}
+        self.local = Locals()
+        self._channels: dict[bytes, str] = {}  # subscribed channel -> its app
+        self._background = Background(log, "fan-out task")
+        self.subscriber = store.subscriber(
+            self.on_published, self._on_reconnect, node, probe_interval
+        )
+
+    async def start(self) -> None:
+        self.epoch = await self.store.epoch()
+        self.subscriber.start()
+
+    async def close(self) -> None:
+        """Stop the feeds' tasks and wait for them, so none touches the store after it closes."""
+        await self._background.close(timeout=3)
+        await self.subscriber.close()
+
+    # connections --------------------------------------------------------------------------
+
+    async def welcome(
+        self, app: str, user: str, conn: Inbox, resume: dict[str, int], plan: ResumePlan
+    ) -> list[str]:
+        """Start delivering the user's rooms to `conn` (held until `conn.open`), and read
+        the `resume` replay into `plan`. Returns the user's room ids."""
+        # Subscribe before reading the room list: a room added in between still arrives.
+        await self.attach(app, user, conn)
+        listed = await self.store.user_rooms(app, user)
+        rooms = [room["id"] for room in listed]
+        # A connection starts after each room's current seq: a node whose feed still lags
+        # (pub/sub trails the log) must not hand it changes from before it connected.
+        conn.start_after((room["id"], room["seq"]) for room in listed)
+        await asyncio.gather(*(self.follow(app, room) for room in rooms))
+        for room, last_seq in resume.items():
+            try:
+                current, is_member, raws = await self.store.replay(
+                    app, room, user=user, after_seq=last_seq, limit=plan.limit
+                )
+            except RoomError as exc:
+                if exc.code is not ErrorCode.ROOM_NOT_FOUND:
+                    raise
+                plan.missing(room)
+                continue
+            plan.room(room, last_seq, current, is_member, raws)
+        conn.start_after(plan.floors.items())
+        return rooms
+
+    async def attach(self, app: str, user: str, conn: Inbox) -> None:
+        """Start delivering to `conn` every message of the user's rooms (and its inbox)."""
+        if self.local.claim(app, user):
+            channel = user_inbox(app, user)
+            self._channels[channel.encode()] = app
+            await self.subscriber.subscribe(channel)
+        self.local.add(app, user, conn)
+
+    def detach(self, app: str, user: str, conn: Inbox) -> None:
+        if not self.local.discard(app, user, conn):
+            return
+        self._release(user_inbox(app, user))
+        for feed in [f for f in self.feeds.values() if f.app == app and user in f.members]:
+            if not self.local.has_any(app, feed.members):
+                self._forget(feed)
+
+    # feeds ----------------------------------------------------------------------------------
+
+    async def follow(
+        self, app: str, room: str, first: Message | None = None, resync: Iterable[str] = ()
+    ) -> None:
+        """Track a room: subscribe, then read its seq and members (so nothing falls between).
+
+        `resync`: users (besides the members) whose connections lost track of the room and
+        are told to re-read it, before any message after the new snapshot."""
+        key = (app, room)
+        feed = self.feeds.get(key)
+        if feed is not None:
+            if first is not None:
+                self._offer(feed, first)
+            return
+        feed = self.feeds[key] = RoomFeed(app, room, first)
+        channel = room_channel(app, room)
+        self._channels[channel.encode()] = app
+        try:
+            await self.subscriber.subscribe(channel)
+            snapshot = await self.store.snapshot(app, room)
+            if snapshot is None:  # no such room (any more): nothing to follow
+                self.local.resync(app, room, 0, resync)
+                self._forget(feed)
+                return
+            seq, members = snapshot
+            log_after = feed.rewind_from(seq)
+            replay: list[Message] = []
+            if log_after is not None:
+                replay = [
+                    Message(raw) for raw in await self.store.log_range(app, room, log_after, seq)
+                ]
+            feed.begin(seq, members, replay)
+            if resync:
+                self.local.resync(app, room, feed.last_seq, {*resync, *feed.members})
+        except Exception:
+            log.exception("could not follow room %s/%s", app, room)
+            self._forget(feed)
+            raise
+        self._drain(feed)
+
+    def _forget(self, feed: RoomFeed) -> None:
+        if self.feeds.get((feed.app, feed.room)) is feed:
+            del self.feeds[(feed.app, feed.room)]
+            self._release(room_channel(feed.app, feed.room))
+
+    def _release(self, channel: str) -> None:
+        """Unsubscribe, unless the channel is wanted again by the time the command goes out."""
+        self._channels.pop(channel.encode(), None)
+
+        async def unsubscribe() -> None:
+            if channel.encode() not in self._channels:
+                await self.subscriber.unsubscribe(channel)
+
+        self._background.spawn(unsubscribe())
+
+    def on_published(self, channel: bytes, data: bytes) -> None:
+        """A message on a room's channel or a user's inbox: into the room's feed."""
+        app = self._channels.get(channel)
+        if app is None:
+            return
+        message = Message(data)
+        feed = self.feeds.get((app, message.room))
+        if feed is None:
+            self._background.spawn(self.follow(app, message.room, first=message))
+        elif feed.offer(message):
+            self._drain(feed)
+
+    def _offer(self, feed: RoomFeed, message: Message) -> None:
+        if feed.offer(message):
+            self._drain(feed)
+
+    def _drain(self, feed: RoomFeed) -> None:
+        outcome = feed.drain(self.local)
+        if outcome is Drained.GAP:
+            self._background.spawn(self._heal(feed, feed.gap_end()))
+        elif outcome is Drained.EMPTY and not self.local.has_any(feed.app, feed.members):
+            self._forget(feed)
+
+    async def _heal(self, feed: RoomFeed, upto: int | None = None) -> None:
+        """Read the messages pub/sub skipped (after last_seq, before `upto`) from the log.
+
+        If the log no longer holds them, the feed starts over from a fresh snapshot and its
+        local members are told to `resync`."""
+        try:
+            raws = await self.store.log_range(
+                feed.app, feed.room, feed.last_seq, None if upto is None else upto - 1
+            )
+        except Exception as exc:
+            log.warning("room %s/%s: cannot read the log yet (%r)", feed.app, feed.room, exc)
+            await asyncio.sleep(HEAL_RETRY)
+            feed.busy = False
+            self._drain(feed)
+            return
+        if not feed.fill(Message(raw) for raw in raws):
+            log.warning(
+                "room %s/%s: log no longer holds seq %d; resyncing its members",
+                feed.app,
+                feed.room,
+                feed.last_seq + 1,
+            )
+            self._restart(feed)
+            return
+        self._drain(feed)
+
+    def _restart(self, feed: RoomFeed) -> None:
+        self._forget(feed)
+        resync = self.local.connected(feed.app, feed.members)
+        self._background.spawn(self.follow(feed.app, feed.room, resync=resync))
+
+    def _on_reconnect(self) -> None:
+        self._background.spawn(self._recover())
+
+    async def _recover(self) -> None:
+        """Back on Redis: catch every feed up from its log, or resync all if data was lost."""
+        epoch = await self.store.epoch()
+        lost = epoch != self.epoch
+        self.epoch = epoch
+        if lost:
+            log.error("Redis lost its data (new epoch): every client must re-read its rooms")
+        for feed in list(self.feeds.values()):
+            if lost:
+                self._restart(feed)
+            elif feed.start_heal():
+                self._background.spawn(self._heal(feed))
+        if not lost:
+            await self._follow_rooms_joined_meanwhile()
+
+    async def _follow_rooms_joined_meanwhile(self) -> None:
+        """A connected user added to (or invited into) a room while pub/sub was away missed
+        the inbox message that would have made this node follow the room: follow it now, and
+        tell that user's connections to re-read it (`resync`), since they missed its start."""
+        for app, user in list(self.local.conns):
+            try:
+                rooms = await self.store.user_rooms(app, user)
+            except Exception as exc:
+                log.warning("cannot list the rooms of %s/%s yet (%r)", app, user, exc)
+                continue
+            for room in rooms:
+                if (app, room["id"]) not in self.feeds:
+                    self._background.spawn(self.follow(app, room["id"], resync=[user]))

@@ -1,0 +1,73 @@
+"""What one connection is written of the system messages: floors and the opening buffer.
+
+Pure: `Inbox` decides, the subclass that owns the socket (server/connection.py) writes. It is
+a base class rather than a member so a delivery costs one call more than the write itself,
+as before: the hub delivers each message to every member's connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from roomhub.protocol.codec import Encoding
+
+from .message import Message, resync_frame
+
+
+class Inbox:
+    """Until `open()`, messages wait (the client sees its auth reply first, and replayed
+    messages before live ones); after it, a room's messages up to its floor are dropped."""
+
+    __slots__ = ("encoding", "floor", "opening")
+
+    def __init__(self, encoding: Encoding) -> None:
+        self.encoding = encoding
+        # Events that arrived before the auth reply (and any resume replay) was written: a
+        # Message, or a (room, seq) resync.
+        self.opening: list[Message | tuple[str, int]] | None = []
+        # Per room, the seq this connection has been written (or told of) up to. This node's
+        # feed may still be behind it (pub/sub lags the log): live messages up to it go.
+        self.floor: dict[str, int] = {}
+
+    def write(self, framed: bytes) -> None:
+        """Write one framed WebSocket frame (the subclass owns the socket)."""
+        raise NotImplementedError
+
+    def deliver(self, message: Message) -> None:
+        if self.opening is not None:
+            self.opening.append(message)
+            return
+        if self.floor:
+            floor = self.floor.get(message.room)
+            if floor is not None:
+                if message.seq <= floor:
+                    return
+                del self.floor[message.room]  # the feed caught up: in order from here on
+        self.write(message.frame(self.encoding))
+
+    def resync(self, room: str, seq: int) -> None:
+        if self.opening is not None:
+            self.opening.append((room, seq))
+            return
+        self.write(resync_frame(room, seq, self.encoding))
+
+    def start_after(self, seqs: Iterable[tuple[str, int]]) -> None:
+        """Start each room after its seq: a node whose feed lags must not hand this
+        connection changes from before it connected (or before its replay)."""
+        self.floor.update(seqs)
+
+    def open(self, replayed: Iterable[bytes] = ()) -> None:
+        """The auth reply is written: write the replay, then what arrived meanwhile, then live."""
+        for framed in replayed:
+            self.write(framed)
+        waiting, self.opening = self.opening or [], None
+        for item in waiting:
+            if isinstance(item, Message):
+                self.deliver(item)
+            else:
+                self.resync(*item)
+
+    def reset(self) -> None:
+        """The opening failed (the client may send `auth` again): forget floors and events."""
+        self.floor.clear()
+        self.opening = []
