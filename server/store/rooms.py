@@ -254,10 +254,17 @@ class Store:
     async def run(self, app: str, call: RoomScript[R]) -> R:
         """Run a room script with its params: the one way the store runs an op on a room. A
         script's error reply is raised as a RoomError."""
-        kind = type(call)
-        params = {n: value for n in FIELDS[kind] if (value := getattr(call, n)) is not None}
+        keys, params = self.encode(app, call)
+        async with self._slots:
+            reply = await self._submit(call.script, keys, params)
+        return call.parse(reply)
+
+    def encode(self, app: str, call: RoomScript[Any]) -> tuple[list[str], bytes]:
+        """The script's KEYS and its one ARGV: the params' fields that are not None, and for
+        a change what every change needs (how to log and publish, the idempotency key)."""
+        params = {n: value for n in FIELDS[type(call)] if (value := getattr(call, n)) is not None}
         keys = room_keys(app, call.room)
-        if kind.change:
+        if call.change:
             params["history_max"] = self.history_max
             params["max_members"] = self.max_room_members
             params["room_channel"] = room_channel(app, call.room)
@@ -273,9 +280,7 @@ class Store:
                     "cap": self.idempotency_keys_per_room,
                 }
             keys += idempotency_keys(app, call.room)
-        async with self._slots:
-            reply = await self._submit(kind.script, keys, orjson.dumps(params))
-        return call.parse(reply)
+        return keys, orjson.dumps(params)
 
     async def _submit(self, script: str, keys: list[str], params: bytes) -> list[Any]:
         try:
