@@ -170,9 +170,8 @@ class RoomClient(RoomOps):
 
         `async with RoomClient.connect(...) as client:` closes it on exit; `await` it to manage
         `close()` yourself. A refused auth raises RoomError(UNAUTHENTICATED). The keywords are
-        `ClientOptions`' (`key`, `token`, `encoding`, `resume`, `reconnect`, `backoff`,
-        `on_resync`, `on_state`, `on_event`, `max_size`, `idempotency`, `store_retries`),
-        applied over `options` if given; any other keyword goes to websockets' `connect`.
+        the fields of `ClientOptions` (documented there), applied over `options` if given;
+        any other keyword goes to websockets' `connect`.
         """
         urls = [url] if isinstance(url, str) else list(url)
         if not urls:
