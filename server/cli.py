@@ -216,7 +216,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"roomhub: cannot start: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

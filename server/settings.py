@@ -74,11 +74,13 @@ class Settings(BaseSettings):
     """TCP port; 0 = any free port, which is logged"""
     redis: Annotated[str | None, Cli(metavar="URL", shown_default="unset")] = None
     """a redis://, rediss://, unix:// or redis+cluster://H1:P1,H2:P2 URL; unset = in-memory store"""
-    apps: Annotated[KeyValues, Cli("--app", "KEY=SECRET", "none")] = Field(default_factory=dict)
-    """an app and its HS256 token secret; with none, a dev app is made and its secret printed"""
-    allowed_origins: Annotated[list[str], NoDecode, Cli("--allowed-origin", "ORIGIN", "any")] = (
-        Field(default_factory=list)
+    apps: Annotated[KeyValues, Cli(flag="--app", metavar="KEY=SECRET", shown_default="none")] = (
+        Field(default_factory=dict)
     )
+    """an app and its HS256 token secret; with none, a dev app is made and its secret printed"""
+    allowed_origins: Annotated[
+        list[str], NoDecode, Cli(flag="--allowed-origin", metavar="ORIGIN", shown_default="any")
+    ] = Field(default_factory=list)
     """a browser Origin allowed to connect"""
     node_id: Annotated[str, Cli(metavar="ID", shown_default="<hostname>-<pid>-<4 hex>")] = Field(
         default_factory=default_node_id
@@ -88,7 +90,9 @@ class Settings(BaseSettings):
     rate_limit: Off = 200
     """mutating ops per second per app, across all nodes; 0 = off"""
     app_rate_limits: Annotated[
-        dict[str, int], NoDecode, Cli("--app-rate-limit", "KEY=N", "none")
+        dict[str, int],
+        NoDecode,
+        Cli(flag="--app-rate-limit", metavar="KEY=N", shown_default="none"),
     ] = Field(default_factory=dict)
     """ceiling for one app, overriding --rate-limit; KEY=0 = off for that app"""
     conn_rate_limit: Off = 50
