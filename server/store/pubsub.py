@@ -14,6 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from roomhub.protocol.backoff import ExponentialBackoff
+
 from ..tasks import Background
 from .keys import is_room_channel
 
@@ -25,13 +27,12 @@ def redis_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
+# Live delivery resumes at most this long after Redis is back (ops resume at once).
+RECONNECT_BACKOFF_MAX = 0.25
+
 # Pub/sub connections: no read timeout (they wait for messages as long as none come), and
 # RESP2, where a published message is a plain reply the reader gets as it is (RESP3 turns it
 # into a push that redis-py routes through a handler first).
-# Live delivery resumes at most this long after Redis is reachable again (ops resume at once);
-# a few attempts a second while it is away cost nothing worth saving.
-RECONNECT_BACKOFF_MAX = 0.25
-
 _PUBSUB_OPTIONS = {"socket_timeout": None, "protocol": 2}
 
 # What a Redis (or a cluster with no master for a slot yet) that is away raises; redis-py's
@@ -119,9 +120,8 @@ class _Link:
         self.conn: Any = None  # while connected: commands may be sent on it
         self.probe_seen = asyncio.Event()
         self.closed = False
-        self._sub, self._unsub = (
-            ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
-        )
+        self._sub = "SSUBSCRIBE" if sharded else "SUBSCRIBE"
+        self._unsub = "SUNSUBSCRIBE" if sharded else "UNSUBSCRIBE"
         self._unsubscribing: dict[bytes, int] = {}  # our own unsubscribes not yet confirmed
         self._healing: set[bytes] = set()  # subscribed again, not yet confirmed
         self._heal_due = False
@@ -186,38 +186,36 @@ class _Link:
     # the connection ------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        failures = 0
+        backoff = ExponentialBackoff(0.1, RECONNECT_BACKOFF_MAX, jitter=False)
         while not self.closed:
-            if failures:
-                await asyncio.sleep(min(0.05 * 2**failures, RECONNECT_BACKOFF_MAX))
-                if self.sharded:
-                    await self._subscriber.reroute()  # the slots may have a new master
-                    if not self.channels:
-                        self._subscriber.retire(self)
-                        return
-                else:
-                    await self._subscriber.refresh()
-                if self.closed:
-                    return
             try:
                 conn = await self._connect()
             except Exception as exc:
-                if failures == 0:
+                if not (backoff.failures or self._was_connected):
                     log.warning("pub/sub connection to %s failed: %r; retrying", self.node, exc)
-                failures += 1
-                continue
-            try:
-                await self._serve(conn)
-            except ResponseError as exc:  # e.g. MOVED: a slot map older than the cluster's
-                log.warning("pub/sub on %s refused: %s; re-subscribing", self.node, exc)
-            except _AWAY as exc:
-                log.warning("pub/sub connection lost (%s): %r; reconnecting", self.node, exc)
-            except Exception:  # a bug: the connection starts over rather than stay dead
-                log.exception("pub/sub connection to %s failed; reconnecting", self.node)
-            finally:
-                self.conn = None
-                await conn.disconnect(nowait=True)
-            failures = 1
+            else:
+                backoff.reset()
+                try:
+                    await self._serve(conn)
+                except ResponseError as exc:  # e.g. MOVED: a slot map older than the cluster's
+                    log.warning("pub/sub on %s refused: %s; re-subscribing", self.node, exc)
+                except _AWAY as exc:
+                    log.warning("pub/sub connection lost (%s): %r; reconnecting", self.node, exc)
+                except Exception:  # a bug: the connection starts over rather than stay dead
+                    log.exception("pub/sub connection to %s failed; reconnecting", self.node)
+                finally:
+                    self.conn = None
+                    await conn.disconnect(nowait=True)
+            if self.closed:
+                return
+            await asyncio.sleep(backoff.next_delay())
+            if self.sharded:
+                await self._subscriber.reroute()  # the slots may have a new master
+                if not self.channels:
+                    self._subscriber.retire(self)
+                    return
+            else:
+                await self._subscriber.refresh()
 
     async def _connect(self) -> Any:
         servers = self._subscriber.servers
@@ -339,10 +337,6 @@ class Subscriber:
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self._reroute_lock = asyncio.Lock()
         self._background = Background(log, "pub/sub task")
-
-    @property
-    def mode(self) -> str:
-        return "sharded" if self.sharded else "classic"
 
     def start(self) -> None:
         self._classic.start()
