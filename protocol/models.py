@@ -286,22 +286,23 @@ class Room(_Object):
         return next((m for m in self.members if m.id == user), None)
 
 
-# System message kinds (§4.4), grouped by the op that emits them (`emits` in protocol/ops.py).
-RoomCreateKind = Literal["createRoom"]
-MemberAddKind = Literal["addMember", "inviteMember"]
-InvitationAcceptKind = Literal["acceptInvitation"]
-InvitationDeclineKind = Literal["declineInvitation"]
-MemberUpdateKind = Literal["assignAdmin", "revokeAdmin", "setRole", "updateMember"]
-MemberRemoveKind = Literal["removeMember"]
-RoomLeaveKind = Literal["leaveRoom"]
+# System message kinds (§4.4), grouped by the op that emits them: each alias is named after
+# the op's method (protocol/ops.py), e.g. UpdateMemberKind for member.update.
+CreateRoomKind = Literal["createRoom"]
+AddMembersKind = Literal["addMember", "inviteMember"]
+AcceptKind = Literal["acceptInvitation"]
+DeclineKind = Literal["declineInvitation"]
+UpdateMemberKind = Literal["assignAdmin", "revokeAdmin", "setRole", "updateMember"]
+RemoveMemberKind = Literal["removeMember"]
+LeaveKind = Literal["leaveRoom"]
 SystemMessageType = Literal[
-    RoomCreateKind,
-    MemberAddKind,
-    InvitationAcceptKind,
-    InvitationDeclineKind,
-    MemberUpdateKind,
-    MemberRemoveKind,
-    RoomLeaveKind,
+    CreateRoomKind,
+    AddMembersKind,
+    AcceptKind,
+    DeclineKind,
+    UpdateMemberKind,
+    RemoveMemberKind,
+    LeaveKind,
 ]
 MESSAGE_KINDS: tuple[str, ...] = get_args(SystemMessageType)
 

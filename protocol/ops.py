@@ -11,137 +11,88 @@ from pydantic import BaseModel, ValidationError
 
 from . import models
 from .errors import ErrorCode, RoomError, invalid
+from .models import (
+    AcceptKind,
+    AddMembersKind,
+    AuthArgs,
+    AuthResult,
+    CreateRoomKind,
+    DeclineKind,
+    Empty,
+    HistoryPage,
+    LeaveKind,
+    MemberAddArgs,
+    MemberTargetArgs,
+    MemberUpdateArgs,
+    RemoveMemberKind,
+    Room,
+    RoomArgs,
+    RoomCreateArgs,
+    RoomHistoryArgs,
+    RoomList,
+    RoomListArgs,
+    RoomMutationArgs,
+    UpdateMemberKind,
+    User,
+    UserUpsertArgs,
+)
 
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One op, defined once: the WebSocket dispatch, the server-only check, the clients'
-    method names and the docs are derived from it or checked against it (tests)."""
+    """One op, defined once: the WebSocket dispatch, the server-only check and the clients'
+    method names are derived from it; the docs and the Lua scripts are checked against it."""
 
     name: str
     args: type[BaseModel]
     result: type[BaseModel]  # with reply "room" (the default); "ack" answers models.Ack
-    mutating: bool  # counts against the rate limit (§8), takes reply and idempotency_key
-    # The Service method that runs it (resolved by the service); None: the hub's own (auth).
-    handler: str | None
-    script: str | None = None  # the Lua script under server/lua/ it runs, if any
-    server_only: bool = False  # user tokens get 100006 (after 100002 for `operator`)
-    client_method: str | None = None  # the RoomClient method that sends it
-    emits: tuple[str, ...] = ()  # the system message kinds it may emit (§4.4)
+    # The name of its handler on the Service and of its call on RoomClient; None for auth,
+    # which the hub handles and the client sends on connecting.
+    method: str | None
+    script: str | None  # the Lua script under server/lua/ it runs, if any
+    emits: tuple[str, ...]  # the system message kinds it may emit (§4.4)
+    server_only: bool  # user tokens get 100006 (after 100002 for `operator`)
+
+    @property
+    def mutating(self) -> bool:
+        """Counts against the rate limits (§8); takes `reply` and `idempotency_key`."""
+        return issubclass(self.args, models.MutatingArgs)
 
 
-OPS: dict[str, OpSpec] = {
-    spec.name: spec
-    for spec in (
-        OpSpec("auth", models.AuthArgs, models.AuthResult, mutating=False, handler=None),
-        OpSpec(
-            "user.upsert",
-            models.UserUpsertArgs,
-            models.User,
-            mutating=True,
-            handler="user_upsert",
-            script="user_upsert",
-            server_only=True,
-            client_method="upsert_user",
-        ),
-        OpSpec(
-            "room.create",
-            models.RoomCreateArgs,
-            models.Room,
-            mutating=True,
-            handler="room_create",
-            script="room_create",
-            client_method="create_room",
-            emits=get_args(models.RoomCreateKind),
-        ),
-        OpSpec(
-            "room.get",
-            models.RoomArgs,
-            models.Room,
-            mutating=False,
-            handler="room_get",
-            script="room_read",
-            client_method="get_room",
-        ),
-        OpSpec(
-            "room.list",
-            models.RoomListArgs,
-            models.RoomList,
-            mutating=False,
-            handler="room_list",
-            client_method="list_rooms",
-        ),
-        OpSpec(
-            "member.add",
-            models.MemberAddArgs,
-            models.Room,
-            mutating=True,
-            handler="member_add",
-            script="member_add",
-            client_method="add_members",
-            emits=get_args(models.MemberAddKind),
-        ),
-        OpSpec(
-            "invitation.accept",
-            models.RoomMutationArgs,
-            models.Room,
-            mutating=True,
-            handler="invitation_accept",
-            script="invitation_answer",
-            client_method="accept",
-            emits=get_args(models.InvitationAcceptKind),
-        ),
-        OpSpec(
-            "invitation.decline",
-            models.RoomMutationArgs,
-            models.Empty,
-            mutating=True,
-            handler="invitation_decline",
-            script="invitation_answer",
-            client_method="decline",
-            emits=get_args(models.InvitationDeclineKind),
-        ),
-        OpSpec(
-            "member.update",
-            models.MemberUpdateArgs,
-            models.Room,
-            mutating=True,
-            handler="member_update",
-            script="member_update",
-            client_method="update_member",
-            emits=get_args(models.MemberUpdateKind),
-        ),
-        OpSpec(
-            "member.remove",
-            models.MemberTargetArgs,
-            models.Room,
-            mutating=True,
-            handler="member_remove",
-            script="member_remove",
-            client_method="remove_member",
-            emits=get_args(models.MemberRemoveKind),
-        ),
-        OpSpec(
-            "room.leave",
-            models.RoomMutationArgs,
-            models.Empty,
-            mutating=True,
-            handler="room_leave",
-            script="member_remove",
-            client_method="leave",
-            emits=get_args(models.RoomLeaveKind),
-        ),
-        OpSpec(
-            "room.history",
-            models.RoomHistoryArgs,
-            models.HistoryPage,
-            mutating=False,
-            handler="room_history",
-            script="room_read",
-            client_method="history",
-        ),
-    )
-}
+def op(
+    name: str,
+    args: type[BaseModel],
+    result: type[BaseModel],
+    method: str | None,
+    script: str | None = None,
+    kinds: Any = None,
+    *,
+    server_only: bool = False,
+) -> OpSpec:
+    """A row of the table; `kinds`: a Literal of the message kinds it emits."""
+    emits = get_args(kinds) if kinds is not None else ()
+    return OpSpec(name, args, result, method, script, emits, server_only)
+
+
+def _by_name(*specs: OpSpec) -> dict[str, OpSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+# name, args, result, method, Lua script, the kinds it emits
+OPS: dict[str, OpSpec] = _by_name(
+    op("auth", AuthArgs, AuthResult, None),
+    op("user.upsert", UserUpsertArgs, User, "upsert_user", "user_upsert", server_only=True),
+    op("room.create", RoomCreateArgs, Room, "create_room", "room_create", CreateRoomKind),
+    op("room.get", RoomArgs, Room, "get_room", "room_read"),
+    op("room.list", RoomListArgs, RoomList, "list_rooms"),
+    op("member.add", MemberAddArgs, Room, "add_members", "member_add", AddMembersKind),
+    op("invitation.accept", RoomMutationArgs, Room, "accept", "invitation_answer", AcceptKind),
+    op("invitation.decline", RoomMutationArgs, Empty, "decline", "invitation_answer", DeclineKind),
+    op("member.update", MemberUpdateArgs, Room, "update_member", "member_update", UpdateMemberKind),
+    op("member.remove", MemberTargetArgs, Room, "remove_member", "member_remove", RemoveMemberKind),
+    op("room.leave", RoomMutationArgs, Empty, "leave", "member_remove", LeaveKind),
+    op("room.history", RoomHistoryArgs, HistoryPage, "history", "room_read"),
+)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -41,9 +41,9 @@ class Caller:
     server: bool = False
 
 
-@dataclass(frozen=True)
-class Acting:
-    """Who an op is performed as: `operator` None means an unchecked server call."""
+class Acting(NamedTuple):
+    """Who an op is performed as: `operator` None means an unchecked server call. Unpacked
+    (`*who`) after the room, it is a room script's sender and operator."""
 
     sender: str
     operator: str | None
@@ -80,13 +80,14 @@ Handler = Callable[[Caller, Any], Awaitable[dict[str, Any]]]
 
 
 class Service:
-    """The ops' handlers, named in the op table (protocol/ops.py) and dispatched from it."""
+    """The ops' handlers, each the method the op table (protocol/ops.py) names, dispatched
+    from the table."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
         self._handlers = {
-            spec.name: self._dispatch(spec) for spec in ops.OPS.values() if spec.handler
+            spec.name: self._dispatch(spec) for spec in ops.OPS.values() if spec.method
         }
 
     def handler(self, op: str) -> Handler:
@@ -94,8 +95,8 @@ class Service:
         return self._handlers[op]
 
     def _dispatch(self, spec: ops.OpSpec) -> Handler:
-        assert spec.handler is not None
-        method: Handler = getattr(self, spec.handler)
+        assert spec.method is not None
+        method: Handler = getattr(self, spec.method)
         if spec.server_only:
             method = _server_only(spec.name, method)
         if not spec.mutating:
@@ -151,13 +152,13 @@ class Service:
                 ) from None
             raise
 
-    async def user_upsert(self, caller: Caller, args: models.UserUpsertArgs) -> dict[str, Any]:
+    async def upsert_user(self, caller: Caller, args: models.UserUpsertArgs) -> dict[str, Any]:
         profile = {
             k: v for k, v in (("nickname", args.nickname), ("avatar", args.avatar)) if v is not None
         }
         return await self.store.upsert_user(caller.app, args.id, profile)
 
-    async def room_create(self, caller: Caller, args: models.RoomCreateArgs) -> dict[str, Any]:
+    async def create_room(self, caller: Caller, args: models.RoomCreateArgs) -> dict[str, Any]:
         who = acting(caller, args)
         if caller.server:
             if args.owner is None:
@@ -188,8 +189,8 @@ class Service:
                 )
         await self.store.index_rooms(caller.app, members, room)
         call = RoomCreate(
-            room=room,
-            sender=who.sender,
+            room,
+            who.sender,
             reply=args.reply,
             owner=owner,
             name=args.name,
@@ -201,15 +202,15 @@ class Service:
             await self.store.quota_count(caller.app, caller.user, "rooms")
         return _result(outcome, room, args.reply)
 
-    async def room_get(self, caller: Caller, args: models.RoomArgs) -> dict[str, Any]:
-        call = RoomGet(room=args.room, viewer=acting(caller, args).operator)
+    async def get_room(self, caller: Caller, args: models.RoomArgs) -> dict[str, Any]:
+        call = RoomGet(args.room, viewer=acting(caller, args).operator)
         return await self.store.run(caller.app, call)
 
-    async def room_list(self, caller: Caller, args: models.RoomListArgs) -> dict[str, Any]:
+    async def list_rooms(self, caller: Caller, args: models.RoomListArgs) -> dict[str, Any]:
         user = acting_user(caller, args, "room.list")
         return {"rooms": await self.store.user_rooms(caller.app, user)}
 
-    async def member_add(self, caller: Caller, args: models.MemberAddArgs) -> dict[str, Any]:
+    async def add_members(self, caller: Caller, args: models.MemberAddArgs) -> dict[str, Any]:
         who = acting(caller, args)
         if not args.invitation_required:
             self._require_consent(caller, "add members directly")
@@ -217,9 +218,8 @@ class Service:
         profiles = await self._known(caller.app, invitees)
         await self.store.index_rooms(caller.app, invitees, args.room)
         call = MemberAdd(
-            room=args.room,
-            sender=who.sender,
-            operator=who.operator,
+            args.room,
+            *who,
             reply=args.reply,
             invitees=profiles,
             invitation=args.invitation_required,
@@ -236,8 +236,8 @@ class Service:
         user = acting_user(caller, args, op)
         profile = (await self._known(caller.app, [user]))[0] if accept else {}
         call = InvitationAnswer(
-            room=args.room,
-            sender=user,
+            args.room,
+            user,
             reply=args.reply if accept else "ack",
             user=user,
             accept=accept,
@@ -248,17 +248,13 @@ class Service:
             await self.store.unindex_room(caller.app, user, args.room)
         return _result(outcome, args.room, args.reply, empty=not accept)
 
-    async def invitation_accept(
-        self, caller: Caller, args: models.RoomMutationArgs
-    ) -> dict[str, Any]:
+    async def accept(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
         return await self._answer(caller, args, accept=True)
 
-    async def invitation_decline(
-        self, caller: Caller, args: models.RoomMutationArgs
-    ) -> dict[str, Any]:
+    async def decline(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
         return await self._answer(caller, args, accept=False)
 
-    async def member_update(self, caller: Caller, args: models.MemberUpdateArgs) -> dict[str, Any]:
+    async def update_member(self, caller: Caller, args: models.MemberUpdateArgs) -> dict[str, Any]:
         who = acting(caller, args)
         changes = []
         for change in models.property_changes(args.properties):
@@ -268,9 +264,8 @@ class Service:
             changes.append(entry)
         extension = args.notification_extension
         call = MemberUpdate(
-            room=args.room,
-            sender=who.sender,
-            operator=who.operator,
+            args.room,
+            *who,
             reply=args.reply,
             user=args.user,
             changes=changes,
@@ -279,30 +274,23 @@ class Service:
         )
         return _result(await self._on_target(caller.app, call), args.room, args.reply)
 
-    async def member_remove(self, caller: Caller, args: models.MemberTargetArgs) -> dict[str, Any]:
+    async def remove_member(self, caller: Caller, args: models.MemberTargetArgs) -> dict[str, Any]:
         who = acting(caller, args)
-        call = MemberRemove(
-            room=args.room,
-            sender=who.sender,
-            operator=who.operator,
-            reply=args.reply,
-            user=args.user,
-            leave=False,
-        )
+        call = MemberRemove(args.room, *who, reply=args.reply, user=args.user, leave=False)
         outcome = await self._on_target(caller.app, call)
         await self.store.unindex_room(caller.app, args.user, args.room)
         return _result(outcome, args.room, args.reply)
 
-    async def room_leave(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
+    async def leave(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
         user = acting_user(caller, args, "room.leave")
-        call = MemberRemove(room=args.room, sender=user, operator=user, user=user, leave=True)
+        call = MemberRemove(args.room, user, user, user=user, leave=True)
         outcome = await self.store.run(caller.app, call)
         await self.store.unindex_room(caller.app, user, args.room)
         return _result(outcome, args.room, args.reply, empty=True)
 
-    async def room_history(self, caller: Caller, args: models.RoomHistoryArgs) -> dict[str, Any]:
+    async def history(self, caller: Caller, args: models.RoomHistoryArgs) -> dict[str, Any]:
         call = RoomHistory(
-            room=args.room,
+            args.room,
             viewer=acting(caller, args).operator,
             after_seq=args.after_seq,
             limit=args.limit,

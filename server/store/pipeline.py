@@ -9,6 +9,7 @@ import functools
 import logging
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from hiredis import pack_command
@@ -34,22 +35,18 @@ _ASKING = pack_command(("ASKING",))
 _HOPS = 2  # redirections one call may follow (a moved slot, then a migrating one)
 
 
+@dataclass(slots=True, eq=False)
 class _Call:
     """One script run waiting for its reply. `full`: Redis lacks the script, send its body
     (EVAL); `node`: the master an ASK redirected it to, for a slot being migrated."""
 
-    __slots__ = ("script", "keys", "args", "future", "full", "node", "hops")
-
-    def __init__(
-        self, script: Any, keys: list[str], args: list[Any], future: asyncio.Future[Any]
-    ) -> None:
-        self.script = script
-        self.keys = keys
-        self.args = args
-        self.future = future
-        self.full = False
-        self.node: str | None = None
-        self.hops = 0
+    script: Any
+    keys: list[str]
+    args: list[Any]
+    future: asyncio.Future[Any]
+    full: bool = False
+    node: str | None = None
+    hops: int = 0
 
     def command(self) -> bytes:
         # hiredis packs in C what redis-py's pack_commands does in Python
@@ -262,18 +259,14 @@ def _fail(batch: Batch, exc: BaseException) -> None:
             call.future.set_exception(exc)
 
 
+@dataclass(slots=True, eq=False)
 class _Sent:
     """A batch written to the link's connection, waiting for its `expected` replies."""
 
-    __slots__ = ("batch", "expected", "wait", "expiry")
-
-    def __init__(
-        self, batch: Batch, expected: int, wait: bool, expiry: asyncio.TimerHandle
-    ) -> None:
-        self.batch = batch
-        self.expected = expected
-        self.wait = wait
-        self.expiry = expiry
+    batch: Batch
+    expected: int
+    wait: bool
+    expiry: asyncio.TimerHandle
 
 
 class _ScriptLink:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
@@ -72,23 +72,24 @@ class OpOutcome:
 # --- the scripts ---------------------------------------------------------------------------
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class RoomScript(Generic[R]):
-    """One run of the room script `script` on `room`; `reply` "room" adds the room's state."""
+    """One run of the room script `script` on `room`; `reply` "room" adds the room's state.
+    Subclasses add their params as keyword-only fields."""
 
     script: ClassVar[str]
     change: ClassVar[bool] = False  # writes: idempotency keys, replicas waited for
     room: str
-    reply: str = "ack"
+    reply: str = field(default="ack", kw_only=True)
 
     def parse(self, reply: list[Any]) -> R:
         raise NotImplementedError
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class RoomChange(RoomScript[OpOutcome]):
     """A mutating op's script: performed as `sender`, checked as `operator` (None: an
-    unchecked server call)."""
+    unchecked server call). Positional: room, sender, operator."""
 
     change: ClassVar[bool] = True
     sender: str
@@ -145,7 +146,7 @@ class MemberRemove(RoomChange):
 @dataclass(slots=True, kw_only=True)
 class RoomGet(RoomScript[dict[str, Any]]):
     script: ClassVar[str] = "room_read"
-    reply: str = "room"
+    reply: str = field(default="room", kw_only=True)
     viewer: str | None = None  # None: the server
 
     def parse(self, reply: list[Any]) -> dict[str, Any]:

@@ -90,27 +90,23 @@ def test_the_message_kinds_table_is_what_the_ops_emit() -> None:
 # --- the hub, the service, the client ------------------------------------------------------
 
 
-def test_every_handler_is_a_service_method() -> None:
-    for spec in OPS.values():
-        if spec.name == "auth":  # the hub's own: it opens the connection
-            assert spec.handler is None
-            continue
-        assert spec.handler is not None, spec.name
-        assert inspect.iscoroutinefunction(getattr(Service, spec.handler)), spec.name
-
-
-def test_every_op_has_a_client_method() -> None:
+def test_every_op_is_a_service_method_and_a_client_method() -> None:
     from roomhub.clients import RoomClient
 
     for spec in OPS.values():
-        if spec.name == "auth":  # the client sends it on connecting
-            assert spec.client_method is None
+        if spec.name == "auth":  # the hub's own; the client sends it on connecting
+            assert spec.method is None
             continue
-        assert spec.client_method is not None, spec.name
-        method = getattr(RoomClient, spec.client_method)
-        assert inspect.iscoroutinefunction(method), spec.client_method
-    methods = [spec.client_method for spec in OPS.values() if spec.client_method]
+        assert spec.method is not None, spec.name
+        assert inspect.iscoroutinefunction(getattr(Service, spec.method)), spec.name
+        assert inspect.iscoroutinefunction(getattr(RoomClient, spec.method)), spec.name
+    methods = [spec.method for spec in OPS.values() if spec.method]
     assert len(set(methods)) == len(methods)
+
+
+def test_mutating_ops_are_the_ones_that_take_reply() -> None:
+    for spec in OPS.values():
+        assert spec.mutating is ("reply" in spec.args.model_fields), spec.name
 
 
 # Every op but auth once, in an order in which each succeeds (server token; `operator` for
