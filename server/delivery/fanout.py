@@ -24,9 +24,13 @@ from .resume import ResumePlan
 log = logging.getLogger("roomhub.fanout")
 
 HEAL_RETRY = 0.5  # seconds before a gap whose log could not be read is tried again
+_GAP, _EMPTY = Drained.GAP, Drained.EMPTY  # module globals: read once per message
 
 
 class Fanout:
+    """This node's side of delivery: one pub/sub subscriber, a `RoomFeed` per room followed,
+    the local connections (`Locals`) they deliver to."""
+
     def __init__(self, store: Store, node: str, probe_interval: float = 5.0) -> None:
         self.store = store
         self.epoch = ""
@@ -166,9 +170,9 @@ class Fanout:
 
     def _drain(self, feed: RoomFeed) -> None:
         outcome = feed.drain(self.local)
-        if outcome is Drained.GAP:
+        if outcome is _GAP:
             self._background.spawn(self._heal(feed, feed.gap_end()))
-        elif outcome is Drained.EMPTY and not self.local.has_any(feed.app, feed.members):
+        elif outcome is _EMPTY and not self.local.has_any(feed.app, feed.members):
             self._forget(feed)
 
     async def _heal(self, feed: RoomFeed, upto: int | None = None) -> None:

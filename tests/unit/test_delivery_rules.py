@@ -3,13 +3,16 @@ produces only sometimes is written here as the sequence of calls it comes down t
 
 from __future__ import annotations
 
+import ast
 import struct
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from roomhub.protocol.codec import Encoding
+from roomhub.server import delivery
 from roomhub.server.delivery import (
     Drained,
     Inbox,
@@ -312,3 +315,20 @@ def test_resync_reaches_every_connection_of_the_users_named() -> None:
     local.resync("app", "r", 7, {"bob", "nobody"})
     assert one.seen == two.seen == [("resync", "r", 7)]
     assert carol.seen == []
+
+
+# the rules stay pure -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["message", "inbox", "resume", "feed", "__init__"])
+def test_the_rules_import_no_io(module: str) -> None:
+    """The rules are plain code: no event loop, no Redis, no sockets (only fanout.py waits)."""
+    source = Path(delivery.__file__).with_name(f"{module}.py").read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+    io = {"asyncio", "redis", "websockets", ".fanout", "..store", "..tasks"}
+    assert not {name for name in imported if name.split(".")[0] in io or name in io}
