@@ -37,6 +37,9 @@ __all__ = ["Session"]
 _MUTATING = frozenset(name for name, spec in OPS.items() if spec.mutating)
 # A refused reconnect `auth` with one of these codes is retried; any other code is final.
 _RETRYABLE_AUTH_ERRORS = frozenset({ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED})
+# RFC 6455's normal closure, the code of close() by this client; not a CloseCode, which lists
+# what the server sends.
+_NORMAL_CLOSURE = 1000
 
 
 class _Closed:
@@ -194,7 +197,7 @@ class Session:
             except Exception as exc:  # unreachable, refused, a token function failing, ...
                 log.info("roomhub: reconnect to %s failed: %r; retrying", url, exc)
             self._url_index += 1
-        return ConnectionLost("connection closed by the client", code=1000)
+        return ConnectionLost("connection closed by the client", code=_NORMAL_CLOSURE)
 
     # state -------------------------------------------------------------------------------
 
@@ -275,7 +278,7 @@ class Session:
             await asyncio.wait({reader})  # it finishes the client after its last frame
         elif reader is current and self._state is State.OPEN:
             return  # close() from on_resync: the reader finishes after its last frame
-        self._finish(ConnectionLost("connection closed by the client", code=1000))
+        self._finish(ConnectionLost("connection closed by the client", code=_NORMAL_CLOSURE))
 
     # the wire ----------------------------------------------------------------------------
 
@@ -289,7 +292,11 @@ class Session:
             log.exception("roomhub: protocol error, closing")
             await ws.close(CloseCode.PROTOCOL_ERROR, "client could not read a frame")
             # Final even with `reconnect`: a replay would bring the same frame again.
-            self._ended(ws, ConnectionLost(f"protocol error: {exc!r}", code=1002), final=True)
+            self._ended(
+                ws,
+                ConnectionLost(f"protocol error: {exc!r}", code=CloseCode.PROTOCOL_ERROR),
+                final=True,
+            )
             return
         code, reason = ws.close_code, ws.close_reason or ""
         if self._closing:
