@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -22,6 +23,9 @@ log = logging.getLogger("roomhub")
 
 
 CLUSTER_SCHEME = "redis+cluster://"
+# The oldest redis-py whose asyncio RedisCluster the cluster tests pass on: older ones lack
+# publish() and NodesManager.move_slot(), and 7.x warns from inside its own connects.
+CLUSTER_MIN_REDIS_PY = (8, 0)
 
 
 def cluster_nodes(url: str) -> list[tuple[str, int]]:
@@ -39,6 +43,12 @@ def check_redis_url(url: str) -> None:
     """Refuse a Redis URL that cannot work, with a message naming it (before any connect)."""
     if url.startswith(CLUSTER_SCHEME):
         cluster_nodes(url)
+        installed = redis.__version__
+        if tuple(int(part) for part in installed.split(".")[:2]) < CLUSTER_MIN_REDIS_PY:
+            raise ValueError(
+                f"a Redis Cluster needs redis-py >= {'.'.join(map(str, CLUSTER_MIN_REDIS_PY))} "
+                f"(installed: {installed}); pip install 'redis[hiredis]>=8,<9'"
+            )
         return
     from urllib.parse import urlsplit
 
