@@ -325,6 +325,12 @@ class User(_Object):
     avatar: str = ""
 
 
+# A new user's profile (user.upsert keeps what it is not given).
+PROFILE_DEFAULTS: dict[str, str] = {
+    name: field.default for name, field in User.model_fields.items() if not field.is_required()
+}
+
+
 class ServerInfo(_Object):
     version: str
     node: str
@@ -363,6 +369,7 @@ __all__ = [
     "Invitation",
     "Member",
     "MEMBER_DEFAULTS",
+    "PROFILE_DEFAULTS",
     "MESSAGE_KINDS",
     "MemberAddArgs",
     "MemberTargetArgs",

@@ -128,14 +128,7 @@ class Service:
         for user in users:
             if user not in profiles:
                 raise RoomError(ErrorCode.USER_NOT_FOUND, f"user '{user}' does not exist")
-        return [
-            {
-                "id": u,
-                "nickname": profiles[u].get("nickname", ""),
-                "avatar": profiles[u].get("avatar", ""),
-            }
-            for u in users
-        ]
+        return [profiles[u] for u in users]
 
     async def _on_target(self, app: str, call: MemberUpdate | MemberRemove) -> OpOutcome:
         """Run an op on the member `call.user`. 100005 (the target's or the operator's)

@@ -44,17 +44,21 @@ def constants() -> str:
     lines = {
         "LIMITS": literal({name: getattr(limits, name) for name in LUA_LIMITS}),
         "MEMBER_DEFAULTS": literal(defaults),  # props: a new table for each member
+        "PROFILE_DEFAULTS": literal(models.PROFILE_DEFAULTS),
         "E": literal({code.name: code.value for code in ErrorCode}),
     }
     return "\n".join(f"local {name} = {value}" for name, value in lines.items())
 
 
+def script(name: str) -> str:
+    """A script with the constants written in (at its CONSTANTS line)."""
+    text = source(name)
+    assert CONSTANTS in text, name
+    return text.replace(CONSTANTS, constants())
+
+
 def prelude() -> str:
-    source_text = source("_prelude")
-    assert CONSTANTS in source_text
-    return source_text.replace("__POLICY__", roles.rules_json().decode()).replace(
-        CONSTANTS, constants()
-    )
+    return script("_prelude").replace("__POLICY__", roles.rules_json().decode())
 
 
 def room_script(name: str, change: bool) -> str:

@@ -37,7 +37,15 @@ from .keys import (
 )
 from .pipeline import _Pipeliner
 from .pubsub import ClusterServers, OneServer, Servers, Subscriber, redis_version
-from .scripts import FIELDS, SCRIPTS, RoomReplay, RoomScript, RoomSnapshot, room_from_state
+from .scripts import (
+    FIELDS,
+    SCRIPTS,
+    RoomReplay,
+    RoomScript,
+    RoomSnapshot,
+    profile_from_record,
+    room_from_state,
+)
 
 log = logging.getLogger("roomhub.store")
 T = TypeVar("T")
@@ -108,7 +116,7 @@ class Store:
             kind.script: client.register_script(lua.room_script(kind.script, kind.change))
             for kind in SCRIPTS
         }
-        self._upsert = client.register_script(lua.source("user_upsert"))
+        self._upsert = client.register_script(lua.script("user_upsert"))
         self._rate = client.register_script(lua.source("rate_limit"))
         # Changes wait for `min_replicas` replicas; reads and the rate window need not (a
         # rate window lost in a failover only lets a few more ops through).
@@ -172,20 +180,19 @@ class Store:
     async def upsert_user(self, app: str, user: str, profile: dict[str, str]) -> dict[str, str]:
         args = [user, orjson.dumps(profile), "0"]
         raw = await self._batcher.submit(self._upsert, [users_key(app)], args)
-        stored = orjson.loads(raw)
-        return {
-            "id": user,
-            "nickname": stored.get("nickname", ""),
-            "avatar": stored.get("avatar", ""),
-        }
+        return profile_from_record(user, orjson.loads(raw))
 
     @_bounded
     async def profiles(self, app: str, users: list[str]) -> dict[str, dict[str, str]]:
-        """Known users among `users`, with their profiles; unknown ones are absent."""
+        """The Users among `users` (id, nickname, avatar); unknown ones are absent."""
         if not users:
             return {}
         raws = await self.redis.hmget(users_key(app), users)
-        return {user: orjson.loads(raw) for user, raw in zip(users, raws) if raw is not None}
+        return {
+            user: profile_from_record(user, orjson.loads(raw))
+            for user, raw in zip(users, raws)
+            if raw is not None
+        }
 
     @_bounded
     async def user_known(self, app: str, user: str) -> bool:

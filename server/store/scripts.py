@@ -27,6 +27,11 @@ def _pairs(flat: list[bytes]) -> Iterable[tuple[bytes, bytes]]:
     return zip(it, it)
 
 
+def profile_from_record(user: str, stored: dict[str, str]) -> dict[str, str]:
+    """A User (id, nickname, avatar) from the users hash's JSON record."""
+    return {"id": user} | {name: stored.get(name, d) for name, d in models.PROFILE_DEFAULTS.items()}
+
+
 def member_from_record(user: str, record: bytes) -> dict[str, Any]:
     member = {**_MEMBER, **orjson.loads(record), "id": user}
     props = member["props"] or {}  # an empty Lua table may come back as []
