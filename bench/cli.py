@@ -16,14 +16,27 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from . import infra, probes, report
-from .scenarios import SCENARIOS, Bench, Plan, Progress
+from . import infra, machine, probes, report, resilience, scenarios
+from .harness import Bench
+from .plan import Plan, Progress
+from .results import to_json
 
-PROBES = {"idempotency": probes.idempotency, "hostile": probes.hostile}
+# The registry: every scenario, in the order `all` runs them. Nothing else imports a scenario.
+SCENARIOS: dict[str, Callable[[Bench], Awaitable[Any]]] = {
+    "ceiling": scenarios.ceiling,
+    "throughput": scenarios.throughput,
+    "fanout": scenarios.fanout,
+    "idempotency": probes.idempotency,
+    "connections": scenarios.connections,
+    "nodes": scenarios.nodes,
+    "resilience": resilience.run,
+    "hostile": probes.hostile,
+}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -80,8 +93,7 @@ async def run(bench: Bench, scenarios: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in scenarios:
         try:
-            probe = PROBES.get(name)
-            results[name] = await (probe(bench) if probe else getattr(bench, name)())
+            results[name] = to_json(await SCENARIOS[name](bench))
         except Exception:
             bench.progress.note(f"scenario {name} failed:\n{traceback.format_exc()}")
             results[name] = {"error": traceback.format_exc()}
@@ -114,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = monotonic()
     try:
         bench.start_redis()
-        machine = infra.machine(bench.redis_url)
-        machine["background_cpu_util"] = background_load()
-        if machine["background_cpu_util"] > 0.1:
+        about = machine.machine(bench.redis_url)
+        about["background_cpu_util"] = background_load()
+        if about["background_cpu_util"] > 0.1:
             progress.note(
-                f"warning: other programs keep {machine['background_cpu_util']:.0%} "
+                f"warning: other programs keep {about['background_cpu_util']:.0%} "
                 "of the machine busy; the figures will be lower and noisier"
             )
         try:
@@ -140,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": ns.scenarios,
         "started_at": started_at.isoformat(timespec="seconds"),
         "elapsed_s": round(monotonic() - t0, 1),
-        "machine": machine,
+        "machine": about,
         "redis": {
             "started_by_bench": ns.redis is None,
             "url": None if ns.redis is None else "(given with --redis)",

@@ -1,14 +1,14 @@
 """What the bench starts and measures from outside: redis-server, hub nodes as real
-subprocesses, /proc readings (CPU time, RSS), file-descriptor limits, the machine."""
+subprocesses, /proc readings (CPU time, RSS, file descriptors, TCP queues), file-descriptor
+limits, free ports. (The machine's description is `machine.py`.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import functools
 import os
-import platform
+import random
 import re
 import resource
 import shutil
@@ -18,10 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
+HOST = "127.0.0.1"  # everything the bench starts listens on loopback only
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -38,10 +38,60 @@ def die_with_parent() -> None:
         pass
 
 
-def free_port() -> int:
+async def settle(
+    count: Callable[[], Awaitable[int]],
+    expected: int,
+    *,
+    timeout: float,
+    quiet: float,
+    poll: float,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Poll `count()` every `poll` s until it reaches `expected`, stays the same for `quiet`
+    s, `stop()` is true, or `timeout` s have passed (messages still arriving, say)."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline and not stop():
+        got = await count()
+        if got >= expected:
+            return
+        if got != last:
+            last, since = got, time.monotonic()
+        elif time.monotonic() - since > quiet:
+            return
+        await asyncio.sleep(poll)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM (a clean shutdown), then SIGKILL if it has not exited after `timeout` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _is_free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(with_cluster_bus: bool = False) -> int:
+    """A free loopback port; with_cluster_bus: also port + 10000 (Redis Cluster's bus)."""
+    if not with_cluster_bus:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    while True:
+        port = random.randint(20000, 30000)
+        if _is_free(port) and _is_free(port + 10000):
+            return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -67,6 +117,28 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def open_fds(pid: int) -> int:
+    """Open file descriptors of a process (its client connections among them)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int] | None:
+    """(send queue, receive queue) in bytes of the loopback TCP socket local_port ->
+    remote_port, from /proc/net/tcp: what the kernel holds for that connection (memory that
+    is not in any process's RSS)."""
+    local, remote = f"0100007F:{local_port:04X}", f"0100007F:{remote_port:04X}"
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) > 4 and fields[1] == local and fields[2] == remote:
+                tx, rx = fields[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
 
 
 def raise_nofile() -> tuple[int, int]:
@@ -213,26 +285,9 @@ class RedisServer:
 
     def stop(self, keep_data: bool = False) -> None:
         """SIGTERM (a clean shutdown: with AOF, Redis writes and fsyncs it before exiting)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
         if not keep_data:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def redis_info(url: str) -> dict[str, Any]:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        info = client.info("server")
-        return {"redis_version": info.get("redis_version"), "redis_pid": info.get("process_id")}
-    finally:
-        client.close()
 
 
 def flush_app(url: str, app: str, owned: bool) -> None:
@@ -334,6 +389,14 @@ class HubProcess:
                 await writer.wait_closed()
             return
 
+    def log_text(self, offset: int = 0) -> bytes:
+        """What the hub has logged after its first `offset` bytes (b"" if unreadable)."""
+        self.log.flush()
+        with contextlib.suppress(OSError), open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return log.read()
+        return b""
+
     def tail(self, lines: int = 20) -> str:
         self.log.flush()
         try:
@@ -349,81 +412,5 @@ class HubProcess:
         return rss_bytes(self.pid)
 
     def stop(self, timeout: float = 15) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout)
         self.log.close()
-
-
-# --- the machine ------------------------------------------------------------------------------
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _memory_bytes() -> int | None:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
-
-def _git() -> str | None:
-    """The commit of the roomhub checkout being measured (+ "-dirty"), if it is one."""
-    where = Path(__file__).resolve().parent.parent  # the checkout, when run from one
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout
-        status = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(where), "status", "--porcelain", "-uno"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.strip() + ("-dirty" if status.strip() else "")
-
-
-def machine(redis_url: str) -> dict[str, Any]:
-    info = redis_info(redis_url)
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "cpu_model": _cpu_model(),
-        "cores": os.cpu_count(),
-        "cores_usable": affinity,
-        "memory_bytes": _memory_bytes(),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "redis_version": info["redis_version"],
-        "roomhub_version": _version("roomhub"),
-        "roomhub_git": _git(),
-        "websockets_version": _version("websockets"),
-        "uvloop_version": _version("uvloop"),
-        "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }

@@ -15,14 +15,19 @@ import asyncio
 import contextlib
 import statistics
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 
-from . import infra, worker
-from .scenarios import HOST, Bench
-from .wsclient import OP_PING, Session, WSClient, connect, open_session
+from roomhub.server.auth import mint_token
+
+from . import infra
+from .harness import Bench
+from .infra import HOST
+from .measure import Todo, measure
+from .results import Hostile, Idempotency, PingFlood, ResumeStorm, StalledReader
+from .wsclient import OP_PING, Session, WSClient, connect
 
 
-async def idempotency(bench: Bench) -> dict[str, Any]:
+async def idempotency(bench: Bench) -> Idempotency:
     plan = bench.plan
     hubs = await bench.start_hubs(1)
     rooms, members = plan.configs[0]
@@ -34,30 +39,24 @@ async def idempotency(bench: Bench) -> dict[str, Any]:
         for keys in (False, True):
             label = f"idempotency {rooms}x{members} @max keys={'on' if keys else 'off'}"
             bench.progress.phase(f"{label} (round {round_no + 1})")
-            run = await bench.measure(
-                hubs,
-                sender,
-                receivers,
-                layout,
-                label=label,
-                rate=None,
-                duration=plan.run_duration,
-                window=plan.window,
-                keys=keys,
-            )
-            bench.progress.done(f"{run['ops_per_s']} ops/s, hub {run['hub_cpu_us_per_op']} us/op")
+            todo = Todo(label, None, plan.run_duration, plan.window)
+            run = await measure(bench, hubs, sender, receivers, layout, todo, keys=keys)
+            bench.progress.done(f"{run.ops_per_s} ops/s, hub {run.hub_cpu_us_per_op} us/op")
             runs.append(run)
     await bench.teardown()
-    without = [r["hub_cpu_us_per_op"] for r in runs if not r["idempotency_keys"]]
-    with_keys = [r["hub_cpu_us_per_op"] for r in runs if r["idempotency_keys"]]
-    ratio = statistics.median(with_keys) / statistics.median(without)
-    return {
-        "runs": runs,
-        "hub_us_per_op_without": without,
-        "hub_us_per_op_with": with_keys,
-        "median_ratio": round(ratio, 3),
-        "within_5pct": ratio <= 1.05,
-    }
+    without = [r.hub_cpu_us_per_op for r in runs if not r.idempotency_keys]
+    with_keys = [r.hub_cpu_us_per_op for r in runs if r.idempotency_keys]
+    # (a run without a single ok op has no figure: the scenario fails here, as it should)
+    ratio = statistics.median(cast(list[float], with_keys)) / statistics.median(
+        cast(list[float], without)
+    )
+    return Idempotency(
+        runs=runs,
+        hub_us_per_op_without=without,
+        hub_us_per_op_with=with_keys,
+        median_ratio=round(ratio, 3),
+        within_5pct=ratio <= 1.05,
+    )
 
 
 # hostile clients --------------------------------------------------------------------------
@@ -71,8 +70,7 @@ async def _sample_rss(hub: infra.HubProcess, stop: asyncio.Event, peak: list[int
 
 
 def _drop_lines(hub: infra.HubProcess) -> int:
-    hub.log.flush()
-    return sum(1 for line in hub.log_path.read_text().splitlines() if "dropping" in line)
+    return sum(1 for line in hub.log_text().splitlines() if b"dropping" in line)
 
 
 async def _drop_time(hub: infra.HubProcess, before: int, limit: float) -> float | None:
@@ -90,13 +88,10 @@ def _since(started: float, at: float | None) -> float | None:
     return None if at is None else round(at - started, 2)
 
 
-async def _ping_flood(bench: Bench, hub: infra.HubProcess, authenticated: bool) -> dict[str, Any]:
+async def _ping_flood(bench: Bench, hub: infra.HubProcess, authenticated: bool) -> PingFlood:
     """A client that sends 125-byte pings as fast as it can and never reads a byte."""
     if authenticated:
-        session = await open_session(
-            HOST, hub.port, bench.app, worker.mint(bench.secret, "flooder", False)
-        )
-        client: WSClient = session.client
+        client: WSClient = (await bench.session(hub, "flooder")).client
     else:
         client = await connect(HOST, hub.port)
     assert client.transport is not None
@@ -112,7 +107,7 @@ async def _ping_flood(bench: Bench, hub: infra.HubProcess, authenticated: bool) 
             break
         if client.transport.get_write_buffer_size() < 1 << 20:
             for _ in range(200):
-                client._write(OP_PING, b"p" * 125)
+                client.write_frame(OP_PING, b"p" * 125)
             sent += 200
         await asyncio.sleep(0)
     dropped_after = _since(started, await watcher)
@@ -120,26 +115,24 @@ async def _ping_flood(bench: Bench, hub: infra.HubProcess, authenticated: bool) 
     await asyncio.sleep(1.0)
     stop.set()
     await sampler
-    return {
-        "authenticated": authenticated,
-        "pings_sent": sent,
-        "hub_rss_before_mib": round(rss0 / 2**20, 1),
-        "hub_rss_peak_mib": round(peak[0] / 2**20, 1),
-        "hub_rss_after_mib": round(hub.rss() / 2**20, 1),
-        "dropped_after_s": dropped_after,
-    }
+    return PingFlood(
+        authenticated=authenticated,
+        pings_sent=sent,
+        hub_rss_before_mib=round(rss0 / 2**20, 1),
+        hub_rss_peak_mib=round(peak[0] / 2**20, 1),
+        hub_rss_after_mib=round(hub.rss() / 2**20, 1),
+        dropped_after_s=dropped_after,
+    )
 
 
-async def _stalled_reader(bench: Bench, hub: infra.HubProcess, pad: int) -> dict[str, Any]:
+async def _stalled_reader(bench: Bench, hub: infra.HubProcess, pad: int) -> StalledReader:
     """A member that stops reading (pongs too) while the room's traffic goes on, its backlog
     staying under the send-buffer limit: keepalive must drop it within interval + timeout."""
-    admin = await open_session(HOST, hub.port, bench.app, worker.mint(bench.secret, "adm", True))
+    admin = await bench.session(hub, "adm", server=True)
     room = f"{bench.tag}-stall{pad}"
     await admin.call("user.upsert", {"id": "stalled"})
     await admin.call("room.create", {"room": room, "owner": "stalled", "reply": "ack"})
-    stalled = await open_session(
-        HOST, hub.port, bench.app, worker.mint(bench.secret, "stalled", False)
-    )
+    stalled = await bench.session(hub, "stalled")
     assert stalled.client.transport is not None
     drops = _drop_lines(hub)
     stalled.client.transport.pause_reading()
@@ -165,20 +158,20 @@ async def _stalled_reader(bench: Bench, hub: infra.HubProcess, pad: int) -> dict
     dropped_after = _since(started, await watcher)
     stalled.client.close()
     admin.client.close()
-    return {
-        "message_pad_bytes": pad,
-        "ops_while_stalled": ops,
-        "bound_s": 2 * bench.plan.stall_ping,
-        "dropped_after_s": dropped_after,
-    }
+    return StalledReader(
+        message_pad_bytes=pad,
+        ops_while_stalled=ops,
+        bound_s=2 * bench.plan.stall_ping,
+        dropped_after_s=dropped_after,
+    )
 
 
-async def _resume_storm(bench: Bench, hub: infra.HubProcess, members: bool) -> dict[str, Any]:
+async def _resume_storm(bench: Bench, hub: infra.HubProcess, members: bool) -> ResumeStorm:
     """`resume_clients` users resume a room of `resume_messages` messages, all at once, while
     a member asks room.get in a loop: hub CPU per resume, RSS, and the member's worst wait.
     Non-members resume from seq 0 (each must get `resync 0` and cost next to nothing);
     members, for comparison, resume the last 1,000 messages (the default resume cap)."""
-    admin = await open_session(HOST, hub.port, bench.app, worker.mint(bench.secret, "adm", True))
+    admin = await bench.session(hub, "adm", server=True)
     room = f"{bench.tag}-resume-{'m' if members else 'n'}"
     users = [f"resumer{'m' if members else 'n'}{i}" for i in range(bench.plan.resume_clients)]
     await asyncio.gather(*(admin.call("user.upsert", {"id": u}) for u in [*users, "probe"]))
@@ -198,7 +191,7 @@ async def _resume_storm(bench: Bench, hub: infra.HubProcess, members: bool) -> d
     replay = min(1000, bench.plan.resume_messages // 2) if members else 0
     after = current - replay if members else 0
     expected = bench.plan.resume_clients * (replay if members else 1)
-    probe = await open_session(HOST, hub.port, bench.app, worker.mint(bench.secret, "probe", False))
+    probe = await bench.session(hub, "probe")
     replayed = [0]
     all_in = asyncio.Event()
 
@@ -229,7 +222,7 @@ async def _resume_storm(bench: Bench, hub: infra.HubProcess, members: bool) -> d
         )
     )
     sessions = [Session(client) for client in clients]
-    token = {u: worker.mint(bench.secret, u, False) for u in users}
+    token = {u: mint_token(bench.secret, u) for u in users}
     await asyncio.gather(
         *(
             s.call("auth", {"key": bench.app, "token": token[u], "resume": {room: after}}, 120)
@@ -246,43 +239,56 @@ async def _resume_storm(bench: Bench, hub: infra.HubProcess, members: bool) -> d
     await sampler
     for s in [*sessions, probe, admin]:
         s.client.close()
-    return {
-        "members": members,
-        "room_messages": current,
-        "resumed_from_seq": after,
-        "clients": bench.plan.resume_clients,
-        "frames_received": replayed[0],
-        "frames_expected": expected,
-        "wall_s": round(elapsed, 2),
-        "hub_cpu_ms_per_resume": round(cpu / bench.plan.resume_clients * 1000, 2),
-        "hub_rss_before_mib": round(rss0 / 2**20, 1),
-        "hub_rss_peak_mib": round(peak[0] / 2**20, 1),
-        "member_request_wait_ms": {
+    return ResumeStorm(
+        members=members,
+        room_messages=current,
+        resumed_from_seq=after,
+        clients=bench.plan.resume_clients,
+        frames_received=replayed[0],
+        frames_expected=expected,
+        wall_s=round(elapsed, 2),
+        hub_cpu_ms_per_resume=round(cpu / bench.plan.resume_clients * 1000, 2),
+        hub_rss_before_mib=round(rss0 / 2**20, 1),
+        hub_rss_peak_mib=round(peak[0] / 2**20, 1),
+        member_request_wait_ms={
             "p50": round(statistics.median(waits) * 1000, 1) if waits else None,
             "max": round(max(waits) * 1000, 1) if waits else None,
         },
-    }
+    )
 
 
-async def hostile(bench: Bench) -> dict[str, Any]:
+def _flood_line(f: PingFlood) -> str:
+    return (
+        f"ping flood (authenticated={f.authenticated}): hub RSS {f.hub_rss_before_mib} -> "
+        f"peak {f.hub_rss_peak_mib} MiB, dropped after {f.dropped_after_s} s"
+    )
+
+
+def _storm_line(s: ResumeStorm) -> str:
+    return (
+        f"{s.clients} {'members' if s.members else 'non-members'} resume from seq "
+        f"{s.resumed_from_seq} of {s.room_messages}: {s.hub_cpu_ms_per_resume} ms hub CPU "
+        f"each, member waited max {s.member_request_wait_ms['max']} ms"
+    )
+
+
+def _stall_line(s: StalledReader) -> str:
+    return (
+        f"stalled reader ({s.ops_while_stalled} ops of +{s.message_pad_bytes} B): dropped "
+        f"after {s.dropped_after_s} s (bound {s.bound_s} s)"
+    )
+
+
+async def hostile(bench: Bench) -> Hostile:
     bench.progress.phase("hostile: ping flood")
     (hub,) = await bench.start_hubs(1)
     floods = [await _ping_flood(bench, hub, auth) for auth in (False, True)]
     for flood in floods:
-        bench.progress.done(
-            f"ping flood (authenticated={flood['authenticated']}): hub RSS "
-            f"{flood['hub_rss_before_mib']} -> peak {flood['hub_rss_peak_mib']} MiB, "
-            f"dropped after {flood['dropped_after_s']} s"
-        )
+        bench.progress.done(_flood_line(flood))
     bench.progress.phase("hostile: resume storms")
     storms = [await _resume_storm(bench, hub, members) for members in (False, True)]
     for storm in storms:
-        bench.progress.done(
-            f"{storm['clients']} {'members' if storm['members'] else 'non-members'} resume from "
-            f"seq {storm['resumed_from_seq']} of {storm['room_messages']}: "
-            f"{storm['hub_cpu_ms_per_resume']} ms hub CPU "
-            f"each, member waited max {storm['member_request_wait_ms']['max']} ms"
-        )
+        bench.progress.done(_storm_line(storm))
     await bench.teardown()
     bench.progress.phase("hostile: stalled readers")
     ping = str(bench.plan.stall_ping)
@@ -291,9 +297,6 @@ async def hostile(bench: Bench) -> dict[str, Any]:
     )
     stalls = [await _stalled_reader(bench, hub, pad) for pad in (0, 1000)]
     for stall in stalls:
-        bench.progress.done(
-            f"stalled reader ({stall['ops_while_stalled']} ops of +{stall['message_pad_bytes']} "
-            f"B): dropped after {stall['dropped_after_s']} s (bound {stall['bound_s']} s)"
-        )
+        bench.progress.done(_stall_line(stall))
     await bench.teardown()
-    return {"ping_flood": floods, "resume_storm": storms, "stalled_reader": stalls}
+    return Hostile(ping_flood=floods, resume_storm=storms, stalled_reader=stalls)

@@ -210,7 +210,7 @@ def table(report: dict[str, Any]) -> str:
             continue
         sweep = section.get("sweep", [])
         for run in section.get("runs", []):
-            if sweep and run is sweep[-1]:
+            if sweep and run == sweep[-1]:
                 unique.extend(sweep[:-1])  # the sweep leads up to its max run
             unique.append(run)
     if unique:
@@ -230,49 +230,10 @@ def table(report: dict[str, Any]) -> str:
                 f"{r['missing_deliveries']:>7}"
             )
         lines.append("")
-    ceiling = results.get("ceiling")
-    if isinstance(ceiling, dict) and "admitted" in ceiling:
-        c = ceiling
-        lines += [
-            f"ceiling {c['ceiling_per_s']}/s, offered {c['offered_per_s']}/s for "
-            f"{c['duration_s']:.0f} s from {c['sender_connections']} server connections on "
-            f"{c['nodes']} nodes:",
-            f"  admitted {c['admitted']} = {c['admitted_per_s']}/s "
-            f"(within 5%: {'yes' if c['admitted_within_5pct'] else 'NO'}), rejected "
-            f"{c['rejected']} with 100009, other errors {c['other_errors']}",
-            f"  rejection latency p50/p99 {_pair(c['rejection_latency_ms'])} ms; admitted ack "
-            f"p50/p99 {_pair(c['admitted_ack_latency_ms'])} ms",
-            f"  room seq advanced {c['seq_advanced']} for {c['admitted']} admitted "
-            f"({'exact' if c['seq_advanced_equals_admitted'] else 'MISMATCH'}); members got "
-            f"every admitted message, gapless: "
-            f"{'yes' if c['every_member_got_every_message'] and c['messages_gapless'] else 'NO'}",
-            "",
-        ]
-    conns = results.get("connections")
-    if isinstance(conns, dict) and "connections" in conns:
-        c = conns
-        lines += [
-            f"connections: {c['connections']:,} idle authenticated connections in "
-            f"{c['connect_time_s']} s ({_n(c['connections_per_s'])}/s, hub CPU "
-            f"{c['hub_cpu_us_per_connection']} us each); hub RSS "
-            f"{c['hub_rss_before_bytes'] / 2**20:.1f} -> {c['hub_rss_after_bytes'] / 2**20:.1f} "
-            f"MiB = {c['hub_kib_per_connection']} KiB per connection",
-            "",
-        ]
-    res = results.get("resilience")
-    if isinstance(res, dict) and "redis_restart" in res:
-        lines += resilience_lines(res)
-    idem = results.get("idempotency")
-    if isinstance(idem, dict) and "runs" in idem:
-        lines += [
-            "idempotency keys, hub us/op without -> with (alternating runs): "
-            f"{idem['hub_us_per_op_without']} -> {idem['hub_us_per_op_with']}, median ratio "
-            f"{idem['median_ratio']} (target <= 1.05: {_yes(idem['within_5pct'])})",
-            "",
-        ]
-    hostile = results.get("hostile")
-    if isinstance(hostile, dict) and "ping_flood" in hostile:
-        lines += hostile_lines(hostile)
+    for name, key, render in SECTIONS:
+        section = results.get(name)
+        if isinstance(section, dict) and key in section:  # not failed, not skipped
+            lines += [*render(section), ""]
     for name, section in results.items():
         if isinstance(section, dict) and "error" in section:
             lines.append(f"{name}: FAILED: {section['error'].splitlines()[-1]}")
@@ -285,6 +246,41 @@ def table(report: dict[str, Any]) -> str:
             f"{f['threshold']:,} {f['unit']}: {measured}"
         )
     return "\n".join(lines)
+
+
+def ceiling_lines(c: dict[str, Any]) -> list[str]:
+    gapless = c["every_member_got_every_message"] and c["messages_gapless"]
+    return [
+        f"ceiling {c['ceiling_per_s']}/s, offered {c['offered_per_s']}/s for "
+        f"{c['duration_s']:.0f} s from {c['sender_connections']} server connections on "
+        f"{c['nodes']} nodes:",
+        f"  admitted {c['admitted']} = {c['admitted_per_s']}/s "
+        f"(within 5%: {'yes' if c['admitted_within_5pct'] else 'NO'}), rejected "
+        f"{c['rejected']} with 100009, other errors {c['other_errors']}",
+        f"  rejection latency p50/p99 {_pair(c['rejection_latency_ms'])} ms; admitted ack "
+        f"p50/p99 {_pair(c['admitted_ack_latency_ms'])} ms",
+        f"  room seq advanced {c['seq_advanced']} for {c['admitted']} admitted "
+        f"({'exact' if c['seq_advanced_equals_admitted'] else 'MISMATCH'}); members got "
+        f"every admitted message, gapless: {'yes' if gapless else 'NO'}",
+    ]
+
+
+def connections_lines(c: dict[str, Any]) -> list[str]:
+    return [
+        f"connections: {c['connections']:,} idle authenticated connections in "
+        f"{c['connect_time_s']} s ({_n(c['connections_per_s'])}/s, hub CPU "
+        f"{c['hub_cpu_us_per_connection']} us each); hub RSS "
+        f"{c['hub_rss_before_bytes'] / 2**20:.1f} -> {c['hub_rss_after_bytes'] / 2**20:.1f} "
+        f"MiB = {c['hub_kib_per_connection']} KiB per connection"
+    ]
+
+
+def idempotency_lines(idem: dict[str, Any]) -> list[str]:
+    return [
+        "idempotency keys, hub us/op without -> with (alternating runs): "
+        f"{idem['hub_us_per_op_without']} -> {idem['hub_us_per_op_with']}, median ratio "
+        f"{idem['median_ratio']} (target <= 1.05: {_yes(idem['within_5pct'])})"
+    ]
 
 
 def hostile_lines(h: dict[str, Any]) -> list[str]:
@@ -309,7 +305,7 @@ def hostile_lines(h: dict[str, Any]) -> list[str]:
             f"of +{s['message_pad_bytes']} B): dropped after {s['dropped_after_s']} s "
             f"(ping interval + timeout = {s['bound_s']} s)"
         )
-    return [*lines, ""]
+    return lines
 
 
 def _yes(value: Any) -> str:
@@ -410,7 +406,17 @@ def resilience_lines(res: dict[str, Any]) -> list[str]:
             f"{_yes(s['stalled_received_in_order'])}); the reading member got every message in "
             f"order: {_yes(s['reader_got_every_ack_in_order'])} ({s['reader_received']:,})",
         ]
-    return [*lines, ""]
+    return lines
+
+
+# The sections after the runs' table, in order: (scenario, a key its result has, lines).
+SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
+    ("ceiling", "admitted", ceiling_lines),
+    ("connections", "connections", connections_lines),
+    ("resilience", "redis_restart", resilience_lines),
+    ("idempotency", "runs", idempotency_lines),
+    ("hostile", "ping_flood", hostile_lines),
+]
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -15,16 +15,33 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def summary_ms(values_s: Iterable[float]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Latency:
+    """Percentiles of durations, in milliseconds (None when there were none)."""
+
+    count: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    max: float | None
+    mean: float | None
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def summary_ms(values_s: Iterable[float]) -> Latency:
     """count, p50/p90/p99/max and mean of durations given in seconds, in milliseconds."""
     values = sorted(v * 1000 for v in values_s)
-    out: dict[str, Any] = {"count": len(values)}
-    for name, p in (("p50", 50), ("p90", 90), ("p99", 99)):
-        v = percentile(values, p)
-        out[name] = None if v is None else round(v, 3)
-    out["max"] = round(values[-1], 3) if values else None
-    out["mean"] = round(sum(values) / len(values), 3) if values else None
-    return out
+    return Latency(
+        count=len(values),
+        p50=_ms(percentile(values, 50)),
+        p90=_ms(percentile(values, 90)),
+        p99=_ms(percentile(values, 99)),
+        max=_ms(values[-1]) if values else None,
+        mean=_ms(sum(values) / len(values)) if values else None,
+    )
 
 
 def merge_recs(

@@ -1,8 +1,9 @@
 """A load process: holds connections (receivers and/or senders) and runs send plans.
 
 The orchestrator drives each load process over a multiprocessing pipe with small commands
-(`connect`, `reset`, `count`, `collect`, `send`, `close`); the process answers
-`("ok", result)` or `("error", text)`, and may send `("progress", {...})` meanwhile.
+(`connect`, `reset`, `count`, `collect`, `send`, `call`, `disconnect`, `res`, `close`), in
+the protocol of `pipe.py`. `res` commands go to the resilience scenario's load side
+(`worker_res.LoadSide`).
 
 Receivers record, for every system message, per room and seq: how many of this process's
 connections got it and when the last of them did. Senders record, per op, the send and reply
@@ -13,80 +14,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import time
-import traceback
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from time import monotonic
 from typing import Any
 
-import jwt
 import msgpack  # type: ignore[import-untyped]
 
+from roomhub.protocol.backoff import ExponentialBackoff
+from roomhub.server.auth import mint_token
+
+from . import pipe
+from .infra import die_with_parent
+from .worker_res import LoadSide
 from .wsclient import Session, WSClient, open_session
 
 _packb = msgpack.packb
-
-
-def mint(secret: str, user: str, server: bool) -> str:
-    claims: dict[str, Any] = {"sub": user, "exp": int(time.time() + 3600)}
-    if server:
-        claims["scope"] = "server"
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-def _waker(future: asyncio.Future[None]) -> Callable[[], None]:
-    def wake() -> None:
-        if not future.done():
-            future.set_result(None)
-
-    return wake
+CONNECT_ATTEMPTS = 3
 
 
 class Worker:
-    def __init__(self, pipe: Connection) -> None:
-        self.pipe = pipe
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
         self.receivers: list[WSClient] = []
         self.senders: list[Session] = []
         # While recording: every binary payload the receivers got -> [count, last time]
         self.sink: dict[bytes, list[Any]] = {}
-        self.res: Any = None  # the resilience scenario's load side, made on first use
-
-    # pipe -----------------------------------------------------------------------------------
-
-    async def _recv(self) -> Any:
-        loop = asyncio.get_running_loop()
-        fd = self.pipe.fileno()
-        while not self.pipe.poll():
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _waker(ready))
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
-        os.set_blocking(fd, True)  # uvloop's add_reader made it non-blocking
-        return self.pipe.recv()
+        self.res: LoadSide | None = None  # the resilience scenario's load side, made on first use
 
     def progress(self, info: dict[str, Any]) -> None:
-        self.pipe.send(("progress", info))
+        pipe.progress(self.conn, info)
 
-    async def serve(self) -> None:
-        while True:
-            try:
-                command, args = await self._recv()
-            except EOFError:
-                command, args = "close", {}
-            try:
-                result = await getattr(self, f"cmd_{command}")(**args)
-            except Exception:
-                self.pipe.send(("error", traceback.format_exc()))
-                continue
-            if command == "close":
-                with contextlib.suppress(OSError):
-                    self.pipe.send(("ok", result))
-                return
-            self.pipe.send(("ok", result))
+    async def handle(self, command: str, args: dict[str, Any]) -> Any:
+        return await getattr(self, f"cmd_{command}")(**args)
 
     # commands -------------------------------------------------------------------------------
 
@@ -106,16 +65,18 @@ class Worker:
         async def one(host: str, port: int, user: str, server: bool) -> None:
             nonlocal done, failed
             async with gate:
-                for attempt in range(3):
+                token = mint_token(secret, user, server=server)
+                backoff = ExponentialBackoff(0.2, 1.0)
+                for attempt in range(CONNECT_ATTEMPTS):
                     try:
-                        session = await open_session(host, port, key, mint(secret, user, server))
+                        session = await open_session(host, port, key, token)
                     except Exception as exc:
-                        if attempt == 2:
+                        if attempt == CONNECT_ATTEMPTS - 1:
                             failed += 1
                             if len(errors) < 5:
                                 errors.append(f"{user}: {exc!r}")
                             return
-                        await asyncio.sleep(0.2)
+                        await asyncio.sleep(backoff.next_delay())
                         continue
                     if server:
                         self.senders.append(session)
@@ -162,24 +123,17 @@ class Worker:
             client.sink = None
         sink, self.sink = self.sink, {}
         recs: dict[str, dict[int, tuple[int, float]]] = {}
-        other = 0
         for payload, (count, last) in sink.items():
             frame = msgpack.unpackb(payload)
             message = frame.get("message") if isinstance(frame, dict) else None
             if not isinstance(message, dict) or frame.get("event") != "system":
-                other += count
                 continue
             seqs = recs.setdefault(message["room"], {})
             prev = seqs.get(message["seq"])
             seqs[message["seq"]] = (
                 (count, last) if prev is None else (prev[0] + count, max(prev[1], last))
             )
-        return {
-            "recs": recs,
-            "events": sum(c for s in recs.values() for c, _ in s.values()),
-            "other_frames": other,
-            "open": sum(1 for c in self.receivers if c.open),
-        }
+        return {"recs": recs}
 
     async def cmd_send(
         self,
@@ -299,7 +253,6 @@ class Worker:
                         )
                     await asyncio.sleep(0.001)
             state["stop"] = True
-            send_end = monotonic()
             if state["outstanding"] == 0 and not all_replied.done():
                 all_replied.set_result(None)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -313,8 +266,6 @@ class Worker:
             "room_of": room_of,
             "result": result,
             "shed": state["shed"],
-            "started": started,
-            "send_end": send_end,
             "unanswered": state["outstanding"],
         }
 
@@ -332,8 +283,6 @@ class Worker:
     async def cmd_res(self, action: str, **args: Any) -> Any:
         """A command of the resilience scenario's load side (`resilience.LoadSide`)."""
         if self.res is None:
-            from .resilience import LoadSide
-
             self.res = LoadSide(self.progress)
         return await getattr(self.res, action)(**args)
 
@@ -348,14 +297,13 @@ class Worker:
         return {}
 
 
-def main(pipe: Connection) -> None:
+def main(conn: Connection) -> None:
     """Entry point of a load process (multiprocessing target)."""
-    from .infra import die_with_parent
-
     die_with_parent()
+    worker = Worker(conn)
     try:
         import uvloop
     except ImportError:
-        asyncio.run(Worker(pipe).serve())
+        asyncio.run(pipe.serve(conn, worker.handle))
     else:
-        uvloop.run(Worker(pipe).serve())
+        uvloop.run(pipe.serve(conn, worker.handle))

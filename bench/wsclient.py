@@ -281,6 +281,10 @@ class WSClient(asyncio.Protocol):
     def send_packed(self, payload: bytes) -> None:
         self._write(OP_BINARY, payload)
 
+    def write_frame(self, opcode: int, payload: bytes) -> None:
+        """Any frame (e.g. a ping), masked; nothing is sent once the transport is closing."""
+        self._write(opcode, payload)
+
     def close(self) -> None:
         """Send a normal close (1000) and drop the transport; no waiting for the echo."""
         transport = self.transport

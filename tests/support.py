@@ -11,56 +11,36 @@ import contextlib
 import functools
 import itertools
 import json
-import random
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-import jwt
 import msgpack
 import redis
 import websockets
 
-from roomhub.bench.infra import RedisServer, redis_server_binary, redis_server_version_of
+from roomhub.bench.infra import (
+    RedisServer,
+    free_port,
+    redis_server_binary,
+    redis_server_version_of,
+)
+from roomhub.server.auth import mint_token
 
 APP = "testapp"
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
 
 def token(user: str, *, server: bool = False, ttl: float = 600, secret: str = SECRET) -> str:
-    claims: dict[str, Any] = {"sub": user, "exp": int(time.time() + ttl)}
-    if server:
-        claims["scope"] = "server"
-    return jwt.encode(claims, secret, algorithm="HS256")
+    """A token for `user` of the test app (server.auth.mint_token with the tests' defaults)."""
+    return mint_token(secret, user, server=server, ttl=ttl)
 
 
 def ws_url(hub: Any, path: str = "/ws") -> str:
     """The WebSocket URL of a hub started in this process."""
     return f"ws://127.0.0.1:{hub.port}{path}"
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(with_cluster_bus: bool = False) -> int:
-    """A free loopback port; with_cluster_bus: also port + 10000 (Redis Cluster's bus)."""
-    if not with_cluster_bus:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
-    while True:
-        port = random.randint(20000, 30000)
-        if _is_free(port) and _is_free(port + 10000):
-            return port
 
 
 @functools.cache

@@ -20,8 +20,10 @@ import msgpack
 import pytest
 
 from roomhub.bench import wsclient
+from roomhub.bench.cli import SCENARIOS
 from roomhub.bench.report import FLOORS
-from roomhub.bench.resilience import verify
+from roomhub.bench.results import to_json
+from roomhub.bench.verify import verify
 
 NUM = (int, float)
 LATENCY = {"count": int, "p50": NUM, "p90": NUM, "p99": NUM, "max": NUM, "mean": NUM}
@@ -261,16 +263,7 @@ def test_quick_bench_report_has_every_figure(
     data, stdout, out = quick_report
     assert data["schema_version"] == 1
     assert data["quick"] is True
-    assert data["scenarios"] == [
-        "ceiling",
-        "throughput",
-        "fanout",
-        "idempotency",
-        "connections",
-        "nodes",
-        "resilience",
-        "hostile",
-    ]
+    assert data["scenarios"] == list(SCENARIOS)
     check(data["machine"], MACHINE, "machine")
     results = data["results"]
     for name in data["scenarios"]:
@@ -311,6 +304,8 @@ def test_quick_bench_report_has_every_figure(
     assert [s["members"] for s in hostile["resume_storm"]] == [False, True]
     assert len(hostile["stalled_reader"]) == 2 and "hostile clients:" in stdout
     assert throughput["sweep"][-1]["mode"] == "max"
+    for run in throughput["sweep"] + results["fanout"]["runs"]:  # every run has its row
+        assert f"\n{run['label']} " in stdout, run["label"]
     assert all(run["mode"] == "paced" for run in throughput["sweep"][:-1])
 
     assert {f["id"] for f in data["floors"]} == {spec[0] for spec in FLOORS}
@@ -515,12 +510,14 @@ def test_verify_compares_acks_history_and_deliveries() -> None:
         "wire": [(s, 0.0) for s in (11, 12, 14, 14, 14)],
         "resyncs": [],
     }
-    out = verify(attempts, history, [a, b], start_seq=10)
+    verdict = verify(attempts, history, [a, b], start_seq=10)
+    assert verdict.failed_but_in_history_attempts == [2]
+    out = to_json(verdict.tally) | to_json(verdict.exactness)  # as in the report
     assert out["acknowledged"] == 3 and out["failed"] == 1
     assert out["failed_by_code"] == {"100001": 1}
     assert out["history_messages"] == 4 and out["history_gapless"] is True
     assert out["every_ack_in_history_exactly_once"] is True
-    assert out["failed_but_in_history"] == 1 and out["failed_but_in_history_attempts"] == [2]
+    assert out["failed_but_in_history"] == 1
     assert out["history_not_from_writer"] == 0
     ma, mb = out["per_member"]
     assert ma["equals_history"] is True and ma["equals_acknowledged"] is False
@@ -531,6 +528,6 @@ def test_verify_compares_acks_history_and_deliveries() -> None:
     assert out["members_missing_messages"] == 1
     assert out["delivered_equals_acknowledged"] is False
 
-    out = verify({"value": [100], "result": [11]}, [(11, "updateMember", 100)], [], 10)
-    assert out["every_ack_in_history_exactly_once"] is True
-    assert out["every_member_got_history_exactly_once_in_order"] is False  # nobody checked
+    exact = verify({"value": [100], "result": [11]}, [(11, "updateMember", 100)], [], 10).exactness
+    assert exact.every_ack_in_history_exactly_once is True
+    assert exact.every_member_got_history_exactly_once_in_order is False  # nobody checked
