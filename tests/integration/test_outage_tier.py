@@ -41,7 +41,11 @@ FIGURES: list[str] = []  # printed at the end (run with -s): the closing note's 
 
 @pytest.fixture
 def persistent_redis() -> Iterator[RedisProcess]:
-    with RedisProcess(persistent=True) as server:
+    """AOF with `appendfsync always`: what survives a SIGKILL is then exactly what was
+    acknowledged. With `everysec`, a busy disk makes Redis postpone its AOF write (up to 2 s)
+    while it still replies, and a kill then loses acknowledged changes (docs/operations.md §6):
+    the test would be measuring the disk."""
+    with RedisProcess("--appendfsync", "always", persistent=True) as server:
         yield server
 
 
