@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.@:-]{1,64}")
+ID_MAX_BYTES = 64  # ids are ASCII: as many characters
+ID_PATTERN = re.compile(rf"[A-Za-z0-9_.@:-]{{1,{ID_MAX_BYTES}}}")
 PROP_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 # Ids starting with '@' are reserved for roomhub's own senders (`@server`): never a user's.
 RESERVED_USER_PREFIX = "@"
@@ -12,7 +13,6 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # App keys go inside Redis hash tags `{app:room}`; no ':' so the tag is unambiguous.
 APP_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-ID_MAX_BYTES = 64
 ROOM_NAME_MAX_BYTES = 128
 NICKNAME_MAX_BYTES = 32
 AVATAR_MAX_BYTES = 1024

@@ -52,11 +52,9 @@ class OpSpec:
     script: str | None  # the Lua script under server/lua/ it runs, if any
     emits: tuple[str, ...]  # the system message kinds it may emit (§4.4)
     server_only: bool  # user tokens get 100006 (after 100002 for `operator`)
-
-    @property
-    def mutating(self) -> bool:
-        """Counts against the rate limits (§8); takes `reply` and `idempotency_key`."""
-        return issubclass(self.args, models.MutatingArgs)
+    # Counts against the rate limits (§8), takes `reply` and `idempotency_key`: its args
+    # are MutatingArgs (an attribute, not a property: the hub reads it on every request).
+    mutating: bool
 
 
 def op(
@@ -71,7 +69,8 @@ def op(
 ) -> OpSpec:
     """A row of the table; `kinds`: a Literal of the message kinds it emits."""
     emits = get_args(kinds) if kinds is not None else ()
-    return OpSpec(name, args, result, method, script, emits, server_only)
+    mutating = issubclass(args, models.MutatingArgs)
+    return OpSpec(name, args, result, method, script, emits, server_only, mutating)
 
 
 def _by_name(*specs: OpSpec) -> dict[str, OpSpec]:

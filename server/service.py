@@ -95,6 +95,8 @@ class Service:
         return self._handlers[op]
 
     def _dispatch(self, spec: ops.OpSpec) -> Handler:
+        """The method the table names, behind what the table says: the server-only check,
+        and for a change its idempotency key made current for the store (Store.encode)."""
         assert spec.method is not None
         method: Handler = getattr(self, spec.method)
         if spec.server_only:

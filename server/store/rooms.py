@@ -1,6 +1,7 @@
-"""The Store: rooms, users and history, each mutating op one Lua script (server/lua/) that
-checks the rules, writes the room's hashes, appends the system message to the room's
-stream and publishes it — atomically, in one round trip.
+"""The Store: rooms, users and history. `Store.run` runs a room script with its typed params
+(store/scripts.py); each mutating op is one such script (server/lua/) that checks the rules,
+writes the room's hashes, appends the system message to the room's stream and publishes it
+— atomically, in one round trip.
 """
 
 from __future__ import annotations
