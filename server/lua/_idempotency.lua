@@ -2,7 +2,7 @@
 -- P.idem = {id, fp, cap} (the caller's key, the fingerprint of op and args), the first
 -- outcome — result or error — is recorded in the room's slot, atomically with the change; a
 -- repeat returns it again and changes nothing. KEYS[5] hash id -> record, KEYS[6] sorted set
--- id -> time (for the 24 h expiry and the per-room cap).
+-- id -> time (for the expiry after LIMITS.IDEMPOTENCY_TTL_MS and the per-room cap).
 local K_IDEM, K_IDEM_T = KEYS[5], KEYS[6]
 if P.idem == nil then return body() end
 local raw = redis.call('HGET', K_IDEM, P.idem.id)

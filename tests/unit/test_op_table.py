@@ -18,12 +18,14 @@ import pytest
 from pydantic import BaseModel
 
 from roomhub.protocol import models
-from roomhub.protocol.errors import ErrorCode
-from roomhub.protocol.ops import OPS, OpSpec
-from roomhub.server.service import Service
+from roomhub.protocol.errors import ErrorCode, RoomError
+from roomhub.protocol.ops import OPS, OpSpec, validate_args
+from roomhub.server.service import Caller, Service
+from roomhub.server.settings import Settings
 from roomhub.server.store import IDEMPOTENCY, Idempotency, Store, lua, scripts
 
-from ..support import RawClient, ws_url
+from ..spec import MINIMAL_ARGS
+from ..support import APP, SECRET, RawClient, ws_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL_MD = (ROOT / "docs" / "protocol.md").read_text("utf-8")
@@ -102,6 +104,27 @@ def test_every_op_is_a_service_method_and_a_client_method() -> None:
         assert inspect.iscoroutinefunction(getattr(RoomClient, spec.method)), spec.name
     methods = [spec.method for spec in OPS.values() if spec.method]
     assert len(set(methods)) == len(methods)
+
+
+async def test_server_only_ops_are_refused_to_users_from_the_table() -> None:
+    # the store is never reached: the check comes before the handler, from `server_only`
+    service = Service(typing.cast(Any, None), Settings(port=0, apps={APP: SECRET}))
+    user = Caller(APP, "alice")
+    server_only = [spec for spec in OPS.values() if spec.server_only]
+    assert [spec.name for spec in server_only] == ["user.upsert"]
+    for spec in server_only:
+        run = service.handler(spec.name)
+        with pytest.raises(RoomError) as refused:
+            await run(user, validate_args(spec, MINIMAL_ARGS[spec.name]))
+        assert refused.value.code is ErrorCode.FORBIDDEN
+        # `operator` on a user token: 100002 before 100006 (docs/protocol.md §7)
+        with_operator = validate_args(spec, {**MINIMAL_ARGS[spec.name], "operator": "alice"})
+        with pytest.raises(RoomError) as invalid:
+            await run(user, with_operator)
+        assert (invalid.value.code, invalid.value.field) == (
+            ErrorCode.INVALID_PARAMETER,
+            "operator",
+        )
 
 
 def test_mutating_ops_are_the_ones_that_take_reply() -> None:
