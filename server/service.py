@@ -17,8 +17,8 @@ from roomhub.protocol.errors import ErrorCode, RoomError, invalid
 from roomhub.protocol.roles import SERVER
 
 from .settings import Settings
-from .store import (
-    IDEMPOTENCY,
+from .store import Store
+from .store.scripts import (
     Idempotency,
     InvitationAnswer,
     MemberAdd,
@@ -28,7 +28,6 @@ from .store import (
     RoomCreate,
     RoomGet,
     RoomHistory,
-    Store,
 )
 
 
@@ -96,24 +95,21 @@ class Service:
 
     def _dispatch(self, spec: ops.OpSpec) -> Handler:
         """The method the table names, behind what the table says: the server-only check,
-        and for a change its idempotency key made current for the store (Store.encode)."""
+        and for a change its idempotency key, handed to it (`idem`) for its room script."""
         assert spec.method is not None
-        method: Handler = getattr(self, spec.method)
+        method = getattr(self, spec.method)
         if spec.server_only:
             method = _server_only(spec.name, method)
         if not spec.mutating:
-            return method
+            return method  # type: ignore[no-any-return]
         op = spec.name
 
         async def run(caller: Caller, args: Any) -> dict[str, Any]:
             key = args.idempotency_key
             if key is None:
-                return await method(caller, args)
-            reset = IDEMPOTENCY.set(Idempotency(caller_id(caller), key, fingerprint(op, args)))
-            try:
-                return await method(caller, args)
-            finally:
-                IDEMPOTENCY.reset(reset)
+                return await method(caller, args, None)  # type: ignore[no-any-return]
+            idem = Idempotency(caller_id(caller), key, fingerprint(op, args))
+            return await method(caller, args, idem)  # type: ignore[no-any-return]
 
         return run
 
@@ -147,13 +143,17 @@ class Service:
                 ) from None
             raise
 
-    async def upsert_user(self, caller: Caller, args: models.UserUpsertArgs) -> dict[str, Any]:
+    async def upsert_user(
+        self, caller: Caller, args: models.UserUpsertArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
         profile = {
             k: v for k, v in (("nickname", args.nickname), ("avatar", args.avatar)) if v is not None
         }
         return await self.store.upsert_user(caller.app, args.id, profile)
 
-    async def create_room(self, caller: Caller, args: models.RoomCreateArgs) -> dict[str, Any]:
+    async def create_room(
+        self, caller: Caller, args: models.RoomCreateArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
         who = acting(caller, args)
         if caller.server:
             if args.owner is None:
@@ -186,11 +186,12 @@ class Service:
         call = RoomCreate(
             room,
             who.sender,
-            reply=args.reply,
             owner=owner,
             name=args.name,
             type=args.type,
             members=profiles,
+            reply=args.reply,
+            idem=idem,
         )
         outcome = await self.store.run(caller.app, call)
         if quota:
@@ -205,7 +206,9 @@ class Service:
         user = acting_user(caller, args, "room.list")
         return {"rooms": await self.store.user_rooms(caller.app, user)}
 
-    async def add_members(self, caller: Caller, args: models.MemberAddArgs) -> dict[str, Any]:
+    async def add_members(
+        self, caller: Caller, args: models.MemberAddArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
         who = acting(caller, args)
         if not args.invitation_required:
             self._require_consent(caller, "add members directly")
@@ -215,17 +218,22 @@ class Service:
         call = MemberAdd(
             args.room,
             *who,
-            reply=args.reply,
             invitees=profiles,
             invitation=args.invitation_required,
             notify=args.system_message,
             max_invites=self.settings.max_pending_invitations,
             max_invites_per_inviter=self.settings.max_pending_invitations_per_inviter,
+            reply=args.reply,
+            idem=idem,
         )
         return _result(await self.store.run(caller.app, call), args.room, args.reply)
 
     async def _answer(
-        self, caller: Caller, args: models.RoomMutationArgs, accept: bool
+        self,
+        caller: Caller,
+        args: models.RoomMutationArgs,
+        idem: Idempotency | None,
+        accept: bool,
     ) -> dict[str, Any]:
         op = "invitation.accept" if accept else "invitation.decline"
         user = acting_user(caller, args, op)
@@ -233,23 +241,30 @@ class Service:
         call = InvitationAnswer(
             args.room,
             user,
-            reply=args.reply if accept else "ack",
             user=user,
             accept=accept,
             profile=profile,
+            reply=args.reply if accept else "ack",
+            idem=idem,
         )
         outcome = await self.store.run(caller.app, call)
         if not accept:
             await self.store.unindex_room(caller.app, user, args.room)
         return _result(outcome, args.room, args.reply, empty=not accept)
 
-    async def accept(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
-        return await self._answer(caller, args, accept=True)
+    async def accept(
+        self, caller: Caller, args: models.RoomMutationArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
+        return await self._answer(caller, args, idem, accept=True)
 
-    async def decline(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
-        return await self._answer(caller, args, accept=False)
+    async def decline(
+        self, caller: Caller, args: models.RoomMutationArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
+        return await self._answer(caller, args, idem, accept=False)
 
-    async def update_member(self, caller: Caller, args: models.MemberUpdateArgs) -> dict[str, Any]:
+    async def update_member(
+        self, caller: Caller, args: models.MemberUpdateArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
         who = acting(caller, args)
         changes = []
         for change in models.property_changes(args.properties):
@@ -261,24 +276,31 @@ class Service:
         call = MemberUpdate(
             args.room,
             *who,
-            reply=args.reply,
             user=args.user,
             changes=changes,
             notify=args.system_message,
             extension_json=None if extension is None else orjson.dumps(extension).decode(),
+            reply=args.reply,
+            idem=idem,
         )
         return _result(await self._on_target(caller.app, call), args.room, args.reply)
 
-    async def remove_member(self, caller: Caller, args: models.MemberTargetArgs) -> dict[str, Any]:
+    async def remove_member(
+        self, caller: Caller, args: models.MemberTargetArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
         who = acting(caller, args)
-        call = MemberRemove(args.room, *who, reply=args.reply, user=args.user, leave=False)
+        call = MemberRemove(
+            args.room, *who, user=args.user, leave=False, reply=args.reply, idem=idem
+        )
         outcome = await self._on_target(caller.app, call)
         await self.store.unindex_room(caller.app, args.user, args.room)
         return _result(outcome, args.room, args.reply)
 
-    async def leave(self, caller: Caller, args: models.RoomMutationArgs) -> dict[str, Any]:
+    async def leave(
+        self, caller: Caller, args: models.RoomMutationArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
         user = acting_user(caller, args, "room.leave")
-        call = MemberRemove(args.room, user, user, user=user, leave=True)
+        call = MemberRemove(args.room, user, user, user=user, leave=True, idem=idem)
         outcome = await self.store.run(caller.app, call)
         await self.store.unindex_room(caller.app, user, args.room)
         return _result(outcome, args.room, args.reply, empty=True)
@@ -294,12 +316,12 @@ class Service:
         return {"messages": [orjson.loads(raw) for raw in entries], "more": more}
 
 
-def _server_only(op: str, method: Handler) -> Handler:
-    async def checked(caller: Caller, args: Any) -> dict[str, Any]:
+def _server_only(op: str, method: Any) -> Any:
+    async def checked(caller: Caller, args: Any, *rest: Any) -> dict[str, Any]:
         if not caller.server:
             acting(caller, args)  # `operator` on a user token: 100002 before 100006 (§7)
             raise RoomError(ErrorCode.FORBIDDEN, f"{op} needs a server token")
-        return await method(caller, args)
+        return await method(caller, args, *rest)  # type: ignore[no-any-return]
 
     return checked
 

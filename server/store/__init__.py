@@ -10,43 +10,17 @@ one round trip. All keys of a room share the hash tag {app:room}, so a room live
 Redis Cluster slot. The embedded store is the same code over an in-process fakeredis.
 """
 
+from . import scripts
 from .errors import ScriptError, StoreUnavailable, is_unavailable
 from .keys import room_channel, user_inbox
-from .rooms import IDEMPOTENCY, Idempotency, Store
-from .scripts import (
-    InvitationAnswer,
-    MemberAdd,
-    MemberRemove,
-    MemberUpdate,
-    OpOutcome,
-    RoomChange,
-    RoomCreate,
-    RoomGet,
-    RoomHistory,
-    RoomReplay,
-    RoomScript,
-    RoomSnapshot,
-)
+from .rooms import Store
 
 __all__ = [
-    "IDEMPOTENCY",
-    "Idempotency",
-    "InvitationAnswer",
-    "MemberAdd",
-    "MemberRemove",
-    "MemberUpdate",
-    "OpOutcome",
-    "RoomChange",
-    "RoomCreate",
-    "RoomGet",
-    "RoomHistory",
-    "RoomReplay",
-    "RoomScript",
-    "RoomSnapshot",
     "ScriptError",
     "StoreUnavailable",
     "Store",
     "is_unavailable",
     "room_channel",
+    "scripts",
     "user_inbox",
 ]

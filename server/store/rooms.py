@@ -7,13 +7,11 @@ writes the room's hashes, appends the system message to the room's stream and pu
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -41,6 +39,7 @@ from .pubsub import ClusterServers, OneServer, Servers, Subscriber, redis_versio
 from .scripts import (
     FIELDS,
     SCRIPTS,
+    RoomChange,
     RoomReplay,
     RoomScript,
     RoomSnapshot,
@@ -51,22 +50,6 @@ from .scripts import (
 log = logging.getLogger("roomhub.store")
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    """The idempotency key of the op being run: who sent it, the key, a fingerprint of the
-    op and its arguments."""
-
-    caller: str
-    key: str
-    fingerprint: str
-
-
-# Set by the service around one mutating op; read only when that op's room script is sent.
-IDEMPOTENCY: contextvars.ContextVar[Idempotency | None] = contextvars.ContextVar(
-    "roomhub_idempotency", default=None
-)
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -269,10 +252,10 @@ class Store:
 
     def encode(self, app: str, call: RoomScript[Any]) -> tuple[list[str], bytes]:
         """The script's KEYS and its one ARGV: the params' fields that are not None, and for
-        a change what every change needs (how to log and publish, the idempotency key)."""
+        a change what every change needs (how to log and publish, its idempotency key)."""
         params = {n: value for n in FIELDS[type(call)] if (value := getattr(call, n)) is not None}
         keys = room_keys(app, call.room)
-        if call.change:
+        if isinstance(call, RoomChange):
             params["history_max"] = self.history_max
             params["max_members"] = self.max_room_members
             params["room_channel"] = room_channel(app, call.room)
@@ -280,7 +263,7 @@ class Store:
             params["user_channel_suffix"] = "}:inbox"
             if self._sharded:
                 params["room_publish"] = "SPUBLISH"  # the room's channel is in the room's slot
-            idem = IDEMPOTENCY.get()
+            idem = call.idem
             if idem is not None:
                 params["idem"] = {
                     "id": f"{idem.caller}|{idem.key}",

@@ -91,14 +91,26 @@ class RoomScript(Generic[R]):
         raise NotImplementedError
 
 
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A mutating op's idempotency key: who sent it, the key, a fingerprint of the op and its
+    arguments (the same key with other ones is 100002)."""
+
+    caller: str
+    key: str
+    fingerprint: str
+
+
 @dataclass(slots=True)
 class RoomChange(RoomScript[OpOutcome]):
     """A mutating op's script: performed as `sender`, checked as `operator` (None: an
-    unchecked server call). Positional: room, sender, operator."""
+    unchecked server call). Positional: room, sender, operator. With `idem`, its outcome is
+    recorded for retries (_idempotency.lua)."""
 
     change: ClassVar[bool] = True
     sender: str
     operator: str | None = None
+    idem: Idempotency | None = field(default=None, kw_only=True)
 
     def parse(self, reply: list[Any]) -> OpOutcome:
         state = room_from_state(self.room, reply[3], reply[4], reply[5]) if len(reply) > 3 else None
@@ -207,7 +219,8 @@ SCRIPTS: tuple[type[RoomScript[Any]], ...] = (
     RoomReplay,
     RoomSnapshot,
 )
-# Each params class's field names, for serialising without dataclasses.asdict's deep copy.
+# Each params class's fields sent as they are, for serialising without dataclasses.asdict's
+# deep copy (`idem` goes in the shape _idempotency.lua reads).
 FIELDS: dict[type[RoomScript[Any]], tuple[str, ...]] = {
-    kind: tuple(field.name for field in dataclasses.fields(kind)) for kind in SCRIPTS
+    kind: tuple(f.name for f in dataclasses.fields(kind) if f.name != "idem") for kind in SCRIPTS
 }

@@ -18,7 +18,7 @@ import websockets
 
 from roomhub.server.node import build_store
 from roomhub.server.settings import Settings
-from roomhub.server.store import RoomHistory
+from roomhub.server.store.scripts import RoomHistory
 
 from ..support import (
     APP,
