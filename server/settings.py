@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     """interface to listen on; 0.0.0.0 accepts remote clients"""
     port: Annotated[int, Field(ge=0, le=65535), Cli(metavar="PORT")] = 8765
     """TCP port; 0 = any free port, which is logged"""
+    http_host: Annotated[str | None, Cli(metavar="HOST", shown_default="the --host")] = None
+    """interface of the HTTP side (health, readiness, metrics); unset = the --host"""
+    http_port: Annotated[int, Field(ge=0, le=65535), Cli(metavar="PORT")] = 8766
+    """TCP port of the HTTP side, an operator port to keep internal; 0 = any free port"""
+    workers: Annotated[int, Field(ge=1), Cli(metavar="N")] = 1
+    """worker processes sharing the ports, each a full node; auto = one per CPU"""
     redis: Annotated[str | None, Cli(metavar="URL", shown_default="unset")] = None
     """a redis://, rediss://, unix:// or redis+cluster://H1:P1,H2:P2 URL; unset = in-memory store"""
     apps: Annotated[KeyValues, Cli(flag="--app", metavar="KEY=SECRET", shown_default="none")] = (
@@ -180,6 +186,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return list(value or [])
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> Any:
+        return (os.cpu_count() or 1) if str(value).strip().lower() == "auto" else value
 
     @field_validator("log_level", mode="before")
     @classmethod
