@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     """interface of the HTTP side (health, readiness, metrics); unset = the --host"""
     http_port: Annotated[int, Field(ge=0, le=65535), Cli(metavar="PORT")] = 8766
     """TCP port of the HTTP side, an operator port to keep internal; 0 = any free port"""
+    reuse_port: Annotated[bool, Cli(metavar="BOOL")] = False
+    """bind both ports with SO_REUSEPORT so nodes on one machine share them (--workers sets it)"""
+    metrics: Annotated[bool, Cli(metavar="BOOL")] = True
+    """count the Prometheus metrics served on the HTTP side's /metrics; false = off"""
     workers: Annotated[int, Field(ge=1), Cli(metavar="N")] = 1
     """worker processes sharing the ports, each a full node; auto = one per CPU"""
     redis: Annotated[str | None, Cli(metavar="URL", shown_default="unset")] = None
