@@ -1,4 +1,4 @@
-"""The `roomhub` command: `serve` a hub node, mint a `token`."""
+"""The `roomhub` command: `serve` a hub node, mint a `token`, `config check` or `example`."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from pydantic.fields import FieldInfo
 
 from roomhub.protocol import limits
 
-from . import __version__, logs
+from . import __version__, config, logs
 from .auth import mint_token
-from .settings import Cli, Settings
+from .settings import Cli, ConfigFileError, Settings
+
+CONFIG_ENV = "ROOMHUB_CONFIG"
 
 METAVARS: dict[Any, str] = {int: "N", float: "SECONDS"}
 SIGNS = {"ge": ">=", "gt": ">", "le": "<="}
@@ -101,7 +103,14 @@ def serve_parser(sub: Any) -> argparse.ArgumentParser:
         help="run a hub node",
         usage="%(prog)s [--FLAG VALUE]...",
         description="Run a hub node. Each setting is taken from its flag if given, else from"
-        " its ROOMHUB_* environment variable, else from its default.",
+        " its ROOMHUB_* environment variable, else from the config file, else from its default.",
+    )
+    p.add_argument(
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help=f"a TOML config file: [server] settings by name, [apps.KEY] tables (env {CONFIG_ENV})",
     )
     for flag in serve_flags():
         p.add_argument(
@@ -125,10 +134,32 @@ def _token_parser(sub: Any) -> None:
     p.add_argument("--ttl", type=float, default=24 * 3600, help="seconds until it expires")
 
 
+def _config_parser(sub: Any) -> None:
+    p = sub.add_parser("config", help="check a config file, or print an example one")
+    what = p.add_subparsers(dest="config_command", required=True)
+    check = what.add_parser(
+        "check",
+        help="validate a config file; print the settings it and the environment give",
+        description="Validate FILE and print the effective settings (FILE, then the ROOMHUB_*"
+        " variables over it, as `roomhub serve` takes them) with secrets redacted. Exit 0 if"
+        " valid, 2 if not.",
+    )
+    check.add_argument("file", metavar="FILE", nargs="?", help=f"default: ${CONFIG_ENV}")
+    what.add_parser("example", help="print a commented config file covering every setting")
+
+
+def config_file(ns: argparse.Namespace) -> str | None:
+    """The config file named by --config (or `config check FILE`), else by ROOMHUB_CONFIG."""
+    named = getattr(ns, "config_file", None) or getattr(ns, "file", None)
+    return named or os.environ.get(CONFIG_ENV) or None
+
+
 def settings_from(ns: argparse.Namespace) -> Settings:
-    """The flags given (as strings, validated as the environment is) over the environment."""
-    return Settings(
-        **{name: value for name, value in vars(ns).items() if name in Settings.model_fields}
+    """The flags given (as strings, validated as the environment is) over the environment over
+    the config file, if any."""
+    return Settings.load(
+        config_file(ns),
+        **{name: value for name, value in vars(ns).items() if name in Settings.model_fields},
     )
 
 
@@ -182,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = serve_parser(sub)
     _token_parser(sub)
+    _config_parser(sub)
     ns = parser.parse_args(argv)
+    if ns.command == "config":
+        return config_command(ns, sub.choices["config"])
     if ns.command == "token":
         refused = token_refusal(ns.user, ns.ttl)
         if refused:
@@ -199,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from(ns)
     except ValidationError as exc:
         serve.error(settings_error(exc))
+    except ConfigFileError as exc:
+        serve.error(str(exc))
     logs.configure(settings.log_level, settings.log_format, settings.apps.values())
     # One line per connection opened and closed is noise at thousands of connections.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
@@ -215,4 +251,22 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         print(f"roomhub: cannot start: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def config_command(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if ns.config_command == "example":
+        print(config.example(), end="")
+        return 0
+    check = parser._subparsers._group_actions[0].choices["check"]  # type: ignore[union-attr]
+    path = config_file(ns)
+    if path is None:
+        check.error(f"no FILE given and {CONFIG_ENV} is not set")
+    try:
+        settings = Settings.load(path)
+    except ValidationError as exc:
+        check.error(settings_error(exc))
+    except ConfigFileError as exc:
+        check.error(str(exc))
+    print(config.report(settings, path), end="")
     return 0

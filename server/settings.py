@@ -1,18 +1,33 @@
-"""The one settings object: CLI flags over ROOMHUB_* environment variables over defaults.
+"""The one settings object: CLI flags over ROOMHUB_* environment variables over a TOML config
+file over defaults.
 
 Each field is one setting: its `description` is its help text, and `roomhub serve` derives a
-flag for it (`--field-name`, or what its `Cli` marker says); see `cli.serve_flags`."""
+flag for it (`--field-name`, or what its `Cli` marker says); see `cli.serve_flags`. In the config
+file (`Settings.load`) each is a key of `[server]` by its field name, except the apps: one
+`[apps.KEY]` table each, with its `secret` and optional `rate_limit`."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
 import socket
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from roomhub.protocol import limits
 
@@ -178,7 +193,9 @@ class Settings(BaseSettings):
             try:
                 rates[key] = int(rate)
             except ValueError:
-                raise ValueError(f"the ceiling of app {key!r} must be a whole number") from None
+                rates[key] = -1
+            if rates[key] < 0:
+                raise ValueError(f"the ceiling of app {key!r} must be a whole number >= 0")
         return rates
 
     def ceiling(self, app: str) -> int:
@@ -207,3 +224,142 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.redis is None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (the init values) over the environment over the config file, if one is being
+        loaded (`load`), over the defaults."""
+        path = _config_file.get()
+        if path == "values only":
+            return (init_settings,)
+        file = (ConfigFileSource(settings_cls, path),) if path is not None else ()
+        return init_settings, env_settings, dotenv_settings, *file, file_secret_settings
+
+    @classmethod
+    def load(cls, config_file: str | os.PathLike[str] | None = None, **values: Any) -> Settings:
+        """The settings from `values` (the flags) over the environment over `config_file`.
+        Raises ConfigFileError for anything wrong in the file, ValidationError for the rest."""
+        with _reading(Path(config_file) if config_file is not None else None):
+            return cls(**values)
+
+
+# The ONE place the file of the `Settings.load` under way is kept: sources are built by class.
+# "values only": validating the file's values alone, without the environment.
+_config_file: ContextVar[Path | Literal["values only"] | None] = ContextVar(
+    "roomhub_config_file", default=None
+)
+SECTIONS = ("server", "apps")
+APP_KEYS = ("secret", "rate_limit")
+# Settings that are not [server] keys: they come from the [apps.KEY] tables.
+FROM_APP_TABLES = ("apps", "app_rate_limits")
+
+
+class ConfigFileError(Exception):
+    """The config file is missing, unreadable, not TOML, or holds an unknown key or a bad value.
+    The message names the file and the key, never a value (it may be a secret)."""
+
+
+@contextmanager
+def _reading(path: Path | Literal["values only"] | None) -> Iterator[None]:
+    token = _config_file.set(path)
+    try:
+        yield
+    finally:
+        _config_file.reset(token)
+
+
+class ConfigFileSource(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source, reading roomhub's schema: `[server]` keys are settings by
+    name, each `[apps.KEY]` table an app (into `apps` and `app_rate_limits`). The file's values
+    are validated on their own first, so a bad one is reported as the file's."""
+
+    def __init__(self, settings_cls: type[BaseSettings], toml_file: Path) -> None:
+        try:
+            with open(toml_file, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigFileError(f"config file {toml_file}: cannot read: {exc.strerror}") from None
+        self.path = toml_file
+        super().__init__(settings_cls, toml_file)
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
+        try:
+            with open(file_path, "rb") as f:
+                raw = tomllib.load(f)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise self.error(f"not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise self.error(f"cannot read: {exc.strerror}") from None
+        values = self.flatten(raw)
+        try:
+            with _reading("values only"):
+                Settings(**values)
+        except ValidationError as exc:
+            raise self.error(self.invalid(exc)) from None
+        return values
+
+    def error(self, detail: str) -> ConfigFileError:
+        return ConfigFileError(f"config file {self.path}: {detail}")
+
+    def unknown(self, key: str, known: Any) -> ConfigFileError:
+        *table, last = key.split(".")
+        near = difflib.get_close_matches(last, list(known), n=1)
+        hint = f" (did you mean {'.'.join([*table, near[0]])}?)" if near else ""
+        return self.error(f"unknown key {key}{hint}")
+
+    def flatten(self, raw: dict[str, Any]) -> dict[str, Any]:
+        for key in raw:
+            if key not in SECTIONS:
+                raise self.unknown(key, SECTIONS)
+        server, apps = raw.get("server", {}), raw.get("apps", {})
+        if not isinstance(server, dict) or not isinstance(apps, dict):
+            raise self.error("server and apps must be tables ([server], [apps.KEY])")
+        fields = [name for name in Settings.model_fields if name not in FROM_APP_TABLES]
+        for key in server:
+            if key in FROM_APP_TABLES:
+                raise self.error(f"server.{key}: apps are [apps.KEY] tables, not a server key")
+            if key not in fields:
+                raise self.unknown(f"server.{key}", fields)
+        values = dict(server)
+        secrets_, rates = {}, {}
+        for app, table in apps.items():
+            where = f"apps.{app}" if limits.APP_KEY_PATTERN.fullmatch(app) else f"apps.{app!r}"
+            if where != f"apps.{app}":
+                raise self.error(f"{where}: an app key must be 1-64 characters of [A-Za-z0-9_-]")
+            if not isinstance(table, dict):
+                raise self.error(f"{where}: must be a table with a secret")
+            for key in table:
+                if key not in APP_KEYS:
+                    raise self.unknown(f"{where}.{key}", APP_KEYS)
+            secret, rate = table.get("secret"), table.get("rate_limit")
+            if not isinstance(secret, str) or not secret:
+                raise self.error(f"{where}.secret: required, a non-empty string")
+            secrets_[app] = secret
+            if rate is not None:
+                if type(rate) is not int or rate < 0:
+                    raise self.error(f"{where}.rate_limit: must be a whole number >= 0")
+                rates[app] = rate
+        if secrets_:
+            values["apps"] = secrets_
+        if rates:
+            values["app_rate_limits"] = rates
+        return values
+
+    @staticmethod
+    def invalid(exc: ValidationError) -> str:
+        """Each error by its key in the file, without the input (pydantic's message echoes it)."""
+        parts = []
+        for err in exc.errors(include_input=False, include_url=False, include_context=False):
+            loc = [str(part) for part in err["loc"]]
+            where = "server." + ".".join(loc) if loc else "server"
+            if loc and loc[0] in FROM_APP_TABLES:
+                where = "apps"
+            parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+        return "; ".join(parts)

@@ -83,7 +83,12 @@ def serve_parser() -> argparse.ArgumentParser:
 
 
 def serve_actions() -> list[argparse.Action]:
-    return [a for a in serve_parser()._actions if not isinstance(a, argparse._HelpAction)]
+    """The setting flags: all but --help and --config (the file, not a setting)."""
+    return [
+        action
+        for action in serve_parser()._actions
+        if not isinstance(action, argparse._HelpAction) and action.dest != "config_file"
+    ]
 
 
 def values(field: str) -> tuple[list[str], Any, str, Any]:
