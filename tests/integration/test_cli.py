@@ -403,3 +403,65 @@ async def test_a_setting_that_had_no_flag_reaches_the_node_by_its_flag() -> None
             started = time.monotonic()
             code, _ = await silent.closed(timeout=8)
             assert code == 4401 and time.monotonic() - started < 5
+
+
+class ServeWithConfig(Serve):
+    """`roomhub serve --config FILE` and nothing else on the command line: the port is the
+    file's."""
+
+    def __init__(self, config_file: Path, *, port: int) -> None:
+        self.port = port
+        self.url = f"ws://127.0.0.1:{port}/ws"
+        self.proc = subprocess.Popen(
+            [*roomhub_command(), "serve", "--config", str(config_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+        )
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+
+async def test_serve_takes_its_port_and_apps_from_the_config_file(tmp_path: Path) -> None:
+    port, file_key, file_secret = (
+        free_port(),
+        "fileapp",
+        "file-secret-long-enough-for-hs256-signing",
+    )
+    config_file = tmp_path / "roomhub.toml"
+    config_file.write_text(
+        f'[server]\nport = {port}\nhttp_port = 0\nlog_format = "json"\n\n'
+        f'[apps.{file_key}]\nsecret = "{file_secret}"\nrate_limit = 50\n'
+    )
+    checked = run_cli("config", "check", str(config_file))
+    assert checked.returncode == 0, checked.stderr
+    assert f"port = {port}  # file" in checked.stdout and file_secret not in checked.stdout
+    node = ServeWithConfig(config_file, port=port)
+    try:
+        node.wait_ready()
+        minted = run_token("--key", file_key, "--secret", file_secret, "--user", "alice")
+        async with RawClient.connect(node.url) as alice:
+            assert (await auth(alice, minted, key=file_key))["user"] == "alice"
+            room = await alice.call("room.create", {"room": "from-file"})
+            assert room["owner"] == "alice"
+        # the file's app is the only one: no dev app was made, and a token of another fails
+        forged = run_token("--key", file_key, "--secret", SECRET, "--user", "eve")
+        async with RawClient.connect(node.url) as eve:
+            assert (await eve.fail("auth", {"key": file_key, "token": forged}))["code"] == 100010
+    finally:
+        code = node.stop()
+    assert code == 0, node.stderr
+    assert "no --app given" not in node.stderr, node.stderr
+    assert '"message":"shutting down"' in node.stderr, node.stderr  # the file's log format
+    assert file_secret not in node.stderr
+
+
+def test_serve_with_a_missing_config_file_is_one_usage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.toml"
+    done = run_cli("serve", env={"ROOMHUB_CONFIG": str(missing)})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("usage:"), done.stderr
+    assert f"config file {missing}: cannot read: No such file or directory" in lines[1]
+    assert "Traceback" not in done.stderr
