@@ -134,7 +134,8 @@ def _token_parser(sub: Any) -> None:
     p.add_argument("--ttl", type=float, default=24 * 3600, help="seconds until it expires")
 
 
-def _config_parser(sub: Any) -> None:
+def _config_parser(sub: Any) -> argparse.ArgumentParser:
+    """`config check` and `config example`; the check's parser (for its usage errors)."""
     p = sub.add_parser("config", help="check a config file, or print an example one")
     what = p.add_subparsers(dest="config_command", required=True)
     check = what.add_parser(
@@ -146,6 +147,7 @@ def _config_parser(sub: Any) -> None:
     )
     check.add_argument("file", metavar="FILE", nargs="?", help=f"default: ${CONFIG_ENV}")
     what.add_parser("example", help="print a commented config file covering every setting")
+    return check
 
 
 def config_file(ns: argparse.Namespace) -> str | None:
@@ -213,10 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = serve_parser(sub)
     _token_parser(sub)
-    _config_parser(sub)
+    check = _config_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "config":
-        return config_command(ns, sub.choices["config"])
+        return config_command(ns, check)
     if ns.command == "token":
         refused = token_refusal(ns.user, ns.ttl)
         if refused:
@@ -254,11 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def config_command(ns: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def config_command(ns: argparse.Namespace, check: argparse.ArgumentParser) -> int:
+    """`config example` prints the example file; `config check` validates a file and prints the
+    effective settings (exit 0), or one usage error (exit 2)."""
     if ns.config_command == "example":
         print(config.example(), end="")
         return 0
-    check = parser._subparsers._group_actions[0].choices["check"]  # type: ignore[union-attr]
     path = config_file(ns)
     if path is None:
         check.error(f"no FILE given and {CONFIG_ENV} is not set")
