@@ -241,3 +241,10 @@ def test_the_operations_example_is_config_example(capsys: pytest.CaptureFixture[
         "docs/operations.md §2.4: paste `roomhub config example` (its secret replaced by"
         " …64 hex characters…)"
     )
+
+
+def test_serve_help_names_the_config_flag_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys, "serve", "--help")
+    assert code == 0 and "--config FILE" in out and cli.CONFIG_ENV in out
+    code, out, _ = run_main(capsys, "config", "--help")
+    assert code == 0 and "check" in out and "example" in out
