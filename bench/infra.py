@@ -341,6 +341,8 @@ class HubProcess:
             "serve",
             "--port",
             str(self.port),
+            "--http-port",
+            "0",
             "--redis",
             redis_url,
             "--app",

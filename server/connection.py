@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -33,6 +33,9 @@ from .delivery import Inbox
 from .ratelimit import SlidingWindow
 from .service import Caller
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger("roomhub.hub")
 transport_log = logging.getLogger("roomhub.transport")
@@ -53,13 +56,14 @@ class Flusher:
     MAX_TURNS = 8
     MAX_DELAY = 0.02
 
-    __slots__ = ("_deadline", "_dirty", "_loop", "_turns")
+    __slots__ = ("_deadline", "_dirty", "_loop", "_turns", "metrics")
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self._dirty: list[Connection] = []
         self._turns = 0
         self._deadline = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.metrics = metrics  # counted once per flush, never per connection
 
     def mark(self, conn: Connection) -> None:
         if not self._dirty:
@@ -80,6 +84,8 @@ class Flusher:
 
     def flush(self) -> None:
         dirty, self._dirty = self._dirty, []
+        if self.metrics is not None:
+            self.metrics.socket_writes.inc(len(dirty))
         for conn in dirty:
             try:
                 conn.flush()
@@ -128,6 +134,8 @@ class Connection(Inbox):
         OPEN) and drop the connection if the client does not read it in time."""
         ws = self.ws
         log.warning("closing slow consumer %s", ws.remote_address)
+        if self._flusher.metrics is not None:
+            self._flusher.metrics.slow_consumer_drops.inc()
         ws.protocol.send_close(CloseCode.SLOW_CONSUMER, "slow consumer: send buffer full")
         ws.send_data()
         asyncio.get_running_loop().call_later(SLOW_CONSUMER_GRACE, ws.transport.abort)
@@ -149,6 +157,21 @@ class Connection(Inbox):
 
     def error(self, re: Any, error: RoomError) -> None:
         self.push(codec.encode({"re": re, "ok": False, "error": error.to_wire()}, self.encoding))
+
+
+def close_code(ws: ServerConnection) -> int | str:
+    """The close code as the node saw it: the one it sent (its own, or the echo of the
+    client's), else the one it got, else 1006 (no close frame); "none" while still open."""
+    sent = ws.protocol.close_sent
+    if sent is not None:
+        return int(sent.code)
+    return ws.close_code if ws.close_code is not None else "none"
+
+
+def send_buffers(conns: Iterable[ServerConnection]) -> tuple[int, int]:
+    """(unsent bytes of all `conns` together, of the fullest one)."""
+    sizes = [ws.transport.get_write_buffer_size() for ws in conns if ws.transport is not None]
+    return sum(sizes), max(sizes, default=0)
 
 
 def when_lost(ws: ServerConnection, callback: Callable[[], None]) -> None:

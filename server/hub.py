@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -18,7 +19,7 @@ from roomhub.protocol.errors import CloseCode, ErrorCode, RoomError
 
 from . import __version__
 from .auth import Authenticator
-from .connection import Connection, Flusher, connection_class
+from .connection import Connection, Flusher, close_code, connection_class, send_buffers
 from .delivery import ResumePlan
 from .delivery.fanout import Fanout
 from .handshake import (
@@ -29,6 +30,7 @@ from .handshake import (
     encoding_of,
     select_subprotocol,
 )
+from .metrics import UNKNOWN_OP, Metrics
 from .ratelimit import SlidingWindow
 from .service import Caller, Service
 from .settings import Settings
@@ -44,10 +46,17 @@ class Hub:
         self.settings = settings
         self.store = store
         self.service = Service(store, settings)
-        self.fanout = Fanout(store, settings.node_id, settings.pubsub_probe_interval)
+        # None with --metrics false: nothing is counted.
+        self.metrics = Metrics(self._sample) if settings.metrics else None
+        self.fanout = Fanout(
+            store, settings.node_id, settings.pubsub_probe_interval, metrics=self.metrics
+        )
         self.auth = Authenticator(settings.apps)
         self.server: Server | None = None
-        self._flusher = Flusher()
+        # The node's http.HttpSide (not imported: it imports this module), set by
+        # node.running_hub once it listens.
+        self.http: Any = None
+        self._flusher = Flusher(self.metrics)
         self._inflight: set[asyncio.Task[None]] = set()  # referenced so they are never GC'd
         self._check_request = RequestCheck(settings)
         self._per_user = OpenCounts()  # open user connections on this node, per (app, user)
@@ -72,6 +81,7 @@ class Hub:
             ping_timeout=self.settings.ping_timeout,
             server_header=f"roomhub/{__version__}",
             create_connection=connection_class(self.settings.send_buffer_limit),
+            reuse_port=self.settings.reuse_port,  # worker processes share the port
         )
         return self.server
 
@@ -79,6 +89,18 @@ class Hub:
     def port(self) -> int:
         assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
+
+    @property
+    def http_port(self) -> int:
+        """The bound port of the HTTP side (health, readiness, metrics)."""
+        assert self.http is not None
+        return int(self.http.port)
+
+    def _sample(self, metrics: Metrics) -> None:
+        """At scrape time: what is read rather than counted."""
+        total, largest = send_buffers(self.server.connections if self.server else ())
+        metrics.send_buffer_bytes.set(total)
+        metrics.send_buffer_max_bytes.set(largest)
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Stop accepting, close clients with 1001 (they reconnect elsewhere), and let the
@@ -98,16 +120,26 @@ class Hub:
         peer = address(ws)
         log.info("connection from %s opened (%s)", peer, conn.encoding.value)
         caller: Caller | None = None
+        metrics = self.metrics
+        encoding = conn.encoding.name.lower()  # msgpack or json
+        if metrics is not None:
+            metrics.connections_opened.labels(encoding).inc()
+            metrics.connections_open.labels(encoding, "unauthenticated").inc()
         try:
             try:
                 caller = await self._authenticate(conn)
             except TimeoutError:
+                if metrics is not None:
+                    metrics.auth_failures.labels("timeout").inc()
                 await conn.close(CloseCode.UNAUTHENTICATED, "auth deadline passed")
                 return
             if caller is None:
                 await conn.close(CloseCode.UNAUTHENTICATED, "not authenticated")
                 return
             conn.caller = caller
+            if metrics is not None:
+                metrics.connections_open.labels(encoding, "unauthenticated").dec()
+                metrics.connections_open.labels(encoding, _kind(caller)).inc()
             if not caller.server and self.settings.conn_rate_limit > 0:
                 conn.rate = SlidingWindow(self.settings.conn_rate_limit)
             await self._serve(conn)
@@ -117,6 +149,10 @@ class Hub:
             if caller is not None and not caller.server:
                 self.fanout.detach(caller.app, caller.user, conn)
                 self._release_user(caller)
+            if metrics is not None:
+                kind = "unauthenticated" if conn.caller is None else _kind(conn.caller)
+                metrics.connections_open.labels(encoding, kind).dec()
+                metrics.connections_closed.labels(str(close_code(ws))).inc()
             log.info(
                 "connection from %s closed (user %s, code %s)",
                 peer,
@@ -167,6 +203,8 @@ class Hub:
                     conn.error(re, exc)
                     if exc.code in (ErrorCode.MALFORMED_FRAME, ErrorCode.INVALID_PARAMETER):
                         continue  # still unauthenticated; the deadline keeps running
+                    if self.metrics is not None:
+                        self.metrics.auth_failures.labels(exc.code.reason).inc()
                     log.warning(
                         "refused auth from %s: %s (%s)",
                         address(conn.ws),
@@ -181,7 +219,7 @@ class Hub:
                         self.fanout.detach(caller.app, caller.user, conn)
                         self._release_user(caller)
                     conn.reset()
-                    conn.error(re, _internal(exc))
+                    conn.error(re, self._internal(exc))
                     continue
                 conn.reply(re, result)
                 conn.open(replay)
@@ -213,48 +251,74 @@ class Hub:
 
     async def _serve(self, conn: Connection) -> None:
         garbage = 0
+        metrics = self.metrics
+        started = 0.0
         async for data in conn.ws:
             re: Any = None
+            op = UNKNOWN_OP
+            if metrics is not None:
+                started = time.perf_counter()
             try:
                 frame = self._decode(data, conn)
                 garbage = 0
                 re = ops.reply_id(frame)
                 request = ops.parse_request(frame)
                 if request.op == "auth":
+                    op = "auth"
                     raise RoomError(ErrorCode.INVALID_PARAMETER, "already authenticated")
                 spec = ops.lookup(request.op)
+                op = spec.name
                 if spec.mutating:  # admission is decided here, before the op is queued (§8)
                     await self._admit(conn, conn.caller)
             except Exception as exc:
-                if not isinstance(exc, RoomError):
-                    conn.error(re, _internal(exc))  # e.g. Redis away during the app ceiling
-                    continue
-                conn.error(re, exc)
-                if exc.code is ErrorCode.MALFORMED_FRAME:
+                # Not a RoomError: e.g. Redis away during the app ceiling.
+                error = exc if isinstance(exc, RoomError) else self._internal(exc)
+                conn.error(re, error)
+                if metrics is not None:
+                    metrics.op_done(op, error.code, started)
+                if error.code is ErrorCode.MALFORMED_FRAME:
                     garbage += 1
                     if garbage >= GARBAGE_LIMIT:
                         await conn.close(CloseCode.GARBAGE, "too many malformed frames")
                         return
                 continue
             await conn.inflight.acquire()
-            task = asyncio.create_task(self._execute(conn, re, spec, request.args))
+            task = asyncio.create_task(self._execute(conn, re, spec, request.args, started))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
-    async def _execute(self, conn: Connection, re: Any, spec: ops.OpSpec, raw_args: Any) -> None:
+    async def _execute(
+        self, conn: Connection, re: Any, spec: ops.OpSpec, raw_args: Any, started: float
+    ) -> None:
         caller = conn.caller
         assert caller is not None
+        code: ErrorCode | None = None
         try:
             args = ops.validate_args(spec, raw_args)
             result = await self._handlers[spec.name](caller, args)
         except RoomError as exc:
             conn.error(re, exc)
+            code = exc.code
         except Exception as exc:
-            conn.error(re, _internal(exc))
+            error = self._internal(exc)
+            conn.error(re, error)
+            code = error.code
         else:
             conn.reply(re, result)
         finally:
             conn.inflight.release()
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.op_done(spec.name, code, started)
+            if code is None and spec.emits:
+                metrics.messages_published.inc()
+
+    def _internal(self, exc: Exception) -> RoomError:
+        if self.metrics is not None:
+            kind = "unavailable" if is_unavailable(exc) else "script"
+            if kind == "unavailable" or isinstance(exc, ScriptError):
+                self.metrics.redis_errors.labels(kind).inc()
+        return _internal(exc)
 
     async def _admit(self, conn: Connection, caller: Caller | None) -> None:
         """The connection's limit (in memory), then the user's and the app's, shared by all
@@ -263,6 +327,7 @@ class Hub:
         if conn.rate is not None:
             wait_ms = conn.rate.admit()
             if wait_ms:
+                self._count_limit("connection")
                 raise _rate_limited(wait_ms, "this connection")
         ceiling = self.settings.ceiling(caller.app)
         user_ceiling = 0 if caller.server else self.settings.user_rate_limit
@@ -280,8 +345,14 @@ class Hub:
             if conn.rate is not None:
                 conn.rate.refund()
             if wait_ms < 0:
+                self._count_limit("user")
                 raise _rate_limited(-wait_ms, f"user '{caller.user}' ({user_ceiling}/s)")
+            self._count_limit("app")
             raise _rate_limited(wait_ms, f"app '{caller.app}' ({ceiling}/s)")
+
+    def _count_limit(self, limit: str) -> None:
+        if self.metrics is not None:
+            self.metrics.limits[limit].inc()
 
 
 def _rate_limited(wait_ms: int, who: str) -> RoomError:
@@ -290,6 +361,10 @@ def _rate_limited(wait_ms: int, who: str) -> RoomError:
         f"rate limit of {who} reached; retry in {wait_ms} ms",
         retry_after_ms=wait_ms,
     )
+
+
+def _kind(caller: Caller) -> str:
+    return "server" if caller.server else "user"
 
 
 def _who(caller: Caller | None) -> str:

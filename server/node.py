@@ -15,6 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from .http import HttpSide, ListenError
 from .hub import Hub
 from .settings import Settings
 from .store import Store
@@ -156,11 +157,21 @@ async def running_hub(settings: Settings) -> AsyncIterator[Hub]:
         await store.close()
         raise
     hub = Hub(settings, store)
-    await hub.start()
+    http = HttpSide(hub)
+    try:
+        await hub.start()
+        await http.start()
+        hub.http = http
+    except BaseException:
+        await hub.stop()
+        await store.close()
+        raise
     try:
         yield hub
     finally:
+        http.draining = True  # /readyz: 503 while the connections drain
         await hub.stop()
+        await http.stop()
         await store.close()
 
 
@@ -171,6 +182,8 @@ class StartupError(Exception):
 def _startup_message(settings: Settings, exc: BaseException) -> str:
     if isinstance(exc, ValueError):
         return str(exc)
+    if isinstance(exc, ListenError):
+        return f"cannot listen on {exc.where}: {exc.strerror}"
     if isinstance(exc, (RedisError, RedisClusterException)) or (
         isinstance(exc, OSError) and settings.redis is not None and not _is_bind(exc)
     ):
@@ -209,6 +222,8 @@ async def serve_forever(settings: Settings, ready: asyncio.Event | None = None) 
         log.info(
             "roomhub node %s listening on ws://%s:%d/ws", settings.node_id, settings.host, hub.port
         )
+        assert hub.http is not None
+        log.info("HTTP side (health, readiness, metrics) on %s", hub.http.url)
         if ready is not None:
             ready.set()
         stop = asyncio.Event()

@@ -55,6 +55,7 @@ async def start_hub() -> AsyncIterator[HubFactory]:
         async def start(redis: str | None = None, **overrides: Any) -> Hub:
             options: dict[str, Any] = {
                 "port": 0,
+                "http_port": 0,
                 "apps": {APP: SECRET},
                 "redis": redis,
                 "rate_limit": 0,

@@ -87,6 +87,8 @@ def serve_process(redis_url: str, port: int) -> Iterator[subprocess.Popen[bytes]
             "serve",
             "--port",
             str(port),
+            "--http-port",
+            "0",
             "--redis",
             redis_url,
             "--app",

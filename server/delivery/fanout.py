@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from roomhub.protocol.errors import ErrorCode, RoomError
 
-from ..store import Store, room_channel, user_inbox
+from ..store import Store, is_unavailable, room_channel, user_inbox
 from ..tasks import Background
 from .feed import Drained, Locals, RoomFeed
 from .inbox import Inbox
@@ -31,8 +32,11 @@ class Fanout:
     """This node's side of delivery: one pub/sub subscriber, a `RoomFeed` per room followed,
     the local connections (`Locals`) they deliver to."""
 
-    def __init__(self, store: Store, node: str, probe_interval: float = 5.0) -> None:
+    def __init__(
+        self, store: Store, node: str, probe_interval: float = 5.0, metrics: Any = None
+    ) -> None:
         self.store = store
+        self.metrics = metrics  # server.metrics.Metrics, or None: nothing counted
         self.epoch = ""
         self.feeds: dict[tuple[str, str], RoomFeed] = {}
         self.local = Locals()
@@ -157,6 +161,8 @@ class Fanout:
         app = self._channels.get(channel)
         if app is None:
             return
+        if self.metrics is not None:
+            self.metrics.messages_received.inc()
         message = Message(data)
         feed = self.feeds.get((app, message.room))
         if feed is None:
@@ -169,7 +175,10 @@ class Fanout:
             self._drain(feed)
 
     def _drain(self, feed: RoomFeed) -> None:
+        before = feed.last_seq
         outcome = feed.drain(self.local)
+        if self.metrics is not None and feed.last_seq > before:
+            self.metrics.messages_delivered.inc(feed.last_seq - before)
         if outcome is _GAP:
             self._background.spawn(self._heal(feed, feed.gap_end()))
         elif outcome is _EMPTY and not self.local.has_any(feed.app, feed.members):
@@ -180,12 +189,16 @@ class Fanout:
 
         If the log no longer holds them, the feed starts over from a fresh snapshot and its
         local members are told to `resync`."""
+        if self.metrics is not None:
+            self.metrics.heals.inc()
         try:
             raws = await self.store.log_range(
                 feed.app, feed.room, feed.last_seq, None if upto is None else upto - 1
             )
         except Exception as exc:
             log.warning("room %s/%s: cannot read the log yet (%r)", feed.app, feed.room, exc)
+            if self.metrics is not None and is_unavailable(exc):
+                self.metrics.redis_errors.labels("unavailable").inc()
             await asyncio.sleep(HEAL_RETRY)
             feed.busy = False
             self._drain(feed)
@@ -202,11 +215,15 @@ class Fanout:
         self._drain(feed)
 
     def _restart(self, feed: RoomFeed) -> None:
+        if self.metrics is not None:
+            self.metrics.resyncs.inc()
         self._forget(feed)
         resync = self.local.connected(feed.app, feed.members)
         self._background.spawn(self.follow(feed.app, feed.room, resync=resync))
 
     def _on_reconnect(self) -> None:
+        if self.metrics is not None:
+            self.metrics.pubsub_reconnects.inc()
         self._background.spawn(self._recover())
 
     async def _recover(self) -> None:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
-import redis.asyncio as aioredis
-from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -18,88 +15,17 @@ from roomhub.protocol.backoff import ExponentialBackoff
 
 from ..tasks import Background
 from .keys import is_room_channel
+from .servers import Servers
 
 log = logging.getLogger("roomhub.store")
-
-
-def redis_version(text: str) -> tuple[int, ...]:
-    """The numbers of a version: "7.0.15" -> (7, 0, 15); () if there are none."""
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 # Live delivery resumes at most this long after Redis is back (ops resume at once).
 RECONNECT_BACKOFF_MAX = 0.25
 
-# Pub/sub connections: no read timeout (they wait for messages as long as none come), and
-# RESP2, where a published message is a plain reply the reader gets as it is (RESP3 turns it
-# into a push that redis-py routes through a handler first).
-_PUBSUB_OPTIONS = {"socket_timeout": None, "protocol": 2}
-
 # What a Redis (or a cluster with no master for a slot yet) that is away raises; redis-py's
 # cluster errors are not RedisErrors.
 _AWAY = (RedisError, RedisClusterException, OSError)
-
-
-class Servers(Protocol):
-    """Where pub/sub connections go: named Redis nodes, and which one owns a shard channel."""
-
-    async def refresh(self) -> None: ...
-
-    def classic_nodes(self, current: str | None) -> list[str]: ...
-
-    def owner(self, channel: bytes) -> str: ...
-
-    def connection(self, node: str) -> Any: ...
-
-
-class OneServer:
-    """A single Redis, or the embedded fakeredis: every connection goes to it."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._pool = client.connection_pool
-
-    async def refresh(self) -> None:
-        """Nothing to learn: there is one server."""
-
-    def classic_nodes(self, current: str | None) -> list[str]:
-        return ["redis"]
-
-    def owner(self, channel: bytes) -> str:
-        return "redis"
-
-    def connection(self, node: str) -> Any:
-        return self._pool.connection_class(**{**self._pool.connection_kwargs, **_PUBSUB_OPTIONS})
-
-
-class ClusterServers:
-    """A Redis Cluster, as the command client maps it (slot -> master)."""
-
-    def __init__(self, cluster: Any, startup: list[str]) -> None:
-        self._cluster = cluster
-        self._startup = startup
-
-    async def refresh(self) -> None:
-        """Re-read the slot map: a node failed, a replica took over, or a slot moved."""
-        await self._cluster.nodes_manager.initialize()
-
-    def classic_nodes(self, current: str | None) -> list[str]:
-        """Any node will do (a cluster forwards every PUBLISH to all its nodes): the current
-        one, then the startup nodes in the order given, then every other known node."""
-        known = [node.name for node in self._cluster.get_nodes()]
-        first = [current] if current else []
-        return list(dict.fromkeys([*first, *self._startup, *known]))
-
-    def owner(self, channel: bytes) -> str:
-        return str(self._cluster.nodes_manager.get_node_from_slot(key_slot(channel)).name)
-
-    def connection(self, node: str) -> Any:
-        known = self._cluster.get_node(node_name=node)
-        template = known or self._cluster.get_nodes()[0]
-        kwargs = {**template.connection_kwargs, **_PUBSUB_OPTIONS}
-        if known is None:  # no longer in the map: still reachable by its address
-            host, _, port = node.rpartition(":")
-            kwargs.update(host=host, port=int(port))
-        return template.connection_class(**kwargs)
 
 
 class _Link:
@@ -119,6 +45,7 @@ class _Link:
         self.channels: set[bytes] = set()
         self.conn: Any = None  # while connected: commands may be sent on it
         self.probe_seen = asyncio.Event()
+        self.probe_missed = False  # the last probe did not come back (readiness)
         self.closed = False
         self._sub = "SSUBSCRIBE" if sharded else "SUBSCRIBE"
         self._unsub = "SUNSUBSCRIBE" if sharded else "UNSUBSCRIBE"
@@ -237,6 +164,7 @@ class _Link:
 
     async def _serve(self, conn: Any) -> None:
         self.conn = conn
+        self.probe_missed = False  # a new connection has missed no probe yet
         self._unsubscribing.clear()
         channels = list(self.channels)
         if self._was_connected:
@@ -469,8 +397,8 @@ class Subscriber:
             try:
                 await self._publish(self.probe_channel, b"probe")
                 probed.append((classic, classic.conn))
-            except _AWAY:
-                pass  # Redis itself is away: the reader reconnects when it returns
+            except _AWAY:  # Redis itself is away: the reader reconnects when it returns
+                classic.probe_missed = True
         for link in list(self._shards.values()):
             conn = link.conn
             link.probe_seen.clear()
@@ -481,7 +409,9 @@ class Subscriber:
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())
             try:
                 await asyncio.wait_for(link.probe_seen.wait(), remaining)
+                link.probe_missed = False
             except TimeoutError:
+                link.probe_missed = True
                 if link.conn is conn:
                     log.warning(
                         "pub/sub connection stopped delivering (%s); reconnecting it", link.node
@@ -489,6 +419,15 @@ class Subscriber:
                     await conn.disconnect(nowait=True)
         if self.sharded and self._misrouted():
             self.reroute_soon()
+
+    def unready(self) -> str | None:
+        """Why pub/sub cannot deliver now (a connection down, or its last probe missed)."""
+        for link in [self._classic, *self._shards.values()]:
+            if link.conn is None or not link.conn.is_connected:
+                return f"pub/sub connection to {link.node or 'Redis'} is down"
+            if link.probe_missed:
+                return f"pub/sub connection to {link.node} missed its last probe"
+        return None
 
     async def close(self) -> None:
         links = [self._classic, *self._shards.values()]

@@ -35,7 +35,7 @@ from .keys import (
     users_key,
 )
 from .pipeline import _Pipeliner
-from .pubsub import ClusterServers, OneServer, Servers, Subscriber, redis_version
+from .pubsub import Subscriber
 from .scripts import (
     FIELDS,
     SCRIPTS,
@@ -46,6 +46,7 @@ from .scripts import (
     profile_from_record,
     room_from_state,
 )
+from .servers import ClusterServers, OneServer, Servers, redis_version
 
 log = logging.getLogger("roomhub.store")
 T = TypeVar("T")

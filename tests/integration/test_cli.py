@@ -68,7 +68,7 @@ class Serve:
         self.port = port
         self.url = f"ws://127.0.0.1:{port}/ws"
         self.proc = subprocess.Popen(
-            [*roomhub_command(), "serve", "--port", str(port), *args],
+            [*roomhub_command(), "serve", "--port", str(port), "--http-port", "0", *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=clean_env(),

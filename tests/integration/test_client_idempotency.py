@@ -22,6 +22,7 @@ FAST = Backoff(0.05, 0.2)
 def _node(redis_url: str, port: int) -> contextlib.AbstractAsyncContextManager[object]:
     settings = Settings(
         port=port,
+        http_port=0,
         apps={APP: SECRET},
         redis=redis_url,
         rate_limit=0,

@@ -36,7 +36,12 @@ FAST = (0.02, 0.3)  # backoff (base, cap) seconds: quick retries while a node is
 async def node(redis_url: str, port: int, secret: str = SECRET) -> AsyncIterator[Hub]:
     """An in-process hub node on a fixed port (so it can be restarted at the same URL)."""
     settings = Settings(
-        port=port, apps={APP: secret}, redis=redis_url, rate_limit=0, conn_rate_limit=0
+        port=port,
+        http_port=0,
+        apps={APP: secret},
+        redis=redis_url,
+        rate_limit=0,
+        conn_rate_limit=0,
     )
     async with running_hub(settings) as hub:
         yield hub

@@ -265,7 +265,7 @@ async def _cli(redis_url: str, stderr: Path) -> AsyncIterator[str]:
     with stderr.open("wb") as log:
         proc = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
             [sys.executable, "-m", "roomhub.server", "serve", "--port", str(port)]
-            + ["--redis", redis_url, "--app", f"{APP}={SECRET}"],
+            + ["--http-port", "0", "--redis", redis_url, "--app", f"{APP}={SECRET}"],
             stdout=subprocess.DEVNULL,
             stderr=log,
             env=env,
