@@ -237,10 +237,20 @@ def main(argv: list[str] | None = None) -> int:
         serve.error(settings_error(exc))
     except ConfigFileError as exc:
         serve.error(str(exc))
+    if settings.workers > 1:
+        from .workers import refusal
+
+        if refused := refusal(settings):
+            print(f"roomhub: cannot start: {refused}", file=sys.stderr)
+            return 2
     logs.configure(settings.log_level, settings.log_format, settings.apps.values())
     # One line per connection opened and closed is noise at thousands of connections.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
     settings = _announce(settings)
+    if settings.workers > 1:
+        from .workers import supervise
+
+        return supervise(settings)
     from .node import StartupError, serve_forever
 
     try:
