@@ -281,3 +281,18 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings.load(EXAMPLE_CONFIG)
     assert (settings.port, settings.http_port) == (WS_PORT, HTTP_PORT)
     assert settings.redis and settings.apps
+
+
+def test_docs_deployment_sections_name_real_flags_and_variables() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    start = text.index("\n## 12. Deployment")
+    sections = text[start:]
+    for name in ("Dockerfile", "compose.yaml", "deploy/roomhub.service", "Production checklist"):
+        assert name in sections, name
+    flags = {flag.flag for flag in cli.serve_flags()} | {"--config", "--build", "--key", "--help"}
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", sections))
+    assert named - flags <= {"--secret", "--user"}, sorted(named - flags)
+    variables = set(re.findall(r"ROOMHUB_[A-Z_]+", sections))
+    assert variables - ENV_NAMES <= {"ROOMHUB_APP_SECRET", "ROOMHUB_APP_KEY"}, sorted(
+        variables - ENV_NAMES
+    )
