@@ -55,35 +55,34 @@ class Metrics:
         def gauge(name: str, doc: str, labels: Iterable[str], mode: str) -> Gauge:
             return Gauge(name, doc, list(labels), registry=r, multiprocess_mode=mode)
 
+        def counter(name: str, doc: str, labels: Iterable[str] = ()) -> Counter:
+            return Counter(name, doc, list(labels), registry=r)
+
         self.connections_open = gauge(
             "roomhub_connections_open",
             "WebSocket connections open on this node (kind: user, server, or unauthenticated)",
             ["encoding", "kind"],
             "livesum",
         )
-        self.connections_opened = Counter(
+        self.connections_opened = counter(
             "roomhub_connections_opened",
             "WebSocket connections opened (handshake done)",
             ["encoding"],
-            registry=r,
         )
-        self.connections_closed = Counter(
+        self.connections_closed = counter(
             "roomhub_connections_closed",
             "WebSocket connections closed, by close code (the one the node sent, else 1006)",
             ["code"],
-            registry=r,
         )
-        self.auth_failures = Counter(
+        self.auth_failures = counter(
             "roomhub_auth_failures",
             "connections refused at auth, by reason (the error's reason, or timeout)",
             ["reason"],
-            registry=r,
         )
-        self.ops = Counter(
+        self.ops = counter(
             "roomhub_ops",
             "requests answered, by op and result code (ok or the error code)",
             ["op", "code"],
-            registry=r,
         )
         self.op_seconds = Histogram(
             "roomhub_op_duration_seconds",
@@ -92,58 +91,47 @@ class Metrics:
             registry=r,
             buckets=OP_BUCKETS,
         )
-        self.messages_published = Counter(
+        self.messages_published = counter(
             "roomhub_messages_published",
             "system messages published by this node's ops (successful mutating ops)",
-            registry=r,
         )
-        self.messages_received = Counter(
-            "roomhub_messages_received",
-            "system messages this node received from Redis pub/sub",
-            registry=r,
+        self.messages_received = counter(
+            "roomhub_messages_received", "system messages this node received from Redis pub/sub"
         )
-        self.messages_delivered = Counter(
+        self.messages_delivered = counter(
             "roomhub_messages_delivered",
             "system messages delivered in order to this node's connections of the room (once per"
             " message, not per connection)",
-            registry=r,
         )
-        self.socket_writes = Counter(
+        self.socket_writes = counter(
             "roomhub_socket_writes",
             "batched socket writes to clients (one per connection per flush)",
-            registry=r,
         )
-        self.slow_consumer_drops = Counter(
+        self.slow_consumer_drops = counter(
             "roomhub_slow_consumer_drops",
             "connections closed with 4008: their send buffer was full",
-            registry=r,
         )
-        self.rate_limited = Counter(
+        self.rate_limited = counter(
             "roomhub_rate_limit_rejections",
             "mutating ops refused with 100006, by limit (app, user, connection)",
             ["limit"],
-            registry=r,
         )
-        self.pubsub_reconnects = Counter(
+        self.pubsub_reconnects = counter(
             "roomhub_pubsub_reconnects",
             "pub/sub connections back after a loss (each followed by a heal from the logs)",
-            registry=r,
         )
-        self.heals = Counter(
+        self.heals = counter(
             "roomhub_heals",
             "room logs read to fill a gap in pub/sub (after a lost message or a reconnect)",
-            registry=r,
         )
-        self.resyncs = Counter(
+        self.resyncs = counter(
             "roomhub_room_resyncs",
             "rooms restarted from a snapshot because the log no longer held the gap",
-            registry=r,
         )
-        self.redis_errors = Counter(
+        self.redis_errors = counter(
             "roomhub_redis_errors",
             "Redis failures seen by ops and heals (kind: unavailable or script)",
             ["kind"],
-            registry=r,
         )
         self.send_buffer_bytes = gauge(
             "roomhub_send_buffer_bytes",

@@ -78,6 +78,9 @@ async def test_health_names_the_node_and_version_and_other_paths_are_404(
         assert (await get(f"{base(hub)}{path}")).status_code == 404, path
     async with httpx.AsyncClient() as client:
         assert (await client.post(f"{base(hub)}/healthz")).status_code == 405
+    hub.http.draining = True  # what node.running_hub sets while the node stops
+    draining = await get(f"{base(hub)}/readyz")
+    assert draining.status_code == 503 and draining.json()["failed"] == ["draining"]
 
 
 async def test_two_hubs_in_one_process_have_their_own_ports_and_registries(
