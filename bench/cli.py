@@ -21,7 +21,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from . import infra, machine, probes, report, resilience, scenarios
+from . import deploy, infra, machine, probes, report, resilience, scenarios
 from .harness import Bench
 from .plan import Plan, Progress
 from .results import to_json
@@ -36,6 +36,8 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Any]]] = {
     "nodes": scenarios.nodes,
     "resilience": resilience.run,
     "hostile": probes.hostile,
+    "workers": deploy.workers,
+    "metrics": deploy.metrics,
 }
 
 

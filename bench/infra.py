@@ -102,6 +102,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and every process below it (children, their children ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(parents.get(found[-1], []))
+    return found
+
+
+def listening_sockets(port: int) -> int:
+    """Sockets in LISTEN on this TCP port (IPv4), from /proc/net/tcp: with SO_REUSEPORT, one
+    per process sharing it."""
+    count = 0
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
+                count += 1
+    return count
+
+
 def system_busy_seconds() -> float:
     """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
     with open("/proc/stat") as f:
@@ -329,9 +359,11 @@ class HubProcess:
         name: str,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         self.port = port or free_port()
         self.name = name
+        self.workers = workers  # > 1: a supervisor of that many workers on one port
         self.log_path = Path(log_dir) / f"{name}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.args = [
@@ -363,6 +395,8 @@ class HubProcess:
             "--log-level",
             "WARNING",
         ]
+        if workers > 1:  # the ports are shared: fixed ones (a later flag wins)
+            self.args += ["--workers", str(workers), "--http-port", str(free_port())]
         self.proc = subprocess.Popen(
             self.args,
             stdout=self.log,
@@ -380,6 +414,8 @@ class HubProcess:
                     f"hub {self.name} exited ({self.proc.returncode}):\n{self.tail()}"
                 )
             try:
+                if listening_sockets(self.port) < self.workers:  # every worker listens
+                    raise OSError("not every worker listens yet")
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
                 if time.monotonic() > deadline:
@@ -408,7 +444,19 @@ class HubProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        """CPU seconds of the node (with workers: the supervisor and every worker)."""
+        if self.workers == 1:
+            return cpu_seconds(self.pid)
+        return sum(self.cpus().values())
+
+    def cpus(self) -> dict[int, float]:
+        """pid -> CPU seconds of each process: the node, or the supervisor and what it
+        started (its workers, and multiprocessing's resource tracker)."""
+        found = {}
+        for pid in tree_pids(self.pid):
+            with contextlib.suppress(OSError):
+                found[pid] = cpu_seconds(pid)
+        return found
 
     def rss(self) -> int:
         return rss_bytes(self.pid)

@@ -60,6 +60,11 @@ class Plan:
     stall_ping: float = 2.0  # ping_interval = ping_timeout of the stalled-reader hub
     resume_messages: int = 10_000  # in the room that RESUME_CLIENTS resume from seq 0
     resume_clients: int = 80
+    # deploy.py: the closed loop against 1 worker, then a supervisor of 2; metrics off/on rounds
+    workers_config: tuple[int, int] = (10, 100)
+    workers_counts: tuple[int, ...] = (1, 2)
+    metrics_configs: tuple[tuple[int, int], ...] = ((10, 100), (1, 1000))
+    metrics_rounds: int = 3
 
     @classmethod
     def quick(cls) -> Plan:
@@ -75,7 +80,8 @@ class Plan:
             stall_ops=2000, stall_warmup=100, stall_runs=((64 * 1024, 1000),),
             stall_release_wait=0.0,
             idempotency_rounds=1, flood_seconds=1.0, stall_ping=0.5, resume_messages=200,
-            resume_clients=5,
+            resume_clients=5, workers_config=(2, 10), metrics_configs=((2, 10), (1, 20)),
+            metrics_rounds=1,
         )  # fmt: skip
 
 

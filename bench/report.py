@@ -204,7 +204,7 @@ def table(report: dict[str, Any]) -> str:
     ]
     results = report["results"]
     unique: list[dict[str, Any]] = []
-    for name in ("throughput", "fanout", "nodes"):
+    for name in ("throughput", "fanout", "nodes", "workers"):
         section = results.get(name)
         if not isinstance(section, dict):
             continue
@@ -305,6 +305,32 @@ def hostile_lines(h: dict[str, Any]) -> list[str]:
             f"of +{s['message_pad_bytes']} B): dropped after {s['dropped_after_s']} s "
             f"(ping interval + timeout = {s['bound_s']} s)"
         )
+    return lines
+
+
+def workers_lines(w: dict[str, Any]) -> list[str]:
+    one, last = w["runs"][0], w["runs"][-1]
+
+    def change(key: str, ratio: str, digits: int = 0) -> str:
+        return f"{_n(one[key], digits)} -> {_n(last[key], digits)} (x{w[ratio]})"
+
+    return [
+        f"workers: {one['rooms']} x {one['members_per_room']} closed loop on one port, "
+        f"{w['workers'][0]} -> {w['workers'][-1]} workers:",
+        f"  ops/s {change('ops_per_s', 'ops_speedup')}; deliveries/s "
+        f"{change('deliveries_per_s', 'deliveries_speedup')}; hub us/delivery "
+        f"{change('hub_cpu_us_per_delivery', 'cpu_per_delivery_ratio', 2)}",
+        "  hub CPU s by process: " + " -> ".join(str(p) for p in w["hub_process_cpu_s"]),
+    ]
+
+
+def metrics_lines(m: dict[str, Any]) -> list[str]:
+    lines = ["metrics cost, hub us/delivery with metrics off -> on (alternating runs):"]
+    for c in m["configs"]:
+        off, on = c["hub_us_per_delivery_off"], c["hub_us_per_delivery_on"]
+        ratio, target = c["median_ratio"], _yes(c["within_3pct"])
+        size = f"{c['rooms']} x {c['members_per_room']}"
+        lines.append(f"  {size}: {off} -> {on}, median ratio {ratio} (<= 1.03: {target})")
     return lines
 
 
@@ -416,6 +442,8 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("resilience", "redis_restart", resilience_lines),
     ("idempotency", "runs", idempotency_lines),
     ("hostile", "ping_flood", hostile_lines),
+    ("workers", "runs", workers_lines),
+    ("metrics", "configs", metrics_lines),
 ]
 
 

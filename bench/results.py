@@ -102,6 +102,32 @@ class Idempotency:
     within_5pct: bool
 
 
+@dataclass
+class Workers:
+    workers: list[int]  # the workers of each run: 1, then 2
+    runs: list[Run]  # the same closed loop against each; hub CPU summed over the processes
+    hub_process_cpu_s: list[list[float]]  # each run: CPU seconds of each hub process, largest first
+    ops_speedup: float | None  # ops/s of the last run / the first's
+    deliveries_speedup: float | None
+    cpu_per_delivery_ratio: float | None  # hub us/delivery of the last run / the first's
+
+
+@dataclass
+class MetricsConfig:
+    rooms: int
+    members_per_room: int
+    hub_us_per_delivery_off: list[float | None]
+    hub_us_per_delivery_on: list[float | None]
+    median_ratio: float  # on / off
+    within_3pct: bool
+
+
+@dataclass
+class MetricsCost:
+    runs: list[Run]  # off and on, alternating, per configuration
+    configs: list[MetricsConfig]
+
+
 # --- ceiling, connections ---------------------------------------------------------------------
 
 

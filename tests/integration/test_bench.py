@@ -303,6 +303,24 @@ def test_quick_bench_report_has_every_figure(
     assert [f["authenticated"] for f in hostile["ping_flood"]] == [False, True]
     assert [s["members"] for s in hostile["resume_storm"]] == [False, True]
     assert len(hostile["stalled_reader"]) == 2 and "hostile clients:" in stdout
+    workers = results["workers"]
+    assert workers["workers"] == [1, 2] and len(workers["runs"]) == 2
+    for run in workers["runs"]:
+        check(run, RUN, f"workers[{run['label']}]")
+        assert f"\n{run['label']} " in stdout, run["label"]  # a row in the table
+    assert len(workers["hub_process_cpu_s"][0]) == 1  # one node
+    assert len(workers["hub_process_cpu_s"][1]) >= 3  # the supervisor and its 2 workers
+    assert isinstance(workers["ops_speedup"], NUM) and "workers: " in stdout
+    metrics = results["metrics"]
+    sizes = [tuple(size) for size in data["plan"]["metrics_configs"]]
+    assert [(c["rooms"], c["members_per_room"]) for c in metrics["configs"]] == sizes
+    assert len(metrics["runs"]) == 2 * len(sizes) * data["plan"]["metrics_rounds"]
+    for run in metrics["runs"]:
+        check(run, RUN, f"metrics[{run['label']}]")
+    for config in metrics["configs"]:
+        assert isinstance(config["median_ratio"], NUM) and isinstance(config["within_3pct"], bool)
+    assert "metrics cost, hub us/delivery" in stdout
+    assert stdout.count(", median ratio ") == 1 + len(sizes)  # idempotency's, then these
     assert throughput["sweep"][-1]["mode"] == "max"
     for run in throughput["sweep"] + results["fanout"]["runs"]:  # every run has its row
         assert f"\n{run['label']} " in stdout, run["label"]
@@ -336,7 +354,7 @@ def test_quick_bench_correctness_checks_hold(
     assert ceiling["seq_advanced_equals_admitted"] is True
     assert ceiling["messages_gapless"] is True
     assert ceiling["every_member_got_every_message"] is True
-    for section in ("throughput", "fanout", "nodes", "idempotency"):
+    for section in ("throughput", "fanout", "nodes", "idempotency", "workers", "metrics"):
         for run in results[section]["runs"] + results[section].get("sweep", []):
             assert run["ok"] > 0 and not run["errors"] and run["unanswered"] == 0, run
             assert run["missing_deliveries"] == 0 and run["incomplete_ops"] == 0, run

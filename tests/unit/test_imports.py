@@ -176,12 +176,12 @@ BENCH_LAYERS = (
     ("harness", "results"),  # the orchestrator: processes, Bench; what scenarios return
     ("measure", "verify"),  # one measured run; the resilience comparison
     ("stall",),  # part 3 of the resilience scenario
-    ("scenarios", "probes", "resilience", "replicas"),  # the scenarios
+    ("scenarios", "probes", "resilience", "replicas", "deploy"),  # the scenarios
     ("report",),
     ("cli",),  # the registry of scenarios
     ("__main__",),
 )
-SCENARIOS = {"scenarios", "probes", "resilience", "replicas", "stall"}
+SCENARIOS = {"scenarios", "probes", "resilience", "replicas", "stall", "deploy"}
 
 
 def test_the_bench_is_layered(graph: grimp.ImportGraph) -> None:
