@@ -64,7 +64,13 @@ def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handling (older versions: install_signal_handlers)."""
+    """uvicorn without its signal handling (older versions: install_signal_handlers), and
+    without its fixed pauses: its main loop wakes every 0.1 s and its shutdown sleeps 0.1 s
+    even with no connection open; the node's stops at once when told (`wake`)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.wake = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -72,6 +78,21 @@ class _Server(uvicorn.Server):
 
     def install_signal_handlers(self) -> None:
         return None
+
+    async def main_loop(self) -> None:
+        """A tick a second (the Date header's resolution), or at once when told to stop."""
+        while not await self.on_tick(0):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), 1.0)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets)  # uvicorn's: lets the requests under way finish
+            return
+        for server in self.servers:
+            server.close()
+        for server in self.servers:
+            await server.wait_closed()
 
 
 _pings: set[asyncio.Future[None]] = set()  # referenced until they end (a cancel may take a while)
@@ -183,6 +204,7 @@ class HttpSide:
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
+        self._server.wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), 5)
         except TimeoutError:
