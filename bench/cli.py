@@ -21,7 +21,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from . import deploy, infra, machine, probes, report, resilience, scenarios
+from . import chart, deploy, infra, machine, probes, report, resilience, scenarios
 from .harness import Bench
 from .plan import Plan, Progress
 from .results import to_json
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     data["floors"] = report.floors(results)
     png = out / f"roomhub-bench-{stamp}.png"
-    note = report.chart(data, png)
+    note = chart.chart(data, png)
     data["chart"] = None if note else str(png)
     data["chart_note"] = note
     path = out / f"roomhub-bench-{stamp}.json"

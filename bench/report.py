@@ -1,4 +1,5 @@
-"""What the bench hands back: the floors, the summary table, the JSON file, the chart."""
+"""What the bench hands back: the floors, the summary table, the JSON file (the chart is
+chart.py)."""
 
 from __future__ import annotations
 
@@ -309,29 +310,26 @@ def hostile_lines(h: dict[str, Any]) -> list[str]:
 
 
 def workers_lines(w: dict[str, Any]) -> list[str]:
-    one, last = w["runs"][0], w["runs"][-1]
-
-    def change(key: str, ratio: str, digits: int = 0) -> str:
-        return f"{_n(one[key], digits)} -> {_n(last[key], digits)} (x{w[ratio]})"
-
     return [
-        f"workers: {one['rooms']} x {one['members_per_room']} closed loop on one port, "
-        f"{w['workers'][0]} -> {w['workers'][-1]} workers:",
-        f"  ops/s {change('ops_per_s', 'ops_speedup')}; deliveries/s "
-        f"{change('deliveries_per_s', 'deliveries_speedup')}; hub us/delivery "
-        f"{change('hub_cpu_us_per_delivery', 'cpu_per_delivery_ratio', 2)}",
-        "  hub CPU s by process: " + " -> ".join(str(p) for p in w["hub_process_cpu_s"]),
+        f"workers, {w['workers'][0]} -> {w['workers'][-1]} on one port (the rows above): ops/s "
+        f"x{w['ops_speedup']}, deliveries/s x{w['deliveries_speedup']}, hub us/delivery "
+        f"x{w['cpu_per_delivery_ratio']}; hub CPU s by process "
+        + " -> ".join(str(p) for p in w["hub_process_cpu_s"])
     ]
 
 
 def metrics_lines(m: dict[str, Any]) -> list[str]:
-    lines = ["metrics cost, hub us/delivery with metrics off -> on (alternating runs):"]
-    for c in m["configs"]:
-        off, on = c["hub_us_per_delivery_off"], c["hub_us_per_delivery_on"]
-        ratio, target = c["median_ratio"], _yes(c["within_3pct"])
-        size = f"{c['rooms']} x {c['members_per_room']}"
-        lines.append(f"  {size}: {off} -> {on}, median ratio {ratio} (<= 1.03: {target})")
-    return lines
+    def size(c: dict[str, Any]) -> str:
+        off, on, ratio = (
+            c["hub_us_per_delivery_off"],
+            c["hub_us_per_delivery_on"],
+            c["median_ratio"],
+        )
+        where = f"{c['rooms']} x {c['members_per_room']}"
+        return f"  {where}: {off} -> {on}, median ratio {ratio} (<= 1.03: {_yes(c['within_3pct'])})"
+
+    head = "metrics cost, hub us/delivery with metrics off -> on (alternating runs):"
+    return [head, *(size(c) for c in m["configs"])]
 
 
 def _yes(value: Any) -> str:
@@ -452,63 +450,3 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
 
 def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
-
-
-def chart(report: dict[str, Any], path: Path) -> str | None:
-    """Latency percentiles against offered load (the sweep) as a PNG; returns a note instead
-    when matplotlib is missing or there is no sweep."""
-    sweep = (report["results"].get("throughput") or {}).get("sweep") or []
-    if not sweep:
-        return "no latency sweep in this run (the throughput scenario draws it)"
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return (
-            "matplotlib is not installed: no PNG chart "
-            "(pip install 'roomhub[bench]' or pip install matplotlib)"
-        )
-    xs, labels = [], []
-    for run in sweep:
-        if run["offered_ops_per_s"] is None:
-            x = run["ops_per_s"] or 0
-            labels.append(f"max\n({x:,.0f})")
-        else:
-            x = run["offered_ops_per_s"]
-            labels.append(f"{x:,.0f}\n({run['ops_per_s'] or 0:,.0f})")
-        xs.append(x)
-    positions = list(range(len(xs)))  # categories: the max point may land near a paced one
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
-    series = [
-        ("ack_latency_ms", "p50", "ack p50", "tab:blue", "--"),
-        ("ack_latency_ms", "p99", "ack p99", "tab:blue", "-"),
-        ("delivery_latency_ms", "p50", "delivery p50 (last member)", "tab:orange", "--"),
-        ("delivery_latency_ms", "p99", "delivery p99 (last member)", "tab:orange", "-"),
-    ]
-    for key, pct, label, color, style in series:
-        ys = [run[key][pct] for run in sweep]
-        ax.plot(positions, ys, style, marker="o", color=color, label=label)
-    first = sweep[0]
-    noise = sum(r.get("other_cpu_s") or 0 for r in sweep) / sum(
-        r.get("measured_wall_s") or 1 for r in sweep
-    )
-    ax.set_yscale("log")
-    ax.set_xticks(positions)
-    ax.set_xticklabels(labels)
-    ax.set_xlabel("offered member.update ops/s (achieved ops/s); max: closed loop")
-    ax.set_ylabel("latency (ms, log scale)")
-    m = report["machine"]
-    ax.set_title(
-        f"roomhub, {first['rooms']} rooms x {first['members_per_room']} members, "
-        f"1 node: latency vs offered load\n{m['cpu_model']}, {m['cores']} cores, "
-        f"{m['date'][:10]}; other programs used {noise:.2f} cores meanwhile",
-        fontsize=9,
-    )
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return None

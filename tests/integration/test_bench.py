@@ -310,7 +310,7 @@ def test_quick_bench_report_has_every_figure(
         assert f"\n{run['label']} " in stdout, run["label"]  # a row in the table
     assert len(workers["hub_process_cpu_s"][0]) == 1  # one node
     assert len(workers["hub_process_cpu_s"][1]) >= 3  # the supervisor and its 2 workers
-    assert isinstance(workers["ops_speedup"], NUM) and "workers: " in stdout
+    assert isinstance(workers["ops_speedup"], NUM) and "workers, 1 -> 2 on one port" in stdout
     metrics = results["metrics"]
     sizes = [tuple(size) for size in data["plan"]["metrics_configs"]]
     assert [(c["rooms"], c["members_per_room"]) for c in metrics["configs"]] == sizes

@@ -1,7 +1,9 @@
 """`roomhub serve --workers 2` end to end, as an operator runs it: the real CLI as a subprocess
 on a real Redis; clients on the shared port land on both workers (the node id of the auth
-reply says which), a client on each gets every message of a room, a SIGKILLed worker is
-restarted and serves again, SIGTERM drains both (clients get 1001) and everything exits 0.
+reply says which), a client on each gets every message of a room, /metrics on the shared HTTP
+port counts both workers, a SIGKILLed worker is restarted and serves again, SIGTERM drains both
+(clients get 1001), everything exits 0 and the metrics directory is gone; a worker that cannot
+start stops the supervisor (exit 2), and the refusals of the CLI.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ..support import RawClient, free_port
 from .test_cli import KEY, SECRET, Serve, auth, clean_env, roomhub_command, run_token
@@ -24,7 +28,8 @@ STARTED = re.compile(r"worker (\d+) \((\S+)\) started, pid (\d+)")
 
 
 @contextlib.contextmanager
-def supervisor(redis_url: str) -> Iterator[Serve]:
+def supervisor(redis_url: str) -> Iterator[tuple[Serve, int]]:
+    http_port = free_port()
     node = Serve(
         "--workers",
         "2",
@@ -33,7 +38,7 @@ def supervisor(redis_url: str) -> Iterator[Serve]:
         "--app",
         f"{KEY}={SECRET}",
         "--http-port",
-        str(free_port()),
+        str(http_port),
         "--rate-limit",
         "0",
         "--conn-rate-limit",
@@ -42,7 +47,7 @@ def supervisor(redis_url: str) -> Iterator[Serve]:
     )
     try:
         wait_for(node, "all 2 workers listening")
-        yield node
+        yield node, http_port
     finally:
         node.stop(grace=30)
 
@@ -58,6 +63,18 @@ def wait_for(node: Serve, text: str, count: int = 1, timeout: float = 20) -> Non
 def pids(node: Serve) -> dict[str, int]:
     """Worker node id -> pid of its latest start, from the supervisor's log lines."""
     return {m.group(2): int(m.group(3)) for m in STARTED.finditer(node.stderr)}
+
+
+async def delivered_total(http_port: int) -> float:
+    """roomhub_messages_delivered_total as /metrics on the shared HTTP port says."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        reply = await client.get(f"http://127.0.0.1:{http_port}/metrics")
+    assert reply.status_code == 200, reply.text
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            if sample.name == "roomhub_messages_delivered_total":
+                return float(sample.value)
+    raise AssertionError("no roomhub_messages_delivered_total")
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +95,7 @@ async def spread(node: Serve, user: str, want: set[str]) -> AsyncIterator[dict[s
 
 
 async def test_two_workers_share_the_port_and_each_gets_every_message(redis_url: str) -> None:
-    with supervisor(redis_url) as node:
+    with supervisor(redis_url) as (node, http_port):
         workers = set(pids(node))
         assert len(workers) == 2 and all(w.endswith(("-w1", "-w2")) for w in workers)
         backend_token = run_token("--key", KEY, "--secret", SECRET, "--user", "ops", "--server")
@@ -99,6 +116,10 @@ async def test_two_workers_share_the_port_and_each_gets_every_message(redis_url:
             for client in [*alice.values(), *bob.values()]:
                 got = await client.events_until(6, room="w", timeout=10)
                 assert [m["seq"] for m in got] == [1, 2, 3, 4, 5, 6]
+            # one /metrics for both: each worker delivered the 6 messages to its members, and
+            # whichever worker answers the scrape, it counts both workers' deliveries
+            for _ in range(6):
+                assert await delivered_total(http_port) == 12
 
             # SIGKILL one worker: its clients are cut off, the supervisor restarts it
             victim = next(w for w in workers if w.endswith("-w1"))
@@ -126,6 +147,27 @@ async def test_two_workers_share_the_port_and_each_gets_every_message(redis_url:
             assert await asyncio.to_thread(node.proc.wait, 30) == 0, node.stderr
     assert node.stderr.count("exited with code 0") == 2, node.stderr
     assert "all workers exited\n" in node.stderr
+    metrics_dir = re.search(r"metrics aggregated in (\S+)", node.stderr)
+    assert metrics_dir is not None
+    assert not await asyncio.to_thread(os.path.exists, metrics_dir.group(1))
+
+
+def serve_two(*args: str) -> subprocess.CompletedProcess[str]:
+    """`roomhub serve --workers 2 ARGS` run to its end (it is expected to stop by itself)."""
+    command = [*roomhub_command(), "serve", "--workers", "2", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env=clean_env(), check=False
+    )
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor() -> None:
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    done = serve_two(
+        "--redis", nowhere, "--port", str(free_port()), "--http-port", str(free_port())
+    )
+    assert done.returncode == 2, done.stderr
+    assert "cannot start: Redis at redis://127.0.0.1:" in done.stderr
+    assert "before it listened; stopping the others" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -136,14 +178,7 @@ async def test_two_workers_share_the_port_and_each_gets_every_message(redis_url:
     ],
 )
 def test_workers_need_redis_and_fixed_ports(args: tuple[str, ...], says: str) -> None:
-    done = subprocess.run(
-        [*roomhub_command(), "serve", "--workers", "2", "--http-port", "0", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env(),
-        check=False,
-    )
+    done = serve_two("--http-port", "0", *args)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
     assert done.stderr.startswith("roomhub: cannot start: ")

@@ -177,7 +177,7 @@ BENCH_LAYERS = (
     ("measure", "verify"),  # one measured run; the resilience comparison
     ("stall",),  # part 3 of the resilience scenario
     ("scenarios", "probes", "resilience", "replicas", "deploy"),  # the scenarios
-    ("report",),
+    ("report", "chart"),
     ("cli",),  # the registry of scenarios
     ("__main__",),
 )
