@@ -5,13 +5,16 @@ the key and the file and never a secret, and `roomhub config check` / `config ex
 from __future__ import annotations
 
 import argparse
+import builtins
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from roomhub.server import cli, config
+from roomhub.server import settings as settings_module
 from roomhub.server.settings import ConfigFileError, Settings
 
 SECRET = "SECRET-file-acme-0123456789abcdef"
@@ -141,12 +144,27 @@ def test_an_unknown_key_or_a_bad_value_is_an_error_naming_key_and_file_and_no_se
     assert SECRET not in message and "\n" not in message
 
 
+def _refusing(refused: Path) -> Any:
+    """open() as an unprivileged user sees a mode-0 file: EACCES for it, the rest as usual."""
+
+    def opener(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(file) == refused:
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    return opener
+
+
 @pytest.mark.parametrize("command", ["serve", "check"])
 @pytest.mark.parametrize(
     "problem", ["missing", "directory", "unreadable", "unknown key", "bad value", "not toml"]
 )
 def test_a_file_problem_is_one_error_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, problem: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    problem: str,
 ) -> None:
     path = tmp_path / "roomhub.toml"
     if problem == "directory":
@@ -157,8 +175,8 @@ def test_a_file_problem_is_one_error_line_and_exit_2(
             path.read_bytes()
         except PermissionError:
             pass
-        else:
-            pytest.skip("running as root: every file is readable")
+        else:  # root reads a mode-0 file: the open() the settings module calls refuses it
+            monkeypatch.setattr(settings_module, "open", _refusing(path), raising=False)
     elif problem != "missing":
         text = {"unknown key": "[server]\nprot = 1\n", "bad value": "[server]\nport = -1\n"}
         write(tmp_path, text.get(problem, f'[apps.acme]\nsecret = "{SECRET}'))
