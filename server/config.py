@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 from pathlib import Path
 from typing import Any
 
+from .logs import REDACTED, redact_url
 from .settings import FROM_APP_TABLES, ConfigFileSource, Settings
 
-REDACTED = "***"
 # What the example shows, commented out, for a setting whose default is unset or made per run.
 SAMPLES: dict[str, Any] = {
     "http_host": "127.0.0.1",
@@ -70,11 +69,6 @@ def example() -> str:
         f"rate_limit = {Settings.model_fields['rate_limit'].default}",
     ]
     return "\n".join(lines) + "\n"
-
-
-def redact_url(url: str) -> str:
-    """A URL without the credentials of its user part (`redis://user:pass@host` -> `***@`)."""
-    return re.sub(r"//[^/@]*@", f"//{REDACTED}@", url)
 
 
 def origins(settings: Settings, config_file: str | None) -> dict[str, str]:

@@ -4,6 +4,7 @@ secret in any line whatever the code that logs it passes in."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -12,6 +13,13 @@ import orjson
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "***"
+
+
+def redact_url(url: str) -> str:
+    """A URL without the credentials of its user part (`redis://user:pass@host` -> `***@`)."""
+    return re.sub(r"//[^/@]*@", f"//{REDACTED}@", url)
+
+
 # Attributes every LogRecord has; anything else on a record came from `extra={...}`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 

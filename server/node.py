@@ -17,6 +17,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from .http import HttpSide, ListenError
 from .hub import Hub
+from .logs import redact_url
 from .settings import Settings
 from .store import Store
 
@@ -188,7 +189,8 @@ def _startup_message(settings: Settings, exc: BaseException) -> str:
         isinstance(exc, OSError) and settings.redis is not None and not _is_bind(exc)
     ):
         waited = f" after waiting {settings.redis_wait:g}s" if settings.redis_wait else ""
-        return f"Redis at {_safe_url(settings.redis)} unreachable{waited}: {exc} (see --redis-wait)"
+        url = redact_url(settings.redis or "?")
+        return f"Redis at {url} unreachable{waited}: {exc} (see --redis-wait)"
     if isinstance(exc, OSError):
         return f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
     return f"{type(exc).__name__}: {exc}"
@@ -198,18 +200,6 @@ def _is_bind(exc: OSError) -> bool:
     import errno
 
     return exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
-
-
-def _safe_url(url: str | None) -> str:
-    """The URL without a password."""
-    from urllib.parse import urlsplit
-
-    if not url:
-        return "?"
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
 
 
 async def serve_forever(settings: Settings, ready: asyncio.Event | None = None) -> None:
