@@ -12,7 +12,6 @@ import random
 import re
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,21 +20,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from roomhub.server.workers import die_with_parent
+
 HOST = "127.0.0.1"  # everything the bench starts listens on loopback only
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def die_with_parent() -> None:
-    """Linux: have the kernel send SIGTERM to this (child) process when the bench process
-    dies, however it dies, so no redis-server, hub or load process outlives it."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 async def settle(

@@ -22,9 +22,9 @@ import msgpack  # type: ignore[import-untyped]
 
 from roomhub.protocol.backoff import ExponentialBackoff
 from roomhub.server.auth import mint_token
+from roomhub.server.workers import die_with_parent
 
 from . import pipe
-from .infra import die_with_parent
 from .worker_res import LoadSide
 from .wsclient import Session, WSClient, open_session
 

@@ -75,14 +75,19 @@ def worker_settings(settings: Settings, index: int) -> Settings:
 # --- a worker process -------------------------------------------------------------------------
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: SIGTERM (a drain) when the supervisor dies, however it dies; and if it is
-    already gone, exit now."""
+def die_with_parent() -> None:
+    """Linux: have the kernel send this (child) process SIGTERM when its parent dies, however
+    it dies (PR_SET_PDEATHSIG). The bench's child processes use it too."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             import ctypes
 
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM (a drain) when the supervisor dies; and if it is already gone, exit now."""
+    die_with_parent()
     if os.getppid() != parent:
         sys.exit(1)
 
