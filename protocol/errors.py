@@ -61,6 +61,24 @@ PRECEDENCE: tuple[ErrorCode, ...] = (
 )
 
 
+# The HTTP status of each error code on the server API (docs/http.md §3): the one table.
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INTERNAL: 503,  # the store was unavailable or the op failed: safe to retry
+    ErrorCode.INVALID_PARAMETER: 400,
+    ErrorCode.ROOM_EXISTS: 409,
+    ErrorCode.ROOM_NOT_FOUND: 404,
+    ErrorCode.NOT_A_MEMBER: 403,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.USER_NOT_FOUND: 404,
+    ErrorCode.NO_INVITATION: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.UNKNOWN_OP: 404,
+    ErrorCode.ROOM_FULL: 409,
+    ErrorCode.MALFORMED_FRAME: 400,
+}
+
+
 class RoomError(Exception):
     """A failure with a wire error code; the message is shown to the client."""
 

@@ -1,4 +1,5 @@
-"""The node's HTTP side, an operator port: /healthz, /readyz, /metrics.
+"""The node's HTTP side: /healthz, /readyz, /metrics for operators, and the server API
+(server/api.py) for the apps' backends.
 
 A Starlette app on uvicorn, in the hub's process and event loop (a task of the node), on a
 socket the node binds itself (honouring --reuse-port). uvicorn installs no signal handler and
@@ -19,9 +20,10 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from . import __version__
+from .api import ServerApi
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -145,10 +147,11 @@ def app(hub: Hub, side: HttpSide) -> Starlette:
             return PlainTextResponse("metrics are off on this node (--metrics false)\n", 404)
         return Response(hub.metrics.exposition(), media_type=CONTENT_TYPE)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *ServerApi(hub).routes(),
     ]
     return Starlette(routes=routes)
 

@@ -219,7 +219,7 @@ class Hub:
                         self.fanout.detach(caller.app, caller.user, conn)
                         self._release_user(caller)
                     conn.reset()
-                    conn.error(re, self._internal(exc))
+                    conn.error(re, self.internal(exc))
                     continue
                 conn.reply(re, result)
                 conn.open(replay)
@@ -269,10 +269,11 @@ class Hub:
                 spec = ops.lookup(request.op)
                 op = spec.name
                 if spec.mutating:  # admission is decided here, before the op is queued (§8)
-                    await self._admit(conn, conn.caller)
+                    assert conn.caller is not None
+                    await self.admit(conn.caller, conn.rate)
             except Exception as exc:
                 # Not a RoomError: e.g. Redis away during the app ceiling.
-                error = exc if isinstance(exc, RoomError) else self._internal(exc)
+                error = exc if isinstance(exc, RoomError) else self.internal(exc)
                 conn.error(re, error)
                 if metrics is not None:
                     metrics.op_done(op, error.code, started)
@@ -292,40 +293,52 @@ class Hub:
     ) -> None:
         caller = conn.caller
         assert caller is not None
-        code: ErrorCode | None = None
         try:
-            args = ops.validate_args(spec, raw_args)
-            result = await self._handlers[spec.name](caller, args)
+            result = await self.call(caller, spec, raw_args, started)
         except RoomError as exc:
             conn.error(re, exc)
-            code = exc.code
-        except Exception as exc:
-            error = self._internal(exc)
-            conn.error(re, error)
-            code = error.code
         else:
             conn.reply(re, result)
         finally:
             conn.inflight.release()
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.op_done(spec.name, code, started)
-            if code is None and spec.emits:
-                metrics.messages_published.inc()
 
-    def _internal(self, exc: Exception) -> RoomError:
+    async def call(
+        self, caller: Caller, spec: ops.OpSpec, raw_args: Any, started: float
+    ) -> dict[str, Any]:
+        """Validate and run one admitted op, counted: the one way in for both doors (the
+        WebSocket and the HTTP API). Every failure comes out as a RoomError."""
+        code: ErrorCode | None = None
+        try:
+            args = ops.validate_args(spec, raw_args)
+            return await self._handlers[spec.name](caller, args)
+        except RoomError as exc:
+            code = exc.code
+            raise
+        except Exception as exc:
+            error = self.internal(exc)
+            code = error.code
+            raise error from None
+        finally:
+            metrics = self.metrics
+            if metrics is not None:
+                metrics.op_done(spec.name, code, started)
+                if code is None and spec.emits:
+                    metrics.messages_published.inc()
+
+    def internal(self, exc: Exception) -> RoomError:
+        """The 100001 a client gets for `exc`, counted and logged (see _internal)."""
         if self.metrics is not None:
             kind = "unavailable" if is_unavailable(exc) else "script"
             if kind == "unavailable" or isinstance(exc, ScriptError):
                 self.metrics.redis_errors.labels(kind).inc()
         return _internal(exc)
 
-    async def _admit(self, conn: Connection, caller: Caller | None) -> None:
-        """The connection's limit (in memory), then the user's and the app's, shared by all
-        nodes through Redis (§8); a limit of 0 is off. Server tokens have only the app's."""
-        assert caller is not None
-        if conn.rate is not None:
-            wait_ms = conn.rate.admit()
+    async def admit(self, caller: Caller, rate: SlidingWindow | None = None) -> None:
+        """Admit one mutating op, or raise 100009: the connection's limit (`rate`, in memory),
+        then the user's and the app's, shared by all nodes and both doors through Redis (§8);
+        a limit of 0 is off. Server tokens have only the app's."""
+        if rate is not None:
+            wait_ms = rate.admit()
             if wait_ms:
                 self._count_limit("connection")
                 raise _rate_limited(wait_ms, "this connection")
@@ -338,12 +351,12 @@ class Hub:
                 caller.app, ceiling, self.settings.node_id, caller.user, user_ceiling
             )
         except BaseException:
-            if conn.rate is not None:
-                conn.rate.refund()
+            if rate is not None:
+                rate.refund()
             raise
         if wait_ms:
-            if conn.rate is not None:
-                conn.rate.refund()
+            if rate is not None:
+                rate.refund()
             if wait_ms < 0:
                 self._count_limit("user")
                 raise _rate_limited(-wait_ms, f"user '{caller.user}' ({user_ceiling}/s)")

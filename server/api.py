@@ -1,0 +1,182 @@
+"""The server API (docs/http.md): `POST /api/v1/{op}` for every op of the table but auth.
+
+A route per op is generated from `ops.OPS`; each authenticates the request with the same app
+keys and tokens as the WebSocket, admits it through the same rate limits (the app's ceiling
+is shared by both doors and every node) and runs it through `Hub.call`, the WebSocket's own
+way in. Replies carry exactly the WebSocket's result or error object, under an HTTP status
+from the one table, protocol/errors.py HTTP_STATUS.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from roomhub.protocol import ops
+from roomhub.protocol.errors import HTTP_STATUS, ErrorCode, RoomError, invalid
+
+from . import __version__, openapi
+from .openapi import PREFIX, TOO_LARGE, op_path
+from .service import Caller
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+JSON = "application/json"
+IDEMPOTENCY_HEADER = "idempotency-key"
+KEY_HEADER = "x-roomhub-key"
+# The interactive page's assets: Swagger UI from a CDN, pinned.
+SWAGGER = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14"
+DOCS_CSP = (
+    f"default-src 'none'; script-src 'self' {SWAGGER}; style-src {SWAGGER}; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class TooLarge(RoomError):
+    """A request body over max_frame_bytes: 413, with the error of a too-large frame."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(ErrorCode.MALFORMED_FRAME, f"the request body exceeds {limit} bytes")
+
+
+def error_response(error: RoomError) -> Response:
+    """The WebSocket's error object under its HTTP status (Retry-After for 100009)."""
+    status = TOO_LARGE if isinstance(error, TooLarge) else HTTP_STATUS[error.code]
+    headers: dict[str, str] = {}
+    if error.retry_after_ms is not None:
+        headers["retry-after"] = str(max(1, math.ceil(error.retry_after_ms / 1000)))
+    if error.code is ErrorCode.UNAUTHENTICATED:
+        headers["www-authenticate"] = 'Bearer realm="roomhub"'
+    return Response(orjson.dumps({"error": error.to_wire()}), status, headers, JSON)
+
+
+def _result_response(result: dict[str, Any]) -> Response:
+    return Response(orjson.dumps({"result": result}), 200, media_type=JSON)
+
+
+class ServerApi:
+    """The routes of the server API of one hub node."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.max_bytes = hub.settings.max_frame_bytes
+        self._openapi = orjson.dumps(openapi.document(__version__))
+
+    def routes(self) -> list[BaseRoute]:
+        routes: list[BaseRoute] = [
+            Route(op_path(spec.name), self._endpoint(spec), methods=["POST"])
+            for spec in openapi.served_ops()
+        ]
+        routes += [
+            Route(f"{PREFIX}/openapi.json", self.openapi_json, methods=["GET"]),
+            Route(f"{PREFIX}/docs", self.docs, methods=["GET"]),
+            Route(f"{PREFIX}/docs.js", self.docs_js, methods=["GET"]),
+            Route(f"{PREFIX}/{{op:path}}", self.unknown, methods=["POST"]),
+        ]
+        return routes
+
+    def _endpoint(self, spec: ops.OpSpec) -> Callable[[Request], Awaitable[Response]]:
+        hub = self.hub
+
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                raw = await self._args(request, spec)  # 100013 outranks 100010 (§7)
+                caller = self._caller(request)
+                if spec.mutating:
+                    await hub.admit(caller)
+            except RoomError as exc:
+                self._count(spec.name, exc.code, started)
+                return error_response(exc)
+            except Exception as exc:  # e.g. Redis away during the app ceiling
+                error = hub.internal(exc)
+                self._count(spec.name, error.code, started)
+                return error_response(error)
+            try:
+                result = await hub.call(caller, spec, raw, started)  # counted by the hub
+            except RoomError as exc:
+                return error_response(exc)
+            return _result_response(result)
+
+        endpoint.__name__ = spec.name
+        return endpoint
+
+    def _count(self, op: str, code: ErrorCode, started: float) -> None:
+        if self.hub.metrics is not None:
+            self.hub.metrics.op_done(op, code, started)
+
+    def _caller(self, request: Request) -> Caller:
+        key = request.headers.get(KEY_HEADER)
+        authorization = request.headers.get("authorization")
+        if not key or not authorization:
+            raise RoomError(
+                ErrorCode.UNAUTHENTICATED,
+                "requests need the app key in X-Roomhub-Key and 'Authorization: Bearer <token>'",
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise RoomError(ErrorCode.UNAUTHENTICATED, "Authorization must be 'Bearer <token>'")
+        return self.hub.auth.verify(key, token.strip())
+
+    async def _args(self, request: Request, spec: ops.OpSpec) -> Any:
+        """The op's args from the JSON body (empty: none), at most max_frame_bytes like a
+        WebSocket frame, and the Idempotency-Key header."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise TooLarge(self.max_bytes)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_bytes:
+                raise TooLarge(self.max_bytes)
+        args: Any = {}
+        if body.strip():
+            try:
+                args = orjson.loads(body)  # a body that is no map: 100002 from validate_args
+            except orjson.JSONDecodeError as exc:
+                raise RoomError(ErrorCode.MALFORMED_FRAME, f"the body is not JSON: {exc}") from None
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and isinstance(args, dict):
+            given = args.get("idempotency_key")
+            if given is not None and given != key:
+                raise invalid(
+                    "idempotency_key", "the Idempotency-Key header and the body's key differ"
+                )
+            args = {**args, "idempotency_key": key}
+        return args
+
+    async def unknown(self, request: Request) -> Response:
+        op = request.path_params["op"]
+        if op == "auth":
+            message = "auth is the WebSocket's handshake: send the token in Authorization"
+        else:
+            message = f"unknown op '{op}'"
+        return error_response(RoomError(ErrorCode.UNKNOWN_OP, message))
+
+    async def openapi_json(self, _: Request) -> Response:
+        return Response(self._openapi, media_type=JSON)
+
+    async def docs(self, _: Request) -> Response:
+        page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>roomhub server API</title>
+<link rel="stylesheet" href="{SWAGGER}/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="{SWAGGER}/swagger-ui-bundle.js"></script>
+<script src="{PREFIX}/docs.js"></script></body></html>
+"""
+        return HTMLResponse(page, headers={"content-security-policy": DOCS_CSP})
+
+    async def docs_js(self, _: Request) -> Response:
+        script = (
+            f'window.ui = SwaggerUIBundle({{url: "{PREFIX}/openapi.json", '
+            'dom_id: "#swagger-ui", deepLinking: true, persistAuthorization: false});\n'
+        )
+        return Response(script, media_type="text/javascript")

@@ -1,0 +1,167 @@
+"""The server API's OpenAPI 3.1 document, derived from the op table and its pydantic models.
+
+Pure: built once per node from `ops.OPS`, so a new op is documented the moment it is a row of
+the table. Served at /api/v1/openapi.json; the interactive page (/api/v1/docs) reads it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from roomhub.protocol import models, ops
+from roomhub.protocol.errors import HTTP_STATUS, ErrorCode
+
+PREFIX = "/api/v1"
+SCHEMAS = "#/components/schemas/{model}"
+ERROR_SCHEMA = "ErrorReply"
+# Statuses that come from the HTTP layer rather than from an error code of the table.
+TOO_LARGE = 413
+
+
+def op_path(name: str) -> str:
+    return f"{PREFIX}/{name}"
+
+
+def served_ops() -> list[ops.OpSpec]:
+    """Every op of the table but auth, whose token travels in the Authorization header."""
+    return [spec for spec in ops.OPS.values() if spec.name != "auth"]
+
+
+def _error_statuses() -> dict[int, list[ErrorCode]]:
+    by_status: dict[int, list[ErrorCode]] = {}
+    for code, status in HTTP_STATUS.items():
+        by_status.setdefault(status, []).append(code)
+    return dict(sorted(by_status.items()))
+
+
+def _error_components() -> dict[str, Any]:
+    error = {
+        "type": "object",
+        "description": "The WebSocket's error object (docs/protocol.md §7).",
+        "required": ["code", "reason", "message"],
+        "properties": {
+            "code": {"type": "integer", "enum": [int(code) for code in ErrorCode]},
+            "reason": {"type": "string", "enum": [code.reason for code in ErrorCode]},
+            "message": {"type": "string"},
+            "field": {"type": "string", "description": "The argument at fault (100002)."},
+            "retry_after_ms": {"type": "integer", "minimum": 0},
+        },
+        "additionalProperties": False,
+    }
+    return {
+        "Error": error,
+        ERROR_SCHEMA: {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"$ref": SCHEMAS.format(model="Error")}},
+            "additionalProperties": False,
+        },
+    }
+
+
+def _responses(spec: ops.OpSpec) -> dict[str, Any]:
+    result: dict[str, Any] = {"$ref": SCHEMAS.format(model=spec.result.__name__)}
+    if spec.mutating:  # reply "ack" answers an Ack instead
+        result = {"anyOf": [result, {"$ref": SCHEMAS.format(model="Ack")}]}
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "The op's result, exactly the WebSocket's.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["result"],
+                        "properties": {"result": result},
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        }
+    }
+    error_content = {"application/json": {"schema": {"$ref": SCHEMAS.format(model=ERROR_SCHEMA)}}}
+    statuses = _error_statuses()
+    statuses.setdefault(TOO_LARGE, [])
+    for status, codes in sorted(statuses.items()):
+        listed = ", ".join(f"{int(c)} {c.reason}" for c in codes) or "the body is too large"
+        entry: dict[str, Any] = {"description": listed, "content": error_content}
+        if status == HTTP_STATUS[ErrorCode.RATE_LIMITED]:
+            entry["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds until a retry may be admitted.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
+        responses[str(status)] = entry
+    return responses
+
+
+def _operation(spec: ops.OpSpec) -> dict[str, Any]:
+    doc = inspect.cleandoc(vars(spec.args).get("__doc__") or "")  # its own, not BaseModel's
+    parameters = []
+    if spec.mutating:
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "The op's idempotency_key: a retry with it is applied once.",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+            }
+        )
+    operation: dict[str, Any] = {
+        "operationId": spec.name,
+        "summary": spec.name + (" (server tokens only)" if spec.server_only else ""),
+        "description": (
+            f"`{spec.name}` of docs/protocol.md §5, with the same arguments and result. {doc}"
+        ).strip(),
+        "tags": [spec.name.split(".")[0]],
+        "requestBody": {
+            "required": False,
+            "description": "The op's args (none: `{}` or an empty body).",
+            "content": {
+                "application/json": {"schema": {"$ref": SCHEMAS.format(model=spec.args.__name__)}}
+            },
+        },
+        "responses": _responses(spec),
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def document(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the server API."""
+    served = served_ops()
+    used: list[type[BaseModel]] = [models.Ack]
+    for spec in served:
+        used += [spec.args, spec.result]
+    unique = list(dict.fromkeys(used))
+    modes = [(m, "validation") for m in unique if m in {s.args for s in served}]
+    modes += [(m, "serialization") for m in unique if (m, "validation") not in modes]
+    _, defs = models_json_schema(modes, ref_template=SCHEMAS)
+    schemas = {**defs.get("$defs", {}), **_error_components()}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "roomhub server API",
+            "version": version,
+            "description": (
+                "Every op of the roomhub protocol over HTTP: `POST /api/v1/{op}` with the op's "
+                "args as JSON. Authenticate with the app key in `X-Roomhub-Key` and a token "
+                "(a user's, or a server token) in `Authorization: Bearer`. See docs/http.md."
+            ),
+        },
+        "paths": {op_path(spec.name): {"post": _operation(spec)} for spec in served},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "appKey": {"type": "apiKey", "in": "header", "name": "X-Roomhub-Key"},
+            },
+        },
+        "security": [{"token": [], "appKey": []}],
+    }
