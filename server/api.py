@@ -35,7 +35,7 @@ KEY_HEADER = "x-roomhub-key"
 # The interactive page's assets: Swagger UI from a CDN, pinned.
 SWAGGER = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14"
 DOCS_CSP = (
-    f"default-src 'none'; script-src 'self' {SWAGGER}; style-src {SWAGGER}; "
+    f"default-src 'none'; script-src 'self' {SWAGGER}; style-src {SWAGGER} 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
