@@ -19,7 +19,7 @@ from roomhub.protocol import limits
 
 from . import __version__, config, logs
 from .auth import mint_token
-from .settings import Cli, ConfigFileError, Settings
+from .settings import Cli, ConfigFileError, NoFlag, Settings
 
 CONFIG_ENV = "ROOMHUB_CONFIG"
 
@@ -93,8 +93,12 @@ def _flag(name: str, info: FieldInfo) -> Flag:
 
 
 def serve_flags() -> list[Flag]:
-    """A flag for every setting, in the order `Settings` declares them."""
-    return [_flag(name, info) for name, info in Settings.model_fields.items()]
+    """A flag for every setting but the `NoFlag` ones, in the order `Settings` declares them."""
+    return [
+        _flag(name, info)
+        for name, info in Settings.model_fields.items()
+        if not any(isinstance(m, NoFlag) for m in info.metadata)
+    ]
 
 
 def serve_parser(sub: Any) -> argparse.ArgumentParser:
@@ -243,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         if refused := refusal(settings):
             print(f"roomhub: cannot start: {refused}", file=sys.stderr)
             return 2
-    logs.configure(settings.log_level, settings.log_format, settings.apps.values())
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
     # One line per connection opened and closed is noise at thousands of connections.
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
     settings = _announce(settings)

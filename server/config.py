@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from .credentials import VENDORS
 from .logs import REDACTED, redact_url
 from .settings import FROM_APP_TABLES, ConfigFileSource, Settings
 
@@ -27,6 +28,26 @@ HEADER = """\
 # http_port; --allowed-origin is allowed_origins); apps are [apps.KEY] tables. An unknown key
 # is an error. `roomhub config check FILE` validates a file and prints what it gives.
 """
+
+
+# The vendor tables (docs/dialects.md), commented out: each is optional, and a dialect serves
+# only the apps that have its table. Indented, so that they are not taken for [apps.acme] keys.
+VENDOR_EXAMPLE = [
+    "",
+    "# optional: the vendors' credentials, for their HTTP dialects (docs/dialects.md); a dialect",
+    "# serves only the apps with its table. Secrets: keep them out of version control too.",
+    "# [apps.acme.imkit]",
+    '#   api_key = "…"                  # IM-API-KEY; IM-CLIENT-KEY is the app key "acme"',
+    "# [apps.acme.tencent]",
+    "#   sdkappid = 1400000001          # integer, unique across apps",
+    '#   secret_key = "…"               # the key UserSigs are signed with',
+    '#   admins = ["administrator"]     # identifiers allowed to call',
+    "# [apps.acme.netease]",
+    '#   app_key = "…"                  # the AppKey header (unique across apps)',
+    '#   app_secret = "…"',
+]
+# A vendor table's secrets, shown as *** by `config check`.
+VENDOR_SECRETS = {"api_key", "secret_key", "app_secret"}
 
 
 def toml_value(value: Any) -> str:
@@ -67,6 +88,7 @@ def example() -> str:
         f"secret = {toml_value(secrets.token_hex(32))}",
         "# optional: mutating ops per second for this app, overriding server.rate_limit; 0 = off",
         f"rate_limit = {Settings.model_fields['rate_limit'].default}",
+        *VENDOR_EXAMPLE,
     ]
     return "\n".join(lines) + "\n"
 
@@ -113,6 +135,15 @@ def report(settings: Settings, config_file: str | None) -> str:
         rate = settings.app_rate_limits.get(app)
         if rate is not None:
             lines.append(f"rate_limit = {rate}  # {where['app_rate_limits']}")
+        creds = settings.dialects.get(app)
+        for vendor in VENDORS if creds is not None else ():
+            table = getattr(creds, vendor)
+            if table is None:
+                continue
+            lines.append(f"[apps.{app}.{vendor}]")
+            for key, value in table.model_dump().items():
+                shown = REDACTED if key in VENDOR_SECRETS else value
+                lines.append(f"{key} = {toml_value(shown)}  # {where['dialects']}")
     orphans = sorted(set(settings.app_rate_limits) - set(settings.apps))
     if orphans:
         lines += ["", "# rate limits for keys that are no app: " + ", ".join(orphans)]

@@ -4,7 +4,8 @@ file over defaults.
 Each field is one setting: its `description` is its help text, and `roomhub serve` derives a
 flag for it (`--field-name`, or what its `Cli` marker says); see `cli.serve_flags`. In the config
 file (`Settings.load`) each is a key of `[server]` by its field name, except the apps: one
-`[apps.KEY]` table each, with its `secret` and optional `rate_limit`."""
+`[apps.KEY]` table each, with its `secret`, optional `rate_limit` and optional vendor tables
+(`[apps.KEY.imkit]`, `.tencent`, `.netease`: server/credentials.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -30,6 +31,8 @@ from pydantic_settings import (
 )
 
 from roomhub.protocol import limits
+
+from .credentials import MODELS, VENDORS, AppDialects, duplicates, secrets_of
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -43,6 +46,14 @@ class Cli:
     flag: str | None = None
     metavar: str | None = None
     shown_default: str | None = None
+
+
+@dataclass(frozen=True)
+class NoFlag:
+    """A setting with no `roomhub serve` flag, only its config-file tables and its ROOMHUB_*
+    variable (JSON); `cli.serve_flags` skips it. `why` says why, for the docs."""
+
+    why: str
 
 
 def parse_apps(value: Any) -> dict[str, str]:
@@ -120,6 +131,14 @@ class Settings(BaseSettings):
         Cli(flag="--app-rate-limit", metavar="KEY=N", shown_default="none"),
     ] = Field(default_factory=dict)
     """ceiling for one app, overriding --rate-limit; KEY=0 = off for that app"""
+    dialects: Annotated[
+        dict[str, AppDialects],
+        NoFlag(
+            "nested tables of secrets: a flag would put them in argv, which every local user"
+            " can read (/proc/PID/cmdline), and KEY=VALUE cannot spell them"
+        ),
+    ] = Field(default_factory=dict)
+    """each app's vendor credentials ([apps.KEY.imkit|tencent|netease]; env: JSON by app key)"""
     conn_rate_limit: Off = 50
     """mutating ops per second per user connection; 0 = off"""
     max_frame_bytes: Annotated[int, Field(ge=1024)] = limits.DEFAULT_MAX_FRAME_BYTES
@@ -201,6 +220,28 @@ class Settings(BaseSettings):
     def ceiling(self, app: str) -> int:
         return self.app_rate_limits.get(app, self.rate_limit)
 
+    @field_validator("dialects", mode="after")
+    @classmethod
+    def _dialects(cls, value: dict[str, AppDialects]) -> dict[str, AppDialects]:
+        if (problem := duplicates(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _dialects_of_apps(self) -> Settings:
+        strays = sorted(set(self.dialects) - set(self.apps))
+        if strays:
+            raise ValueError(
+                f"vendor credentials for {', '.join(map(repr, strays))}, which is not an app"
+                " (an --app or ROOMHUB_APPS replaces every app of the config file, not its"
+                " vendor tables: give ROOMHUB_DIALECTS too)"
+            )
+        return self
+
+    def secrets(self) -> list[str]:
+        """Every secret of the settings (apps' and vendors'), for the logs' redaction."""
+        return [*self.apps.values(), *secrets_of(self.dialects)]
+
     @field_validator("allowed_origins", mode="before")
     @classmethod
     def _origins(cls, value: Any) -> list[str]:
@@ -256,9 +297,9 @@ _config_file: ContextVar[Path | Literal["values only"] | None] = ContextVar(
     "roomhub_config_file", default=None
 )
 SECTIONS = ("server", "apps")
-APP_KEYS = ("secret", "rate_limit")
+APP_KEYS = ("secret", "rate_limit", *VENDORS)
 # Settings that are not [server] keys: they come from the [apps.KEY] tables.
-FROM_APP_TABLES = ("apps", "app_rate_limits")
+FROM_APP_TABLES = ("apps", "app_rate_limits", "dialects")
 
 
 class ConfigFileError(Exception):
@@ -328,7 +369,7 @@ class ConfigFileSource(TomlConfigSettingsSource):
             if key not in fields:
                 raise self.unknown(f"server.{key}", fields)
         values = dict(server)
-        secrets_, rates = {}, {}
+        secrets_, rates, dialects = {}, {}, {}
         for app, table in apps.items():
             where = f"apps.{app}" if limits.APP_KEY_PATTERN.fullmatch(app) else f"apps.{app!r}"
             if where != f"apps.{app}":
@@ -346,10 +387,22 @@ class ConfigFileSource(TomlConfigSettingsSource):
                 if type(rate) is not int or rate < 0:
                     raise self.error(f"{where}.rate_limit: must be a whole number >= 0")
                 rates[app] = rate
+            vendors = {vendor: table[vendor] for vendor in VENDORS if vendor in table}
+            for vendor, creds in vendors.items():
+                if not isinstance(creds, dict):
+                    raise self.error(f"{where}.{vendor}: must be a table ([{where}.{vendor}])")
+                fields = list(MODELS[vendor].model_fields)
+                for key in creds:
+                    if key not in fields:
+                        raise self.unknown(f"{where}.{vendor}.{key}", fields)
+            if vendors:
+                dialects[app] = vendors
         if secrets_:
             values["apps"] = secrets_
         if rates:
             values["app_rate_limits"] = rates
+        if dialects:
+            values["dialects"] = dialects
         return values
 
     @staticmethod
@@ -359,7 +412,13 @@ class ConfigFileSource(TomlConfigSettingsSource):
         for err in exc.errors(include_input=False, include_url=False, include_context=False):
             loc = [str(part) for part in err["loc"]]
             where = "server." + ".".join(loc) if loc else "server"
-            if loc and loc[0] in FROM_APP_TABLES:
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if loc[:1] == ["dialects"]:  # dialects.APP.VENDOR.KEY is apps.APP.VENDOR.KEY
+                if len(loc) == 1:  # a check across apps: its message names the keys
+                    parts.append(message)
+                    continue
+                where = ".".join(["apps", *loc[1:]])
+            elif loc and loc[0] in FROM_APP_TABLES:
                 where = "apps"
-            parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+            parts.append(f"{where}: {message}")
         return "; ".join(parts)

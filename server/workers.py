@@ -101,7 +101,7 @@ def worker_main(settings: Settings, ready: Connection, parent: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards a Ctrl-C
     _die_with_parent(parent)
-    logs.configure(settings.log_level, settings.log_format, settings.apps.values())
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
 
     async def node() -> None:

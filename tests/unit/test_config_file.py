@@ -223,7 +223,7 @@ def test_config_example_covers_every_setting_and_check_accepts_it(
     assert code == 0
     server = text[text.index("\n[server]") : text.index("\n[apps.acme]")]
     named = set(re.findall(r"^(?:# )?(\w+) = ", server, re.MULTILINE))
-    assert named == set(Settings.model_fields) - {"apps", "app_rate_limits"}
+    assert named == set(Settings.model_fields) - {"apps", "app_rate_limits", "dialects"}
     path = write(tmp_path, text)
     code, out, err = run_main(capsys, "config", "check", str(path))
     assert code == 0, err
