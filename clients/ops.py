@@ -1,4 +1,4 @@
-"""The 12 ops of docs/protocol.md §5 as RoomClient methods: arguments in, typed results out.
+"""The ops of docs/protocol.md §5 as RoomClient methods: arguments in, typed results out.
 
 Each method only shapes arguments (None is "not given") and picks the result model; sending,
 idempotency keys and retries are `Session._call`'s.
@@ -283,6 +283,14 @@ class RoomOps(Session):
         "leave",
         "room.leave",
         "Leave a room (any member but the owner); the server replies `{}`.",
+        empty=True,
+    )
+
+    dismiss_room: _OneRoomOp[None] = _one_room_op(
+        "dismiss_room",
+        "room.dismiss",
+        "Dismiss a room (its owner, or a server token): every member gets `dismissRoom`, then "
+        "the room is gone (100004 from then on); the server replies `{}`.",
         empty=True,
     )
 

@@ -23,6 +23,8 @@ MAX_RESUME_ROOMS = 1024
 MAX_RESUME_BYTES = 48 * 1024
 # System messages after which the user is no longer in the room (when they name the user).
 GONE = frozenset({"removeMember", "leaveRoom", "declineInvitation"})
+# System messages after which the room is gone for everybody (whoever they name).
+ENDS = frozenset({"dismissRoom"})
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class ResumeState:
             del seqs[room]  # re-inserted last: the dict is ordered by recent activity
         seqs[room] = message.seq
         self.floors.pop(room, None)
-        if message.type in GONE and self.user in message.targets:
+        if (message.type in GONE and self.user in message.targets) or message.type in ENDS:
             self.forget(room)  # not ours any more: nothing to resume
         return True
 

@@ -295,6 +295,7 @@ DeclineKind = Literal["declineInvitation"]
 UpdateMemberKind = Literal["assignAdmin", "revokeAdmin", "setRole", "updateMember"]
 RemoveMemberKind = Literal["removeMember"]
 LeaveKind = Literal["leaveRoom"]
+DismissRoomKind = Literal["dismissRoom"]
 SystemMessageType = Literal[
     CreateRoomKind,
     AddMembersKind,
@@ -303,6 +304,7 @@ SystemMessageType = Literal[
     UpdateMemberKind,
     RemoveMemberKind,
     LeaveKind,
+    DismissRoomKind,
 ]
 MESSAGE_KINDS: tuple[str, ...] = get_args(SystemMessageType)
 
@@ -357,7 +359,7 @@ class RoomList(_Object):
 
 
 class Empty(_Object):
-    """The result of invitation.decline and room.leave with the default reply."""
+    """The result of invitation.decline, room.leave and room.dismiss with the default reply."""
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from .models import (
     AuthResult,
     CreateRoomKind,
     DeclineKind,
+    DismissRoomKind,
     Empty,
     HistoryPage,
     LeaveKind,
@@ -91,6 +92,7 @@ OPS: dict[str, OpSpec] = _by_name(
     op("member.remove", MemberTargetArgs, Room, "remove_member", "member_remove", RemoveMemberKind),
     op("room.leave", RoomMutationArgs, Empty, "leave", "member_remove", LeaveKind),
     op("room.history", RoomHistoryArgs, HistoryPage, "history", "room_read"),
+    op("room.dismiss", RoomMutationArgs, Empty, "dismiss_room", "room_dismiss", DismissRoomKind),
 )
 
 

@@ -19,6 +19,7 @@ from roomhub.protocol.roles import SERVER
 from .settings import Settings
 from .store import Store
 from .store.scripts import (
+    Dismissed,
     Idempotency,
     InvitationAnswer,
     MemberAdd,
@@ -26,6 +27,7 @@ from .store.scripts import (
     MemberUpdate,
     OpOutcome,
     RoomCreate,
+    RoomDismiss,
     RoomGet,
     RoomHistory,
 )
@@ -303,6 +305,19 @@ class Service:
         call = MemberRemove(args.room, user, user, user=user, leave=True, idem=idem)
         outcome = await self.store.run(caller.app, call)
         await self.store.unindex_room(caller.app, user, args.room)
+        return _result(outcome, args.room, args.reply, empty=True)
+
+    async def dismiss_room(
+        self, caller: Caller, args: models.RoomMutationArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
+        """The room is gone once its script ran (its dismissRoom published, its keys deleted);
+        then it leaves the indexes of everyone it listed. A room.list meanwhile skips it: the
+        index is a superset, checked against the room."""
+        who = acting(caller, args)
+        call = RoomDismiss(args.room, *who, reply="ack", idem=idem)
+        outcome = await self.store.run(caller.app, call)
+        if isinstance(outcome, Dismissed) and outcome.users:
+            await self.store.unindex_users(caller.app, outcome.users, args.room)
         return _result(outcome, args.room, args.reply, empty=True)
 
     async def history(self, caller: Caller, args: models.RoomHistoryArgs) -> dict[str, Any]:

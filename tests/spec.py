@@ -76,4 +76,5 @@ MINIMAL_ARGS: dict[str, dict[str, Any]] = {
     "member.remove": {"room": "demo-room", "user": "bob"},
     "room.leave": {"room": "demo-room"},
     "room.history": {"room": "demo-room"},
+    "room.dismiss": {"room": "demo-room"},
 }

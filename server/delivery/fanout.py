@@ -19,13 +19,14 @@ from ..store import Store, is_unavailable, room_channel, user_inbox
 from ..tasks import Background
 from .feed import Drained, Locals, RoomFeed
 from .inbox import Inbox
-from .message import Message
+from .message import Message, newer_room
 from .resume import ResumePlan
 
 log = logging.getLogger("roomhub.fanout")
 
 HEAL_RETRY = 0.5  # seconds before a gap whose log could not be read is tried again
-_GAP, _EMPTY = Drained.GAP, Drained.EMPTY  # module globals: read once per message
+ENDED_KEPT = 1024  # rooms whose dismissRoom went out, remembered to drop its other copies
+_GAP, _EMPTY, _ENDED = Drained.GAP, Drained.EMPTY, Drained.ENDED  # read once per message
 
 
 class Fanout:
@@ -41,6 +42,10 @@ class Fanout:
         self.feeds: dict[tuple[str, str], RoomFeed] = {}
         self.local = Locals()
         self._channels: dict[bytes, str] = {}  # subscribed channel -> its app
+        # (app, room) -> the dismissRoom that ended its feed: late copies of the old room's
+        # messages (on an invitee's inbox, or the room's channel) must not follow it again.
+        # Cleared when the room is followed again (created anew).
+        self._ended: dict[tuple[str, str], Message] = {}
         self._background = Background(log, "fan-out task")
         self.subscriber = store.subscriber(
             self.on_published, self._on_reconnect, node, probe_interval
@@ -116,14 +121,15 @@ class Fanout:
                 self._offer(feed, first)
             return
         feed = self.feeds[key] = RoomFeed(app, room, first)
+        if self._ended:
+            self._ended.pop(key, None)
         channel = room_channel(app, room)
         self._channels[channel.encode()] = app
         try:
             await self.subscriber.subscribe(channel)
             snapshot = await self.store.snapshot(app, room)
             if snapshot is None:  # no such room (any more): nothing to follow
-                self.local.resync(app, room, 0, resync)
-                self._forget(feed)
+                self._gone(feed, resync)
                 return
             seq, members = snapshot
             log_after = feed.rewind_from(seq)
@@ -140,6 +146,27 @@ class Fanout:
             self._forget(feed)
             raise
         self._drain(feed)
+
+    def _gone(self, feed: RoomFeed, resync: Iterable[str] = ()) -> None:
+        """The room no longer exists: dismissed, or Redis lost it. Its dismissRoom, if it
+        reached the feed, goes out (with what was pending before it) and ends the feed;
+        otherwise whoever was to hear of the room here is told it is gone (`resync 0`)."""
+        told = {*resync, *(feed.first.targets if feed.first is not None else ())}
+        if feed.gone():
+            self._drain(feed)
+            return
+        self.local.resync(feed.app, feed.room, 0, told)
+        self._forget(feed)
+
+    def _end(self, feed: RoomFeed) -> None:
+        """The feed delivered the room's dismissRoom: forget it, and drop that message's
+        other copies (pub/sub brings one per channel it was published on)."""
+        ended = self._ended
+        assert feed.end is not None
+        ended[(feed.app, feed.room)] = feed.end
+        while len(ended) > ENDED_KEPT:
+            del ended[next(iter(ended))]
+        self._forget(feed)
 
     def _forget(self, feed: RoomFeed) -> None:
         if self.feeds.get((feed.app, feed.room)) is feed:
@@ -164,8 +191,12 @@ class Fanout:
         if self.metrics is not None:
             self.metrics.messages_received.inc()
         message = Message(data)
-        feed = self.feeds.get((app, message.room))
+        key = (app, message.room)
+        feed = self.feeds.get(key)
         if feed is None:
+            end = self._ended.get(key) if self._ended else None
+            if end is not None and not newer_room(end, message):
+                return  # a late copy of a message of the room that ended here
             self._background.spawn(self.follow(app, message.room, first=message))
         elif feed.offer(message):
             self._drain(feed)
@@ -181,6 +212,8 @@ class Fanout:
             self.metrics.messages_delivered.inc(feed.last_seq - before)
         if outcome is _GAP:
             self._background.spawn(self._heal(feed, feed.gap_end()))
+        elif outcome is _ENDED:
+            self._end(feed)
         elif outcome is _EMPTY and not self.local.has_any(feed.app, feed.members):
             self._forget(feed)
 
@@ -203,6 +236,8 @@ class Fanout:
             feed.busy = False
             self._drain(feed)
             return
+        if upto is None and not raws and not feed.pending and await self._vanished(feed):
+            return
         if not feed.fill(Message(raw) for raw in raws):
             log.warning(
                 "room %s/%s: log no longer holds seq %d; resyncing its members",
@@ -213,6 +248,27 @@ class Fanout:
             self._restart(feed)
             return
         self._drain(feed)
+
+    async def _vanished(self, feed: RoomFeed) -> bool:
+        """Nothing new in the log after a pub/sub reconnect: unchanged, or dismissed (and
+        perhaps created again) while pub/sub was away, its dismissRoom missed. True when the
+        feed is done with: gone (`resync 0` to its local members) or started over."""
+        try:
+            snapshot = await self.store.snapshot(feed.app, feed.room)
+        except Exception as exc:  # the heal goes on as if the room were there
+            log.warning("room %s/%s: cannot read its snapshot yet (%r)", feed.app, feed.room, exc)
+            return False
+        if snapshot is not None and snapshot[0] >= feed.last_seq:
+            return False
+        if self.feeds.get((feed.app, feed.room)) is not feed:
+            return True  # forgotten meanwhile
+        if snapshot is None:
+            members = self.local.connected(feed.app, feed.members)
+            self.local.resync(feed.app, feed.room, 0, members)
+            self._forget(feed)
+        else:
+            self._restart(feed)  # a new room of the same id, behind the feed
+        return True
 
     def _restart(self, feed: RoomFeed) -> None:
         if self.metrics is not None:

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterable, Sequence
 
 from .inbox import Inbox
-from .message import ADDS, REMOVES, Message, members_before
+from .message import ADDS, DISMISS, REMOVES, Message, members_before
 
 Key = tuple[str, str]  # (app, user)
 
@@ -72,18 +72,23 @@ class Drained(enum.Enum):
     EMPTY = "empty"  # every message delivered: forget the feed unless a local member needs it
     HELD = "held"  # messages wait for a snapshot or a heal already under way
     GAP = "gap"  # a seq is missing: read it from the log (`gap_end`), then `fill`
+    ENDED = "ended"  # the room's dismissRoom is delivered: the room is gone, forget the feed
 
 
 class RoomFeed:
     """One room as this node delivers it: the seq delivered up to, the member ids, the
     messages waiting for their turn. `busy` until the first snapshot is read, and while a
-    gap is healed: messages wait in `pending` meanwhile."""
+    gap is healed: messages wait in `pending` meanwhile. `ending`: the room was dismissed and
+    its log deleted with it, so what is missing before its dismissRoom can never be read:
+    what is pending goes out in order, holes skipped."""
 
     __slots__ = (
         "_built_at",
         "_conns",
         "app",
         "busy",
+        "end",
+        "ending",
         "first",
         "last_seq",
         "members",
@@ -98,6 +103,8 @@ class RoomFeed:
         self.members: set[str] = set()
         self.pending: dict[int, Message] = {}
         self.busy = True
+        self.ending = False
+        self.end: Message | None = None  # its dismissRoom, once delivered
         # The inbox message that made the node follow the room, if one did.
         self.first = first
         if first is not None:
@@ -146,12 +153,19 @@ class RoomFeed:
             if message is None:
                 for seq in [seq for seq in pending if seq <= self.last_seq]:
                     del pending[seq]
+                if pending and self.ending:
+                    self.last_seq = min(pending) - 1
+                    continue
                 if pending:
                     self.busy = True
                     return Drained.GAP
                 return Drained.HELD
             self.deliver(message, local)
             self.last_seq = message.seq
+            if message.type == DISMISS:
+                pending.clear()
+                self.end = message
+                return Drained.ENDED
         return Drained.EMPTY
 
     def deliver(self, message: Message, local: Locals) -> None:
@@ -165,6 +179,10 @@ class RoomFeed:
             conn.deliver(message)
         conns = local.conns
         for user in message.targets:  # targets that are not members (invitees, the removed)
+            if user not in members:
+                for conn in conns.get((self.app, user), ()):
+                    conn.deliver(message)
+        for user in message.invitees:  # a dismissRoom's: their invitation is gone too
             if user not in members:
                 for conn in conns.get((self.app, user), ()):
                     conn.deliver(message)
@@ -204,7 +222,25 @@ class RoomFeed:
         for message in log:
             if message.seq > self.last_seq:
                 self.pending.setdefault(message.seq, message)
-        if self.pending and self.last_seq + 1 not in self.pending:
+        if self.pending and self.last_seq + 1 not in self.pending and not self._ends():
             return False
         self.busy = False
         return True
+
+    def gone(self) -> bool:
+        """The room no longer exists (its snapshot found nothing). True when its dismissRoom
+        is pending: `drain` then delivers what is pending, that last, and ends the feed.
+        False: nothing of it can be delivered any more; forget the feed."""
+        self.first = None
+        if not self._ends():
+            self.pending.clear()
+            return False
+        self.busy = False
+        return True
+
+    def _ends(self) -> bool:
+        """Whether the room's dismissRoom is pending (then holes before it are skipped: the
+        log went with the room)."""
+        if any(message.type == DISMISS for message in self.pending.values()):
+            self.ending = True
+        return self.ending

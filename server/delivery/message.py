@@ -16,13 +16,18 @@ from roomhub.protocol.codec import Encoding
 from .. import wsframe
 
 ADDS = frozenset({"createRoom", "addMember", "acceptInvitation"})
-REMOVES = frozenset({"removeMember", "leaveRoom"})
+# dismissRoom removes every member (its targets), and is the room's last message.
+DISMISS = "dismissRoom"
+REMOVES = frozenset({"removeMember", "leaveRoom", DISMISS})
+
+
+_NOBODY: list[str] = []  # shared, never changed
 
 
 class Message:
     """One published system message, parsed once, framed once per encoding."""
 
-    __slots__ = ("_frames", "raw", "room", "seq", "targets", "type")
+    __slots__ = ("_frames", "invitees", "raw", "room", "seq", "targets", "type")
 
     def __init__(self, raw: bytes) -> None:
         body = orjson.loads(raw)
@@ -31,6 +36,10 @@ class Message:
         self.seq: int = body["seq"]
         self.type: str = body["type"]
         self.targets: list[str] = body["targets"]
+        # Who else is written it: a dismissRoom's pending invitees (not members, not targets).
+        self.invitees: list[str] = (
+            (body.get("changes") or {}).get("invitees", []) if self.type == DISMISS else _NOBODY
+        )
         self._frames: dict[Encoding, bytes] = {}
 
     def frame(self, encoding: Encoding) -> bytes:
@@ -40,6 +49,18 @@ class Message:
             payload = codec.event_frame_from_json(self.raw, encoding)
             data = self._frames[encoding] = wsframe.frame(payload, text=encoding is Encoding.JSON)
         return data
+
+
+def newer_room(end: Message, message: Message) -> bool:
+    """After the dismissRoom `end` was delivered, is `message` of a room created since under
+    the same id (True), or a late copy of one of the old room's own (False)? Copies come on
+    several channels (a room's, its newcomers' inboxes), not always in order; both rooms' seqs
+    start from 1, but their Redis clock times do not overlap (the same slot, the same master),
+    and a new room's first message is createRoom."""
+    ended, sent = orjson.loads(end.raw)["time_ms"], orjson.loads(message.raw)["time_ms"]
+    if sent != ended:
+        return bool(sent > ended)
+    return message.seq > end.seq or message.type == "createRoom"
 
 
 def resync_frame(room: str, seq: int, encoding: Encoding) -> bytes:

@@ -160,6 +160,25 @@ class MemberRemove(RoomChange):
     leave: bool
 
 
+@dataclass(frozen=True)
+class Dismissed(OpOutcome):
+    """room.dismiss's outcome: who was a member or invited (their room indexes to clean);
+    empty for a repeat answered from its idempotency record."""
+
+    users: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class RoomDismiss(RoomChange):
+    script: ClassVar[str] = "room_dismiss"
+
+    def parse(self, reply: list[Any]) -> Dismissed:
+        users: list[str] = []
+        if len(reply) > 5 and reply[3] == b"dismissed":
+            users = [user.decode() for user in (*reply[4], *reply[5])]
+        return Dismissed(int(reply[2]), None, users)
+
+
 @dataclass(slots=True, kw_only=True)
 class RoomGet(RoomScript[dict[str, Any]]):
     script: ClassVar[str] = "room_read"
@@ -214,6 +233,7 @@ SCRIPTS: tuple[type[RoomScript[Any]], ...] = (
     InvitationAnswer,
     MemberUpdate,
     MemberRemove,
+    RoomDismiss,
     RoomGet,
     RoomHistory,
     RoomReplay,

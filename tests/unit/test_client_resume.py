@@ -72,6 +72,13 @@ def test_a_room_is_forgotten_when_the_user_leaves_it(gone: str) -> None:
     assert not state.knows("r")
 
 
+def test_a_dismissed_room_is_forgotten_whoever_it_names() -> None:
+    state = ResumeState({"r": 1, "s": 4})
+    state.user = "dave"  # an invitee: not among the targets
+    assert feed(state, msg("r", 2, "dismissRoom", targets=("alice", "bob"))) == [("r", 2)]
+    assert state.last_seqs == {"s": 4}
+
+
 def test_before_the_auth_reply_nobody_is_the_user() -> None:
     state = ResumeState({"r": 1})
     feed(state, msg("r", 2, "removeMember", targets=("bob",)))

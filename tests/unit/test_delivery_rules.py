@@ -317,6 +317,66 @@ def test_resync_reaches_every_connection_of_the_users_named() -> None:
     assert carol.seen == []
 
 
+# a dismissed room ------------------------------------------------------------------------------
+
+
+def dismiss(seq: int, members: tuple[str, ...], invitees: tuple[str, ...] = ()) -> Message:
+    body = {
+        "room": "r",
+        "seq": seq,
+        "type": "dismissRoom",
+        "targets": list(members),
+        "changes": {"invitees": list(invitees)},
+    }
+    return Message(orjson.dumps(body))
+
+
+def test_a_dismiss_reaches_members_and_invitees_then_ends_the_feed() -> None:
+    local = Locals()
+    bob, dave, mallory = connect(local, "bob"), connect(local, "dave"), connect(local, "mallory")
+    feed = live_feed({"alice", "bob"})
+    feed.offer(msg(1))
+    feed.offer(dismiss(2, ("alice", "bob"), ("dave",)))
+    assert feed.drain(local) is Drained.ENDED
+    assert bob.seen == [1, 2]
+    assert dave.seen == [2]  # an invitee: only the end of its invitation
+    assert mallory.seen == []
+    assert feed.members == set() and feed.pending == {}
+
+
+def test_a_dismiss_is_a_removal_of_its_targets_in_the_walk_back() -> None:
+    log = [msg(1, "createRoom", ("alice", "bob")), msg(2), dismiss(3, ("alice", "bob"))]
+    assert [m.seq for m in visible_to("bob", False, log)] == [1, 2, 3]
+    assert members_before(set(), log[1:]) == {"alice", "bob"}
+
+
+def test_a_gap_before_a_dismiss_is_skipped_the_log_went_with_the_room() -> None:
+    local = Locals()
+    bob = connect(local, "bob")
+    feed = live_feed({"bob"}, seq=3)
+    feed.offer(msg(5))
+    feed.offer(dismiss(7, ("bob",)))
+    assert feed.drain(local) is Drained.GAP
+    assert feed.fill([]) is True  # no restart: nothing can be read, and nothing need be
+    assert feed.drain(local) is Drained.ENDED
+    assert bob.seen == [5, 7]
+
+
+def test_a_snapshot_of_a_dismissed_room_delivers_the_dismiss_that_woke_the_feed() -> None:
+    local = Locals()
+    dave = connect(local, "dave")
+    feed = RoomFeed("app", "r", first=dismiss(9, ("alice",), ("dave",)))
+    assert feed.gone() is True
+    assert feed.drain(local) is Drained.ENDED
+    assert dave.seen == [9]
+
+
+def test_a_snapshot_of_a_room_that_is_gone_without_its_dismiss_delivers_nothing() -> None:
+    feed = RoomFeed("app", "r", first=msg(4, "addMember", ("carol",)))
+    assert feed.gone() is False
+    assert feed.pending == {} and feed.first is None
+
+
 # the rules stay pure -----------------------------------------------------------------------------
 
 

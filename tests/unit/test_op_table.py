@@ -150,6 +150,7 @@ FLOW: list[tuple[str, dict[str, Any]]] = [
     ("member.remove", {"room": "r", "user": "carol"}),
     ("room.leave", {"room": "r", "operator": "bob"}),
     ("room.history", {"room": "r"}),
+    ("room.dismiss", {"room": "r"}),  # last: the room is gone after it
 ]
 
 

@@ -37,6 +37,7 @@ OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
     "member.remove": ({"room", "user"}, MUTATING),
     "room.leave": ({"room"}, MUTATING),
     "room.history": ({"room"}, {"after_seq", "limit", "operator"}),
+    "room.dismiss": ({"room"}, MUTATING),
 }
 
 # Every op but auth, room.get, room.list, room.history is rate limited (§8).

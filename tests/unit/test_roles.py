@@ -91,12 +91,22 @@ SPEC: dict[str, str] = {
         guest     -     -     -      -   |  Y
         server    -     -     -      -   |  -
     """,
+    # room.dismiss: the owner only; server. No target (see NO_TARGET).
+    "dismiss": """
+                owner admin member guest | self
+        owner     -     -     -      -   |  -
+        admin     -     -     -      -   |  -
+        member    -     -     -      -   |  -
+        guest     -     -     -      -   |  -
+        server    -     -     -      -   |  -
+    """,
 }
 # fmt: on
 
 # An invitee is usually not a member yet: no target role. Only `invite` has that case.
 NO_TARGET: dict[str, dict[str, bool]] = {
     "invite": {"owner": True, "admin": True, "member": True, "guest": False, "server": True},
+    "dismiss": {"owner": True, "admin": False, "member": False, "guest": False, "server": True},
 }
 
 
