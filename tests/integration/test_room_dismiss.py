@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+import redis
 
 from roomhub.clients import RoomClient
 from roomhub.clients.resume import Resync
@@ -329,3 +330,27 @@ async def test_the_python_client_drops_a_dismissed_room(hub: Hub, srv: RawClient
         assert resyncs == [Resync(room="r", seq=0)]
         assert bob.last_seqs == {}
         assert bob.rooms == []
+
+
+async def test_a_dismiss_missed_while_pubsub_was_away_ends_the_room_for_its_members(
+    redis_url: str, two_hubs: tuple[Hub, Hub]
+) -> None:
+    """The node heals from the log after a pub/sub reconnect; a dismissed room has none, so
+    the node checks the room is still there: if not, its members get `resync 0`."""
+    writer, reader = two_hubs
+    async with authenticated(
+        (writer, "backend", "msgpack", True), (reader, "alice", "json", False)
+    ) as (backend, alice):
+        await users(backend, "owner", "alice")
+        await backend.call("room.create", {"room": "r", "owner": "owner", "members": ["alice"]})
+        await alice.events_until(1, room="r")
+        redis.Redis.from_url(redis_url).client_kill_filter(_type="pubsub")
+        await backend.call("room.dismiss", {"room": "r"})
+        frame = await asyncio.wait_for(alice.events.get(), 15)
+        if frame["event"] == "system":  # pub/sub was back in time: the message itself
+            assert frame["message"]["type"] == "dismissRoom"
+        else:
+            assert frame == {"event": "resync", "room": "r", "seq": 0}
+        assert (await alice.fail("room.get", {"room": "r"}))["code"] == 100004
+        await wait_gone_feed(writer, reader)
+        await alice.no_event(0.3)
