@@ -22,7 +22,7 @@ from roomhub.server.delivery import (
     RoomFeed,
     visible_to,
 )
-from roomhub.server.delivery.message import members_before
+from roomhub.server.delivery.message import members_before, newer_room
 
 
 def msg(seq: int, kind: str = "updateMember", targets: tuple[str, ...] = ("bob",)) -> Message:
@@ -369,6 +369,23 @@ def test_a_snapshot_of_a_dismissed_room_delivers_the_dismiss_that_woke_the_feed(
     assert feed.gone() is True
     assert feed.drain(local) is Drained.ENDED
     assert dave.seen == [9]
+
+
+def test_after_a_dismiss_late_copies_are_told_from_a_room_created_since() -> None:
+    def at(seq: int, kind: str, time_ms: int) -> Message:
+        body = {"room": "r", "seq": seq, "type": kind, "targets": ["bob"], "time_ms": time_ms}
+        return Message(orjson.dumps({**body, "changes": {}}))
+
+    end = Message(
+        orjson.dumps(
+            {"room": "r", "seq": 5, "type": "dismissRoom", "targets": ["bob"], "time_ms": 100}
+        )
+    )
+    assert not newer_room(end, at(3, "inviteMember", 99))  # an old copy, late
+    assert not newer_room(end, at(5, "dismissRoom", 100))  # the end's own other copy
+    assert not newer_room(end, at(4, "updateMember", 100))  # the same millisecond, before it
+    assert newer_room(end, at(1, "createRoom", 100))  # created again within the millisecond
+    assert newer_room(end, at(2, "addMember", 101))
 
 
 def test_a_snapshot_of_a_room_that_is_gone_without_its_dismiss_delivers_nothing() -> None:
