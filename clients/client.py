@@ -65,11 +65,12 @@ across dropped connections, node restarts (close 1001) and node moves::
   client knows, so the server replays what you missed, in order, before anything live. Known
   rooms are those of the auth result, of `connect(resume=...)`, and of every delivered system
   message; a room is forgotten after a `removeMember`, `leaveRoom` or `declineInvitation`
-  naming this user, and after a `resync` with seq 0 (the room is gone for you). A room of the
-  first auth result for which no message has been delivered yet resumes from its seq at
-  connect time (one `room.list` right after that `auth`); a room created by this client
-  resumes from 0 until its `createRoom` arrives. Reply seqs (`Room.seq`, `Ack.seq`) never
-  move the resume point: a message is only ever skipped because it was delivered.
+  naming this user, after a `dismissRoom` (whoever it names), and after a `resync` with seq 0
+  (the room is gone for you). A room of the first auth result for which no message has been
+  delivered yet resumes from its seq at connect time (one `room.list` right after that
+  `auth`); a room created by this client resumes from 0 until its `createRoom` arrives. Reply
+  seqs (`Room.seq`, `Ack.seq`) never move the resume point: a message is only ever skipped
+  because it was delivered.
 - **Exactly once, in order**: system messages are de-duplicated by seq per room before they are
   queued, so a replay that overlaps what you already got is invisible; `messages()` and
   `next_message()` simply continue across reconnects. `last_seqs` shows the resume points.

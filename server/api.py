@@ -47,6 +47,26 @@ class TooLarge(RoomError):
         super().__init__(ErrorCode.MALFORMED_FRAME, f"the request body exceeds {limit} bytes")
 
 
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The request's JSON body ({} when empty), at most `max_bytes` like a WebSocket frame
+    (TooLarge past it, before reading it all); not JSON: 100013. Any JSON value: the caller
+    checks its shape. The one body reader of the server API and the dialects."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise TooLarge(max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise TooLarge(max_bytes)
+    if not body.strip():
+        return {}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RoomError(ErrorCode.MALFORMED_FRAME, f"the body is not JSON: {exc}") from None
+
+
 def error_response(error: RoomError) -> Response:
     """The WebSocket's error object under its HTTP status (Retry-After for 100009)."""
     status = TOO_LARGE if isinstance(error, TooLarge) else HTTP_STATUS[error.code]
@@ -129,20 +149,7 @@ class ServerApi:
     async def _args(self, request: Request, spec: ops.OpSpec) -> Any:
         """The op's args from the JSON body (empty: none), at most max_frame_bytes like a
         WebSocket frame, and the Idempotency-Key header."""
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            raise TooLarge(self.max_bytes)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_bytes:
-                raise TooLarge(self.max_bytes)
-        args: Any = {}
-        if body.strip():
-            try:
-                args = orjson.loads(body)  # a body that is no map: 100002 from validate_args
-            except orjson.JSONDecodeError as exc:
-                raise RoomError(ErrorCode.MALFORMED_FRAME, f"the body is not JSON: {exc}") from None
+        args = await read_json(request, self.max_bytes)  # no map: 100002 from validate_args
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is not None and isinstance(args, dict):
             given = args.get("idempotency_key")

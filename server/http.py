@@ -1,5 +1,5 @@
-"""The node's HTTP side: /healthz, /readyz, /metrics for operators, and the server API
-(server/api.py) for the apps' backends.
+"""The node's HTTP side: /healthz, /readyz, /metrics for operators, the server API
+(server/api.py) for the apps' backends, and the vendors' dialects (server/dialects/).
 
 A Starlette app on uvicorn, in the hub's process and event loop (a task of the node), on a
 socket the node binds itself (honouring --reuse-port). uvicorn installs no signal handler and
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import __version__
+from . import __version__, dialects
 from .api import ServerApi
 
 if TYPE_CHECKING:
@@ -152,6 +152,7 @@ def app(hub: Hub, side: HttpSide) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *ServerApi(hub).routes(),
+        *dialects.routes(hub),  # the vendors' paths (docs/dialects.md), after the server API
     ]
     return Starlette(routes=routes)
 
