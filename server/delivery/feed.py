@@ -218,7 +218,9 @@ class RoomFeed:
 
     def fill(self, log: Iterable[Message]) -> bool:
         """The log after `last_seq`, read for a gap. False when it no longer holds the next
-        seq: the feed must start over from a fresh snapshot and resync its local members."""
+        seq: the feed must start over from a fresh snapshot and resync its local members —
+        unless the room's dismissRoom is pending: then the room is gone with its log, and
+        `drain` skips the holes."""
         for message in log:
             if message.seq > self.last_seq:
                 self.pending.setdefault(message.seq, message)
