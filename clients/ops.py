@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
-from roomhub.protocol.models import Ack, HistoryPage, Room, User
+from roomhub.protocol.models import Ack, HistoryPage, MemberPage, Room, User
 
 from .session import Session
 from .wire import args as _args
@@ -293,6 +293,64 @@ class RoomOps(Session):
         "the room is gone (100004 from then on); the server replies `{}`.",
         empty=True,
     )
+
+    @overload
+    async def update_room(
+        self,
+        room: str,
+        *,
+        name: str | None = ...,
+        custom: Mapping[str, Any] | None = ...,
+        reply: Literal["room"] = ...,
+        operator: str | None = ...,
+    ) -> Room: ...
+    @overload
+    async def update_room(
+        self,
+        room: str,
+        *,
+        name: str | None = ...,
+        custom: Mapping[str, Any] | None = ...,
+        reply: Literal["ack"],
+        operator: str | None = ...,
+    ) -> Ack: ...
+    async def update_room(
+        self,
+        room: str,
+        *,
+        name: str | None = None,
+        custom: Mapping[str, Any] | None = None,
+        reply: Reply = "room",
+        operator: str | None = None,
+    ) -> Room | Ack:
+        """Rename the room and/or set its custom properties (owner, admin, or a server token);
+        a property set to None is removed. One of `name` and `custom` is needed."""
+        return await self._mutate(
+            "room.update",
+            _args(
+                room=room,
+                name=name,
+                custom=None if custom is None else dict(custom),
+                operator=operator,
+            ),
+            reply,
+        )
+
+    async def list_members(
+        self,
+        room: str,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+        operator: str | None = None,
+    ) -> MemberPage:
+        """One page of the room's members in id order (members, or a server token); page on
+        with `after=page.next` until it is None."""
+        return await self._model(
+            MemberPage,
+            "room.members",
+            _args(room=room, after=after, limit=limit, operator=operator),
+        )
 
     async def history(
         self, room: str, after_seq: int = 0, limit: int = 50, *, operator: str | None = None

@@ -10,7 +10,16 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from . import limits
 from .codec import to_json_value
@@ -137,6 +146,30 @@ class MemberUpdateArgs(MutatingArgs):
     ) = None
 
 
+class RoomUpdateArgs(MutatingArgs):
+    room: Id
+    name: RoomName | None = None
+    # values checked by room_custom_changes (as member.update's custom props); null removes
+    custom: (
+        Annotated[dict[StrictStr, Any], Field(min_length=1, max_length=limits.ROOM_PROPS_MAX)]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _something_to_update(self) -> RoomUpdateArgs:
+        if self.name is None and self.custom is None:
+            raise ValueError("room.update needs name or custom")
+        return self
+
+
+class RoomMembersArgs(OpArgs):
+    room: Id
+    after: Id | None = None  # a member id: the page starts after it
+    limit: Annotated[StrictInt, Field(ge=1, le=limits.MEMBERS_LIMIT_MAX)] = (
+        limits.MEMBERS_LIMIT_DEFAULT
+    )
+
+
 class RoomHistoryArgs(OpArgs):
     room: Id
     after_seq: Seq = 0
@@ -224,20 +257,30 @@ def property_changes(properties: dict[str, Any]) -> list[PropertyChange]:
             continue
         if name in RESERVED_NAMES:
             raise invalid(path, f"'{name}' is a Member field and cannot be set")
-        if not limits.PROP_NAME_PATTERN.fullmatch(name):
-            raise invalid(path, "custom property names match [A-Za-z_][A-Za-z0-9_.-]{0,63}")
-        if value is None:
-            changes.append(PropertyChange(name=name, builtin=False, value=None, value_json=None))
-            continue
-        _json_finite(value, path)
-        try:
-            encoded = to_json_value(value)
-        except (TypeError, ValueError) as exc:
-            raise invalid(path, f"value is not representable in JSON: {exc}") from None
-        if len(encoded) > limits.PROP_VALUE_MAX_BYTES:
-            raise invalid(path, f"value must encode to at most {limits.PROP_VALUE_MAX_BYTES} bytes")
-        changes.append(PropertyChange(name=name, builtin=False, value=value, value_json=encoded))
+        changes.append(custom_change(path, name, value))
     return changes
+
+
+def custom_change(path: str, name: str, value: Any) -> PropertyChange:
+    """One custom property, a member's or a room's (the same rules for both): its name, and
+    its value as canonical JSON (None removes it); a RoomError names `path`."""
+    if not limits.PROP_NAME_PATTERN.fullmatch(name):
+        raise invalid(path, "custom property names match [A-Za-z_][A-Za-z0-9_.-]{0,63}")
+    if value is None:
+        return PropertyChange(name=name, builtin=False, value=None, value_json=None)
+    _json_finite(value, path)
+    try:
+        encoded = to_json_value(value)
+    except (TypeError, ValueError) as exc:
+        raise invalid(path, f"value is not representable in JSON: {exc}") from None
+    if len(encoded) > limits.PROP_VALUE_MAX_BYTES:
+        raise invalid(path, f"value must encode to at most {limits.PROP_VALUE_MAX_BYTES} bytes")
+    return PropertyChange(name=name, builtin=False, value=value, value_json=encoded)
+
+
+def room_custom_changes(custom: dict[str, Any]) -> list[PropertyChange]:
+    """Validate room.update `custom`; raise RoomError naming `custom.<name>`."""
+    return [custom_change(f"custom.{name}", name, value) for name, value in custom.items()]
 
 
 # --- objects in replies and events --------------------------------------------------------
@@ -281,6 +324,7 @@ class Room(_Object):
     seq: int
     members: list[Member] = []
     invitations: list[Invitation] = []
+    custom: dict[str, Any] = {}  # room properties (room.update), decoded JSON values
 
     def member(self, user: str) -> Member | None:
         return next((m for m in self.members if m.id == user), None)
@@ -296,6 +340,7 @@ UpdateMemberKind = Literal["assignAdmin", "revokeAdmin", "setRole", "updateMembe
 RemoveMemberKind = Literal["removeMember"]
 LeaveKind = Literal["leaveRoom"]
 DismissRoomKind = Literal["dismissRoom"]
+UpdateRoomKind = Literal["updateRoom"]
 SystemMessageType = Literal[
     CreateRoomKind,
     AddMembersKind,
@@ -305,6 +350,7 @@ SystemMessageType = Literal[
     RemoveMemberKind,
     LeaveKind,
     DismissRoomKind,
+    UpdateRoomKind,
 ]
 MESSAGE_KINDS: tuple[str, ...] = get_args(SystemMessageType)
 
@@ -354,6 +400,14 @@ class HistoryPage(_Object):
     more: bool
 
 
+class MemberPage(_Object):
+    """room.members: members ordered by id; `next` is the `after` of the next page (None on
+    the last)."""
+
+    members: list[Member]
+    next: str | None
+
+
 class RoomList(_Object):
     rooms: list[Room]
 
@@ -374,6 +428,7 @@ __all__ = [
     "PROFILE_DEFAULTS",
     "MESSAGE_KINDS",
     "MemberAddArgs",
+    "MemberPage",
     "MemberTargetArgs",
     "MemberUpdateArgs",
     "MutatingArgs",
@@ -386,10 +441,14 @@ __all__ = [
     "RoomHistoryArgs",
     "RoomList",
     "RoomListArgs",
+    "RoomMembersArgs",
     "RoomMutationArgs",
+    "RoomUpdateArgs",
     "ServerInfo",
     "SystemMessage",
     "User",
     "UserUpsertArgs",
+    "custom_change",
     "property_changes",
+    "room_custom_changes",
 ]

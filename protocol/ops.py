@@ -23,6 +23,7 @@ from .models import (
     HistoryPage,
     LeaveKind,
     MemberAddArgs,
+    MemberPage,
     MemberTargetArgs,
     MemberUpdateArgs,
     RemoveMemberKind,
@@ -32,8 +33,11 @@ from .models import (
     RoomHistoryArgs,
     RoomList,
     RoomListArgs,
+    RoomMembersArgs,
     RoomMutationArgs,
+    RoomUpdateArgs,
     UpdateMemberKind,
+    UpdateRoomKind,
     User,
     UserUpsertArgs,
 )
@@ -92,6 +96,8 @@ OPS: dict[str, OpSpec] = _by_name(
     op("member.remove", MemberTargetArgs, Room, "remove_member", "member_remove", RemoveMemberKind),
     op("room.leave", RoomMutationArgs, Empty, "leave", "member_remove", LeaveKind),
     op("room.history", RoomHistoryArgs, HistoryPage, "history", "room_read"),
+    op("room.update", RoomUpdateArgs, Room, "update_room", "room_update", UpdateRoomKind),
+    op("room.members", RoomMembersArgs, MemberPage, "list_members", "room_members"),
     op("room.dismiss", RoomMutationArgs, Empty, "dismiss_room", "room_dismiss", DismissRoomKind),
 )
 

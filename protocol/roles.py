@@ -51,6 +51,8 @@ RULES: dict[str, Rule] = {
     "invite": Rule(frozenset({"owner", "admin", "member"}), on_self=True, outrank=False),
     "remove": Rule(_STAFF, on_self=False, outrank=True, spare_owner=True),
     "leave": Rule(frozenset({"admin", "member", "guest"}), on_self=True, outrank=False),
+    # room.update (name, custom props): the owner or an admin (no target).
+    "update_room": Rule(_STAFF, on_self=False, outrank=False),
     # room.dismiss: the owner only (checked with no target); a server call is unchecked.
     "dismiss": Rule(frozenset({"owner"}), on_self=False, outrank=False),
 }

@@ -30,6 +30,8 @@ from .store.scripts import (
     RoomDismiss,
     RoomGet,
     RoomHistory,
+    RoomMembers,
+    RoomUpdate,
 )
 
 
@@ -319,6 +321,29 @@ class Service:
         if isinstance(outcome, Dismissed) and outcome.users:
             await self.store.unindex_users(caller.app, outcome.users, args.room)
         return _result(outcome, args.room, args.reply, empty=True)
+
+    async def update_room(
+        self, caller: Caller, args: models.RoomUpdateArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
+        who = acting(caller, args)
+        custom = None
+        if args.custom is not None:
+            custom = []
+            for change in models.room_custom_changes(args.custom):
+                entry = {"name": change.name}
+                if change.value_json is not None:
+                    entry["json"] = change.value_json.decode()
+                custom.append(entry)
+        call = RoomUpdate(
+            args.room, *who, name=args.name, custom=custom, reply=args.reply, idem=idem
+        )
+        return _result(await self.store.run(caller.app, call), args.room, args.reply)
+
+    async def list_members(self, caller: Caller, args: models.RoomMembersArgs) -> dict[str, Any]:
+        call = RoomMembers(
+            args.room, viewer=acting(caller, args).operator, after=args.after, limit=args.limit
+        )
+        return await self.store.run(caller.app, call)
 
     async def history(self, caller: Caller, args: models.RoomHistoryArgs) -> dict[str, Any]:
         call = RoomHistory(

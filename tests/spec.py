@@ -46,7 +46,17 @@ MEMBER_DEFAULTS = {
     "extension": "",
     "props": {},
 }
-ROOM_FIELDS = {"id", "name", "type", "owner", "created_ms", "seq", "members", "invitations"}
+ROOM_FIELDS = {
+    "id",
+    "name",
+    "type",
+    "owner",
+    "created_ms",
+    "seq",
+    "members",
+    "invitations",
+    "custom",
+}
 MESSAGE_FIELDS = {
     "room",
     "seq",
@@ -76,5 +86,7 @@ MINIMAL_ARGS: dict[str, dict[str, Any]] = {
     "member.remove": {"room": "demo-room", "user": "bob"},
     "room.leave": {"room": "demo-room"},
     "room.history": {"room": "demo-room"},
+    "room.update": {"room": "demo-room", "name": "Demo"},  # name or custom
+    "room.members": {"room": "demo-room"},
     "room.dismiss": {"room": "demo-room"},
 }

@@ -16,7 +16,12 @@ from roomhub.protocol.errors import ErrorCode
 
 CONSTANTS = "-- __CONSTANTS__"
 # The limits.py names the scripts read, as LIMITS.<NAME>.
-LUA_LIMITS = ("DIRECT_ROOM_MAX_MEMBERS", "PROPS_PER_MEMBER", "IDEMPOTENCY_TTL_MS")
+LUA_LIMITS = (
+    "DIRECT_ROOM_MAX_MEMBERS",
+    "PROPS_PER_MEMBER",
+    "ROOM_PROPS_MAX",
+    "IDEMPOTENCY_TTL_MS",
+)
 
 
 def source(name: str) -> str:

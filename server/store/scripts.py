@@ -65,6 +65,9 @@ def room_from_state(
         listed.sort(key=lambda m: (m["joined_ms"], m["id"]))
         result["members"] = listed
     result["invitations"] = invitations
+    # room.update's props: name -> the value's canonical JSON, as a member's props
+    custom = orjson.loads(fields["custom"]) if "custom" in fields else {}
+    result["custom"] = {name: orjson.loads(value) for name, value in (custom or {}).items()}
     return result
 
 
@@ -160,6 +163,13 @@ class MemberRemove(RoomChange):
     leave: bool
 
 
+@dataclass(slots=True, kw_only=True)
+class RoomUpdate(RoomChange):
+    script: ClassVar[str] = "room_update"
+    name: str | None = None
+    custom: list[dict[str, str]] | None = None  # {name, json?}: json absent removes it
+
+
 @dataclass(frozen=True)
 class Dismissed(OpOutcome):
     """room.dismiss's outcome: who was a member or invited (their room indexes to clean);
@@ -187,6 +197,22 @@ class RoomGet(RoomScript[dict[str, Any]]):
 
     def parse(self, reply: list[Any]) -> dict[str, Any]:
         return room_from_state(self.room, reply[3], reply[4], reply[5])
+
+
+@dataclass(slots=True, kw_only=True)
+class RoomMembers(RoomScript[dict[str, Any]]):
+    """A MemberPage: members after `after` in id order, read with the viewer's right."""
+
+    script: ClassVar[str] = "room_members"
+    viewer: str | None = None  # None: the server
+    after: str | None = None
+    limit: int
+
+    def parse(self, reply: list[Any]) -> dict[str, Any]:
+        members = [
+            member_from_record(user.decode(), record) for user, record in zip(reply[3], reply[4])
+        ]
+        return {"members": members, "next": reply[5].decode() or None}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -234,7 +260,9 @@ SCRIPTS: tuple[type[RoomScript[Any]], ...] = (
     MemberUpdate,
     MemberRemove,
     RoomDismiss,
+    RoomUpdate,
     RoomGet,
+    RoomMembers,
     RoomHistory,
     RoomReplay,
     RoomSnapshot,

@@ -261,6 +261,7 @@ async def test_room_create_by_user_replies_complete_room(open_as: Open) -> None:
         "seq": 1,
         "members": [fresh_member("alice", "owner", joined)],
         "invitations": [],
+        "custom": {},
     }
     assert before - 1000 <= room["created_ms"] <= now_ms() + 1000
 

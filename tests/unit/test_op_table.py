@@ -150,6 +150,8 @@ FLOW: list[tuple[str, dict[str, Any]]] = [
     ("member.remove", {"room": "r", "user": "carol"}),
     ("room.leave", {"room": "r", "operator": "bob"}),
     ("room.history", {"room": "r"}),
+    ("room.update", {"room": "r", "name": "R", "custom": {"topic": "t"}}),
+    ("room.members", {"room": "r", "limit": 1}),
     ("room.dismiss", {"room": "r"}),  # last: the room is gone after it
 ]
 

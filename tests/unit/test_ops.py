@@ -38,10 +38,12 @@ OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
     "room.leave": ({"room"}, MUTATING),
     "room.history": ({"room"}, {"after_seq", "limit", "operator"}),
     "room.dismiss": ({"room"}, MUTATING),
+    "room.update": ({"room"}, {"name", "custom"} | MUTATING),
+    "room.members": ({"room"}, {"after", "limit", "operator"}),
 }
 
-# Every op but auth, room.get, room.list, room.history is rate limited (§8).
-READ_ONLY = {"auth", "room.get", "room.list", "room.history"}
+# Every op but auth, room.get, room.list, room.history, room.members is rate limited (§8).
+READ_ONLY = {"auth", "room.get", "room.list", "room.history", "room.members"}
 
 
 def _invalid(op: str, args: Any) -> RoomError:

@@ -100,6 +100,15 @@ SPEC: dict[str, str] = {
         guest     -     -     -      -   |  -
         server    -     -     -      -   |  -
     """,
+    # room.update: the owner or an admin; server. No target (see NO_TARGET).
+    "update_room": """
+                owner admin member guest | self
+        owner     -     -     -      -   |  -
+        admin     -     -     -      -   |  -
+        member    -     -     -      -   |  -
+        guest     -     -     -      -   |  -
+        server    -     -     -      -   |  -
+    """,
 }
 # fmt: on
 
@@ -107,6 +116,7 @@ SPEC: dict[str, str] = {
 NO_TARGET: dict[str, dict[str, bool]] = {
     "invite": {"owner": True, "admin": True, "member": True, "guest": False, "server": True},
     "dismiss": {"owner": True, "admin": False, "member": False, "guest": False, "server": True},
+    "update_room": {"owner": True, "admin": True, "member": False, "guest": False, "server": True},
 }
 
 
