@@ -373,7 +373,9 @@ def caller_id(caller: Caller) -> str:
 def fingerprint(op: str, args: Any) -> str:
     """Of the op and its arguments (not the key): the same key with other ones is 100002."""
     dumped = args.model_dump(exclude={"idempotency_key", "reply"})  # reply: only the shape
-    digest = hashlib.sha256(orjson.dumps([op, dumped], option=orjson.OPT_SORT_KEYS))
+    # default: a value JSON cannot carry (msgpack bin in a custom prop) is the op's own 100002
+    # once the args are checked, not an internal error here
+    digest = hashlib.sha256(orjson.dumps([op, dumped], option=orjson.OPT_SORT_KEYS, default=repr))
     return digest.hexdigest()[:32]
 
 

@@ -236,6 +236,22 @@ async def test_non_finite_numbers_are_refused(open_as: Open, srv: RawClient) -> 
         assert (error["code"], error["field"]) == (100002, field)
 
 
+async def test_a_value_json_cannot_carry_is_refused_with_a_key_too(
+    open_as: Open, srv: RawClient
+) -> None:
+    await setup(srv)
+    own = await open_as("own", encoding="msgpack")  # bin: msgpack only
+    for key in (None, "k-bin"):
+        args = update_room(custom={"v": b"x"}, **({"idempotency_key": key} if key else {}))
+        error = await own.fail("room.update", args)
+        assert (error["code"], error["field"]) == (100002, "custom.v"), key
+        error = await own.fail(
+            "member.update",
+            update_args("r", "own", {"v": b"x"}, **({"idempotency_key": key} if key else {})),
+        )
+        assert (error["code"], error["field"]) == (100002, "properties.v"), key
+
+
 def _nested(depth: int) -> Any:
     """A value nested `depth` levels below the property."""
     value: Any = 0
