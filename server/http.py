@@ -192,7 +192,7 @@ class HttpSide:
             log_config=None,  # roomhub's logging, not uvicorn's
             log_level="warning",
             access_log=False,
-            http="h11",
+            http="httptools",
             ws="none",
             proxy_headers=False,
             server_header=False,
