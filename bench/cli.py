@@ -21,7 +21,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from . import chart, deploy, infra, machine, probes, report, resilience, scenarios
+from . import chart, deploy, httpapi, infra, machine, probes, report, resilience, scenarios
 from .harness import Bench
 from .plan import Plan, Progress
 from .results import to_json
@@ -38,6 +38,7 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Any]]] = {
     "hostile": probes.hostile,
     "workers": deploy.workers,
     "metrics": deploy.metrics,
+    "http": httpapi.http,
 }
 
 

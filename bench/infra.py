@@ -120,6 +120,26 @@ def listening_sockets(port: int) -> int:
     return count
 
 
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports a process listens on (IPv4 and IPv6): its sockets' inodes, from
+    /proc/PID/fd, looked up in LISTEN rows of /proc/net/tcp and tcp6."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    ports = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(name) as table:
+            for line in table:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def system_busy_seconds() -> float:
     """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
     with open("/proc/stat") as f:
@@ -414,6 +434,14 @@ class HubProcess:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             return
+
+    def http_port(self) -> int:
+        """The port of the node's HTTP side (started with --http-port 0: any free port), the
+        one it listens on besides its WebSocket port."""
+        ports = listening_ports(self.pid) - {self.port}
+        if len(ports) != 1:
+            raise RuntimeError(f"hub {self.name}: no single HTTP port among {sorted(ports)}")
+        return ports.pop()
 
     def log_text(self, offset: int = 0) -> bytes:
         """What the hub has logged after its first `offset` bytes (b"" if unreadable)."""

@@ -65,6 +65,14 @@ class Plan:
     workers_counts: tuple[int, ...] = (1, 2)
     metrics_configs: tuple[tuple[int, int], ...] = ((10, 100), (1, 1000))
     metrics_rounds: int = 3
+    # httpapi.py: member.update over the server API and over the WebSocket, alternating rounds
+    # (closed loop, then paced), the same number of connections each, one request in flight on
+    # each
+    http_config: tuple[int, int] = (10, 10)
+    http_connections: int = 16
+    http_rounds: int = 3
+    http_rate: int = 200
+    http_duration: float = 5.0
 
     @classmethod
     def quick(cls) -> Plan:
@@ -81,7 +89,8 @@ class Plan:
             stall_release_wait=0.0,
             idempotency_rounds=1, flood_seconds=1.0, stall_ping=0.5, resume_messages=200,
             resume_clients=5, workers_config=(2, 10), metrics_configs=((2, 10), (1, 20)),
-            metrics_rounds=1,
+            metrics_rounds=1, http_config=(2, 5), http_connections=4, http_rounds=1,
+            http_duration=1.0,
         )  # fmt: skip
 
 

@@ -73,6 +73,12 @@ def _get(run: dict[str, Any] | None, *path: str) -> float | None:
 
 FloorSpec = tuple[str, str, str, float, str, Callable[[dict[str, Any]], float | None]]
 
+
+def _full_http(results: dict[str, Any]) -> bool:
+    """The http scenario ran its full size (not --quick)."""
+    return _get(results.get("http"), "connections") == 16
+
+
 FLOORS: list[FloorSpec] = [
     (
         "ops_10x10",
@@ -141,6 +147,22 @@ FLOORS: list[FloorSpec] = [
             if _get(r.get("connections"), "connections") == 10_000
             else None
         ),
+    ),
+    (
+        "http_req_per_s",
+        "server API: member.update over HTTP, closed loop, req/s",
+        ">=",
+        2000,
+        "req/s",
+        lambda r: _get(r.get("http"), "http_req_per_s") if _full_http(r) else None,
+    ),
+    (
+        "http_cpu_ratio",
+        "server API: hub CPU per HTTP request / per WebSocket request",
+        "<=",
+        2,
+        "x",
+        lambda r: _get(r.get("http"), "cpu_ratio") if _full_http(r) else None,
     ),
 ]
 
@@ -332,6 +354,27 @@ def metrics_lines(m: dict[str, Any]) -> list[str]:
     return [head, *(size(c) for c in m["configs"])]
 
 
+def http_lines(h: dict[str, Any]) -> list[str]:
+    rounds = max((s["rounds"] for s in h["summary"]), default=0)
+    lines = [
+        f"server API (http) and WebSocket, member.update, {h['connections']} connections each, "
+        f"one request in flight on each (medians of {rounds} alternating rounds):"
+    ]
+    for s in h["summary"]:
+        mode = "max" if s["mode"] == "max" else "paced"
+        each = ", ".join(_n(v) for v in s["hub_cpu_us_per_request_rounds"])
+        lines.append(
+            f"  {s['transport']:<9} {mode:<5} {_n(s['req_per_s']):>7} req/s, p50/p99 "
+            f"{_pair({'p50': s['latency_p50_ms'], 'p99': s['latency_p99_ms']})} ms, hub "
+            f"{_n(s['hub_cpu_us_per_request'])} us/request ({each})"
+        )
+    lines.append(
+        f"  hub CPU per request, http / websocket: {_n(h['cpu_ratio'], 2)} closed loop, "
+        f"{_n(h['cpu_ratio_paced'], 2)} paced"
+    )
+    return lines
+
+
 def _yes(value: Any) -> str:
     return "yes" if value is True else "NO" if value is False else "-"
 
@@ -442,6 +485,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("hostile", "ping_flood", hostile_lines),
     ("workers", "runs", workers_lines),
     ("metrics", "configs", metrics_lines),
+    ("http", "summary", http_lines),
 ]
 
 

@@ -128,6 +128,66 @@ class MetricsCost:
     configs: list[MetricsConfig]
 
 
+# --- http -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ApiRun:
+    """One measured run of the http scenario: member.update over one transport."""
+
+    label: str
+    transport: str  # "http" (the server API) or "websocket"
+    mode: str  # "max" (closed loop) or "paced"
+    round: int
+    connections: int  # one request in flight on each
+    offered_per_s: float | None
+    duration_s: float
+    sent: int
+    shed: int
+    ok: int
+    errors: dict[str, int]  # HTTP status (http) or error code (websocket) -> count
+    http_statuses: dict[str, int] | None  # http: every reply's status -> count
+    unanswered: int
+    req_per_s: float | None
+    latency_ms: Latency
+    hub_cpu_s: float
+    hub_cpu_util: float | None
+    hub_cpu_us_per_request: float | None
+    load_cpu_us_per_request: float | None
+    redis_cpu_s: float | None
+    measured_wall_s: float
+    waited_for_quiet_s: float
+    other_cpu_s: float
+    machine_cpu_util: float
+
+
+@dataclass
+class ApiSummary:
+    """The medians over the rounds of one transport and mode."""
+
+    transport: str
+    mode: str
+    rounds: int
+    req_per_s: float | None
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    hub_cpu_us_per_request: float | None
+    hub_cpu_us_per_request_rounds: list[float | None]
+
+
+@dataclass
+class HttpApi:
+    rooms: int
+    members_per_room: int
+    connections: int
+    runs: list[ApiRun]  # alternating: websocket then http, http then websocket, ...
+    summary: list[ApiSummary]
+    http_req_per_s: float | None  # the median of the closed loops
+    cpu_ratio: float | None  # hub us/request, http / websocket, medians of the closed loops
+    cpu_ratio_paced: float | None
+    within_2x: bool | None
+
+
 # --- ceiling, connections ---------------------------------------------------------------------
 
 

@@ -1,9 +1,9 @@
 """A load process: holds connections (receivers and/or senders) and runs send plans.
 
 The orchestrator drives each load process over a multiprocessing pipe with small commands
-(`connect`, `reset`, `count`, `collect`, `send`, `call`, `disconnect`, `res`, `close`), in
-the protocol of `pipe.py`. `res` commands go to the resilience scenario's load side
-(`worker_res.LoadSide`).
+(`connect`, `reset`, `count`, `collect`, `send`, `call`, `disconnect`, `res`, `http`,
+`close`), in the protocol of `pipe.py`. `res` commands go to the resilience scenario's load
+side (`worker_res.LoadSide`), `http` ones to the server API's (`worker_http.HttpLoad`).
 
 Receivers record, for every system message, per room and seq: how many of this process's
 connections got it and when the last of them did. Senders record, per op, the send and reply
@@ -25,6 +25,7 @@ from roomhub.server.auth import mint_token
 from roomhub.server.workers import die_with_parent
 
 from . import pipe
+from .worker_http import HttpLoad
 from .worker_res import LoadSide
 from .wsclient import Session, WSClient, open_session
 
@@ -40,6 +41,7 @@ class Worker:
         # While recording: every binary payload the receivers got -> [count, last time]
         self.sink: dict[bytes, list[Any]] = {}
         self.res: LoadSide | None = None  # the resilience scenario's load side, made on first use
+        self.http: HttpLoad | None = None  # the http scenario's, likewise
 
     def progress(self, info: dict[str, Any]) -> None:
         pipe.progress(self.conn, info)
@@ -286,9 +288,17 @@ class Worker:
             self.res = LoadSide(self.progress)
         return await getattr(self.res, action)(**args)
 
+    async def cmd_http(self, action: str, **args: Any) -> Any:
+        """A command of the http scenario's load side (`worker_http.HttpLoad`)."""
+        if self.http is None:
+            self.http = HttpLoad(self.progress)
+        return await getattr(self.http, action)(**args)
+
     async def cmd_close(self) -> dict[str, Any]:
         if self.res is not None:
             await self.res.close()
+        if self.http is not None:
+            await self.http.close()
         for client in self.receivers:
             client.close()
         for session in self.senders:

@@ -24,6 +24,7 @@ from roomhub.bench.cli import SCENARIOS
 from roomhub.bench.report import FLOORS
 from roomhub.bench.results import to_json
 from roomhub.bench.verify import verify
+from roomhub.bench.worker_http import HttpConnection
 
 NUM = (int, float)
 LATENCY = {"count": int, "p50": NUM, "p90": NUM, "p99": NUM, "max": NUM, "mean": NUM}
@@ -549,3 +550,90 @@ def test_verify_compares_acks_history_and_deliveries() -> None:
     exact = verify({"value": [100], "result": [11]}, [(11, "updateMember", 100)], [], 10).exactness
     assert exact.every_ack_in_history_exactly_once is True
     assert exact.every_member_got_history_exactly_once_in_order is False  # nobody checked
+
+
+API_RUN = {
+    "label": str,
+    "transport": str,
+    "mode": str,
+    "round": int,
+    "connections": int,
+    "sent": int,
+    "shed": int,
+    "ok": int,
+    "errors": dict,
+    "unanswered": int,
+    "req_per_s": NUM,
+    "latency_ms": LATENCY,
+    "hub_cpu_s": NUM,
+    "hub_cpu_us_per_request": NUM,
+    "load_cpu_us_per_request": NUM,
+    "other_cpu_s": NUM,
+    "machine_cpu_util": NUM,
+}
+API_SUMMARY = {
+    "transport": str,
+    "mode": str,
+    "rounds": int,
+    "req_per_s": NUM,
+    "latency_p50_ms": NUM,
+    "latency_p99_ms": NUM,
+    "hub_cpu_us_per_request": NUM,
+    "hub_cpu_us_per_request_rounds": list,
+}
+
+
+@pytest.mark.timeout(120)
+def test_quick_http_scenario_answers_every_request(tmp_path: Path) -> None:
+    """The `http` scenario alone, tiny: member.update over the server API and the WebSocket,
+    closed loop and paced; every HTTP request answered 200, every WebSocket one ok."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "roomhub.bench", "http", "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}"
+    data = json.loads((tmp_path / "latest.json").read_text())
+    http = data["results"]["http"]
+    assert "error" not in http, http.get("error")
+    runs = http["runs"]
+    assert {(r["transport"], r["mode"]) for r in runs} == {
+        (t, m) for t in ("http", "websocket") for m in ("max", "paced")
+    }
+    for run in runs:
+        check(run, API_RUN, f"http[{run['label']}]")
+        assert run["ok"] == run["sent"] > 0 and not run["errors"], run
+        assert run["unanswered"] == 0, run
+        if run["transport"] == "http":
+            assert run["http_statuses"] == {"200": run["sent"]}, run
+        else:
+            assert run["http_statuses"] is None
+    assert [(s["transport"], s["mode"]) for s in http["summary"]] == [
+        ("websocket", "max"),
+        ("websocket", "paced"),
+        ("http", "max"),
+        ("http", "paced"),
+    ]
+    for summary in http["summary"]:
+        check(summary, API_SUMMARY, f"http.summary[{summary['transport']}]")
+    assert isinstance(http["cpu_ratio"], NUM) and isinstance(http["cpu_ratio_paced"], NUM)
+    assert isinstance(http["http_req_per_s"], NUM) and isinstance(http["within_2x"], bool)
+    assert {"http_req_per_s", "http_cpu_ratio"} <= {f["id"] for f in data["floors"]}
+    assert "hub CPU per request, http / websocket" in proc.stdout
+
+
+def test_http_load_client_parses_replies_split_anywhere() -> None:
+    """The bench's HTTP client: a reply in any number of pieces, two replies in one read."""
+    got: list[tuple[int, bytes]] = []
+    conn = HttpConnection(lambda status, body, _t: got.append((status, body)))
+    one = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"a": '
+    one += b'"bc"}'
+    two = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 2\r\nretry-after: 1\r\n\r\n{}"
+    for cut in range(1, len(one)):
+        conn.data_received(one[:cut])
+        conn.data_received(one[cut:])
+    assert got == [(200, b'{"a": "bc"}')] * (len(one) - 1)
+    got.clear()
+    conn.data_received(one + two)
+    assert got == [(200, b'{"a": "bc"}'), (429, b"{}")] and not conn.buf

@@ -170,18 +170,18 @@ def test_protocol_does_no_io(graph: grimp.ImportGraph) -> None:
 # Within a layer: no imports either way.
 BENCH_LAYERS = (
     ("wsclient", "pipe", "stats", "infra", "machine"),  # the wire client; the pipe; outside
-    ("worker_res",),  # the resilience scenario's load side
+    ("worker_res", "worker_http"),  # the resilience and http scenarios' load sides
     ("worker",),  # a load process
     ("plan",),
     ("harness", "results"),  # the orchestrator: processes, Bench; what scenarios return
     ("measure", "verify"),  # one measured run; the resilience comparison
     ("stall",),  # part 3 of the resilience scenario
-    ("scenarios", "probes", "resilience", "replicas", "deploy"),  # the scenarios
+    ("scenarios", "probes", "resilience", "replicas", "deploy", "httpapi"),  # the scenarios
     ("report", "chart"),
     ("cli",),  # the registry of scenarios
     ("__main__",),
 )
-SCENARIOS = {"scenarios", "probes", "resilience", "replicas", "stall", "deploy"}
+SCENARIOS = {"scenarios", "probes", "resilience", "replicas", "stall", "deploy", "httpapi"}
 
 
 def test_the_bench_is_layered(graph: grimp.ImportGraph) -> None:
