@@ -6,7 +6,11 @@ if not room_exists() then return not_found() end
 if P.viewer ~= nil and redis.call('HEXISTS', K_MEMBERS, P.viewer) == 0 then
   return fail(E.NOT_A_MEMBER, "'" .. P.viewer .. "' is not a member of room '" .. P.room .. "'")
 end
--- Lua's `<` on strings is strcoll, i.e. Redis's LC_COLLATE; the order promised is byte order.
+-- The order promised is byte order. Lua's `<` on strings is strcoll (Redis's LC_COLLATE):
+-- byte order in the C locales, where the native sort is used; a locale that orders these
+-- probes (id characters in byte order, and pairs that punctuation-blind or case-blind
+-- collations swap) otherwise gets the slower sort by bytes.
+local PROBES = {'-', '.', '0', '9', ':', '@', 'A', 'Z', '_', 'a', 'a-z', 'a.a', 'aZ', 'a_', 'aa', 'z'}
 local function before(a, b)
   local n = math.min(#a, #b)
   for i = 1, n do
@@ -15,16 +19,12 @@ local function before(a, b)
   end
   return #a < #b
 end
-local ids = redis.call('HKEYS', K_MEMBERS)
-table.sort(ids)
--- In the C (or C.UTF-8) locale that is byte order already: check it in one pass, and sort
--- again by bytes only where the locale collates otherwise.
-for i = 2, #ids do
-  if before(ids[i], ids[i - 1]) then
-    table.sort(ids, before)
-    break
-  end
+local native = true
+for i = 2, #PROBES do
+  if not (PROBES[i - 1] < PROBES[i]) then native = false end
 end
+local ids = redis.call('HKEYS', K_MEMBERS)
+if native then table.sort(ids) else table.sort(ids, before) end
 local first = 1
 if P.after ~= nil then
   -- the first id after `after`: a binary search (`after` need not be a member any more)

@@ -1,17 +1,20 @@
 """Room custom props (room.update `custom`) follow member.update's custom prop rules through the
 same code; room.update and room.members args; how the store decodes a room's props and a
-member page."""
+member page; room_members.lua's byte order, with the native sort and with the sort by bytes."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import fakeredis
 import orjson
 import pytest
 
 from roomhub.protocol import limits, models
 from roomhub.protocol.errors import ErrorCode, RoomError
 from roomhub.protocol.ops import lookup, validate_args
+from roomhub.server.store import lua
 from roomhub.server.store.scripts import RoomMembers, room_from_state
 
 
@@ -129,3 +132,50 @@ def test_a_member_page_from_the_script_reply() -> None:
     assert (bob["id"], bob["role"], bob["props"], bob["level"]) == ("bob", "admin", {"k": [1]}, 2)
     assert call.parse([0, b"", 7, [], [], b""]) == {"members": [], "next": None}
     models.MemberPage.model_validate(page)
+
+
+# --- room_members.lua's order ----------------------------------------------------------------
+
+MEMBERS_LUA = lua.room_script("room_members", False)
+
+
+def test_the_collation_probes_are_in_byte_order_and_catch_other_collations() -> None:
+    (listed,) = re.findall(r"local PROBES = \{(.*)\}", MEMBERS_LUA)
+    probes = re.findall(r"'([^']*)'", listed)
+    assert probes == sorted(probes, key=str.encode)
+    assert set("".join(probes)) >= set("-.:@_") | {"0", "9", "A", "Z", "a", "z"}
+    # what a case-blind or a punctuation-blind collation would make of them
+    for key in (str.lower, lambda s: re.sub(r"[-.:@_]", "", s) or s):
+        assert sorted(probes, key=key) != probes
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_members_come_in_byte_order_with_either_sort(native: bool) -> None:
+    source = (
+        MEMBERS_LUA
+        if native
+        else MEMBERS_LUA.replace("local native = true", "local native = false")
+    )
+    assert native or source != MEMBERS_LUA
+    redis = fakeredis.FakeRedis()
+    ids = ["own", "Zed", "a-b", "a.b", "a0", "aB", "ab", "b:1", "b_1", "_x", "@y", "9"]
+    redis.hset("meta", mapping={"seq": 1})
+    record = orjson.dumps({"role": "member", "props": {}, "joined_ms": 1})
+    redis.hset("members", mapping={user: record for user in ids})
+    script = redis.register_script(source)
+
+    def page(after: str | None, limit: int) -> dict[str, Any]:
+        params = {"room": "r", "limit": limit, **({"after": after} if after else {})}
+        reply = script(keys=["meta", "members", "invites", "log"], args=[orjson.dumps(params)])
+        return RoomMembers("r", after=after, limit=limit).parse(reply)
+
+    listed, after = [], None
+    while True:
+        got = page(after, 5)
+        listed += [m["id"] for m in got["members"]]
+        after = got["next"]
+        if after is None:
+            break
+    assert listed == sorted(ids, key=str.encode)
+    assert [m["id"] for m in page("a1", 2)["members"]] == ["aB", "ab"]
+    assert page("zz", 2) == {"members": [], "next": None}
