@@ -147,11 +147,30 @@ class MemberUpdateArgs(MutatingArgs):
 
 
 class RoomUpdateArgs(MutatingArgs):
+    # The OpenAPI document's view of the check below: a name or custom props, not null.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": kind}}}
+                for name, kind in (("name", "string"), ("custom", "object"))
+            ]
+        }
+    )
+
     room: Id
     name: RoomName | None = None
     # values checked by room_custom_changes (as member.update's custom props); null removes
     custom: (
-        Annotated[dict[StrictStr, Any], Field(min_length=1, max_length=limits.ROOM_PROPS_MAX)]
+        Annotated[
+            dict[StrictStr, Any],
+            Field(
+                min_length=1,
+                max_length=limits.ROOM_PROPS_MAX,
+                json_schema_extra={
+                    "propertyNames": {"pattern": f"^{limits.PROP_NAME_PATTERN.pattern}$"}
+                },
+            ),
+        ]
         | None
     ) = None
 
