@@ -1,7 +1,7 @@
 """room.update and room.members (docs/protocol.md §5.14, §5.15) from outside: who may, the
 custom props' rules and limits, updateRoom carrying only what changed (and nothing for no
 change) to every member on every node, idempotency keys; member pages in id order, their
-bounds and who may read them, and a member joining between pages.
+bounds and who may read them, a member joining between pages; both over the server API.
 
 Each test on the `hub` fixture runs on every store, and the encoding alternates with it."""
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from roomhub.clients import RoomClient
@@ -481,3 +482,32 @@ async def test_the_client_methods(hub: Hub, srv: RawClient, enc: str) -> None:
         assert room.name == "by adm" and room.custom == {}
         page = await backend.list_members("r", operator="mem")
         assert len(page.members) == 4 and page.next is None
+
+
+# --- over HTTP -------------------------------------------------------------------------------
+
+
+async def test_both_ops_over_the_server_api(hub: Hub, open_as: Open, srv: RawClient) -> None:
+    await setup(srv)
+    mem = await open_as("mem")
+    seq = await seq_of(srv)
+    headers = {"Authorization": f"Bearer {token('backend', server=True)}", "X-Roomhub-Key": APP}
+    base = f"http://127.0.0.1:{hub.http_port}/api/v1"
+    async with httpx.AsyncClient(headers=headers) as http:
+        reply = await http.post(f"{base}/room.update", json=update_room(custom={"via": "http"}))
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["result"]["custom"] == {"via": "http"}
+        refused = await http.post(f"{base}/room.update", json=update_room(name="x", operator="mem"))
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, 100006)
+        page = await http.post(f"{base}/room.members", json={"room": "r", "limit": 2})
+        assert page.status_code == 200, page.text
+        assert page.json()["result"]["next"] == "gst"
+        bad = await http.post(f"{base}/room.members", json={"room": "r", "limit": 501})
+        assert (bad.status_code, bad.json()["error"]["field"]) == (400, "limit")
+    message = await next_of(mem)
+    assert (message["seq"], message["type"], message["sender"], message["changes"]) == (
+        seq + 1,
+        "updateRoom",
+        SERVER,
+        {"custom": {"via": "http"}},
+    )
