@@ -20,6 +20,7 @@ from pydantic import (
     StrictStr,
     model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 
 from . import limits
 from .codec import to_json_value
@@ -34,6 +35,18 @@ def _max_bytes(limit: int) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+def _schema(limit: int | None = None, pattern: str | None = None) -> WithJsonSchema:
+    """The OpenAPI document's view of a checked string (the checks above stay the truth): the
+    pattern, or the byte limit as maxLength, a bound every accepted value meets (one character
+    is at least one byte)."""
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        schema["pattern"] = f"^{pattern}$"
+    if limit is not None:
+        schema |= {"maxLength": limit, "description": f"at most {limit} bytes of UTF-8"}
+    return WithJsonSchema(schema)
 
 
 def _check_id(value: str) -> str:
@@ -54,15 +67,34 @@ def _check_idempotency_key(value: str) -> str:
     return value
 
 
-Id = Annotated[StrictStr, AfterValidator(_check_id)]
-UserId = Annotated[StrictStr, AfterValidator(_check_id), AfterValidator(_check_user_id)]
-IdempotencyKey = Annotated[StrictStr, AfterValidator(_check_idempotency_key)]
+# A user id is an id that does not start with the reserved '@'.
+USER_ID_PATTERN = f"[A-Za-z0-9_.:-][A-Za-z0-9_.@:-]{{0,{limits.ID_MAX_BYTES - 1}}}"
+Id = Annotated[StrictStr, AfterValidator(_check_id), _schema(pattern=limits.ID_PATTERN.pattern)]
+UserId = Annotated[
+    StrictStr,
+    AfterValidator(_check_id),
+    AfterValidator(_check_user_id),
+    _schema(pattern=USER_ID_PATTERN),
+]
+IdempotencyKey = Annotated[
+    StrictStr,
+    AfterValidator(_check_idempotency_key),
+    _schema(pattern=limits.IDEMPOTENCY_KEY_PATTERN.pattern),
+]
 Seq = Annotated[StrictInt, Field(ge=0, le=limits.SEQ_MAX)]
-RoomName = Annotated[StrictStr, _max_bytes(limits.ROOM_NAME_MAX_BYTES)]
-Nickname = Annotated[StrictStr, _max_bytes(limits.NICKNAME_MAX_BYTES)]
-Avatar = Annotated[StrictStr, _max_bytes(limits.AVATAR_MAX_BYTES)]
-CustomInfo = Annotated[StrictStr, _max_bytes(limits.CUSTOM_INFO_MAX_BYTES)]
-Extension = Annotated[StrictStr, _max_bytes(limits.EXTENSION_MAX_BYTES)]
+RoomName = Annotated[
+    StrictStr, _max_bytes(limits.ROOM_NAME_MAX_BYTES), _schema(limits.ROOM_NAME_MAX_BYTES)
+]
+Nickname = Annotated[
+    StrictStr, _max_bytes(limits.NICKNAME_MAX_BYTES), _schema(limits.NICKNAME_MAX_BYTES)
+]
+Avatar = Annotated[StrictStr, _max_bytes(limits.AVATAR_MAX_BYTES), _schema(limits.AVATAR_MAX_BYTES)]
+CustomInfo = Annotated[
+    StrictStr, _max_bytes(limits.CUSTOM_INFO_MAX_BYTES), _schema(limits.CUSTOM_INFO_MAX_BYTES)
+]
+Extension = Annotated[
+    StrictStr, _max_bytes(limits.EXTENSION_MAX_BYTES), _schema(limits.EXTENSION_MAX_BYTES)
+]
 Level = Annotated[StrictInt, Field(ge=0, le=limits.LEVEL_MAX)]
 RoleName = Role
 ReplyShape = Literal["room", "ack"]

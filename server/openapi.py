@@ -9,10 +9,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from roomhub.protocol import models, ops
+from roomhub.protocol import limits, models, ops
 from roomhub.protocol.errors import HTTP_STATUS, ErrorCode
 
 PREFIX = "/api/v1"
@@ -99,6 +99,50 @@ def _responses(spec: ops.OpSpec) -> dict[str, Any]:
     return responses
 
 
+def _prop_names(reserved: frozenset[str] = frozenset()) -> dict[str, Any]:
+    names: dict[str, Any] = {"pattern": f"^{limits.PROP_NAME_PATTERN.pattern}$"}
+    if reserved:
+        names["not"] = {"enum": sorted(reserved)}
+    return names
+
+
+def _checked_maps(schemas: dict[str, Any]) -> None:
+    """What the models check in code, said in the schemas: member.update's properties (the
+    built-in ones typed, custom names, the reserved Member fields) and room.update's custom
+    names; and room.update needs name or custom. Custom values (at most PROP_VALUE_MAX_BYTES of
+    canonical JSON, nesting at most MAX_NESTING) stay in the description: JSON Schema cannot
+    say it."""
+    values = (
+        f"custom values: any JSON (null removes the prop) of at most "
+        f"{limits.PROP_VALUE_MAX_BYTES} bytes as canonical JSON, nested at most "
+        f"{limits.MAX_NESTING} levels"
+    )
+    update = schemas["MemberUpdateArgs"]["properties"]["properties"]
+    update["propertyNames"] = _prop_names(models.RESERVED_NAMES)
+    update["properties"] = {
+        name: TypeAdapter(kind).json_schema() for name, kind in models.BUILTIN_PROPERTIES.items()
+    }
+    update["description"] = f"Built-in member fields and custom props; {values}."
+    room = schemas.get("RoomUpdateArgs")
+    if room is not None:
+        custom = next(s for s in room["properties"]["custom"]["anyOf"] if s["type"] == "object")
+        custom["propertyNames"] = _prop_names()
+        custom["description"] = f"Room props; {values}."
+        room["anyOf"] = [
+            {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
+            for field in ("name", "custom")
+        ]
+
+
+def _body_required(spec: ops.OpSpec) -> bool:
+    """Whether an empty body (= `{}`) is refused: the op has a required argument."""
+    try:
+        spec.args.model_validate({})
+    except ValidationError:
+        return True
+    return False
+
+
 def _operation(spec: ops.OpSpec) -> dict[str, Any]:
     doc = inspect.cleandoc(vars(spec.args).get("__doc__") or "")  # its own, not BaseModel's
     parameters = []
@@ -120,7 +164,7 @@ def _operation(spec: ops.OpSpec) -> dict[str, Any]:
         ).strip(),
         "tags": [spec.name.split(".")[0]],
         "requestBody": {
-            "required": False,
+            "required": _body_required(spec),
             "description": "The op's args (none: `{}` or an empty body).",
             "content": {
                 "application/json": {"schema": {"$ref": SCHEMAS.format(model=spec.args.__name__)}}
@@ -144,6 +188,7 @@ def document(version: str) -> dict[str, Any]:
     modes += [(m, "serialization") for m in unique if (m, "validation") not in modes]
     _, defs = models_json_schema(modes, ref_template=SCHEMAS)
     schemas = {**defs.get("$defs", {}), **_error_components()}
+    _checked_maps(schemas)
     return {
         "openapi": "3.1.0",
         "info": {
