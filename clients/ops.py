@@ -336,6 +336,56 @@ class RoomOps(Session):
             reply,
         )
 
+    @overload
+    async def transfer_room(
+        self, room: str, to: str, *, reply: Literal["room"] = ..., operator: str | None = ...
+    ) -> Room: ...
+    @overload
+    async def transfer_room(
+        self, room: str, to: str, *, reply: Literal["ack"], operator: str | None = ...
+    ) -> Ack: ...
+    async def transfer_room(
+        self, room: str, to: str, *, reply: Reply = "room", operator: str | None = None
+    ) -> Room | Ack:
+        """Make the member `to` the owner (the owner, or a server token); the old owner
+        becomes an admin."""
+        return await self._mutate(
+            "room.transfer", _args(room=room, to=to, operator=operator), reply
+        )
+
+    @overload
+    async def cancel_invitations(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        *,
+        reply: Literal["room"] = ...,
+        operator: str | None = ...,
+    ) -> Room: ...
+    @overload
+    async def cancel_invitations(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        *,
+        reply: Literal["ack"],
+        operator: str | None = ...,
+    ) -> Ack: ...
+    async def cancel_invitations(
+        self,
+        room: str,
+        invitees: Iterable[str],
+        *,
+        reply: Reply = "room",
+        operator: str | None = None,
+    ) -> Room | Ack:
+        """Cancel 1-100 pending invitations (owner and admins any, a member their own)."""
+        return await self._mutate(
+            "invitation.cancel",
+            _args(room=room, invitees=list(invitees), operator=operator),
+            reply,
+        )
+
     async def list_members(
         self,
         room: str,

@@ -22,7 +22,7 @@ __all__ = ["MAX_RESUME_BYTES", "MAX_RESUME_ROOMS", "ResumeState", "Resync", "fit
 MAX_RESUME_ROOMS = 1024
 MAX_RESUME_BYTES = 48 * 1024
 # System messages after which the user is no longer in the room (when they name the user).
-GONE = frozenset({"removeMember", "leaveRoom", "declineInvitation"})
+GONE = frozenset({"removeMember", "leaveRoom", "declineInvitation", "cancelInvitation"})
 # System messages after which the room is gone for everybody (whoever they name).
 ENDS = frozenset({"dismissRoom"})
 

@@ -213,6 +213,18 @@ class RoomUpdateArgs(MutatingArgs):
         return self
 
 
+class RoomTransferArgs(MutatingArgs):
+    room: Id
+    to: UserId  # a member: the new owner
+
+
+class InvitationCancelArgs(MutatingArgs):
+    room: Id
+    invitees: Annotated[
+        list[UserId], Field(min_length=limits.INVITEES_MIN, max_length=limits.INVITEES_MAX)
+    ]
+
+
 class RoomMembersArgs(OpArgs):
     room: Id
     after: Id | None = None  # a member id: the page starts after it
@@ -392,6 +404,8 @@ RemoveMemberKind = Literal["removeMember"]
 LeaveKind = Literal["leaveRoom"]
 DismissRoomKind = Literal["dismissRoom"]
 UpdateRoomKind = Literal["updateRoom"]
+TransferOwnerKind = Literal["transferOwner"]
+CancelInvitationKind = Literal["cancelInvitation"]
 SystemMessageType = Literal[
     CreateRoomKind,
     AddMembersKind,
@@ -402,6 +416,8 @@ SystemMessageType = Literal[
     LeaveKind,
     DismissRoomKind,
     UpdateRoomKind,
+    TransferOwnerKind,
+    CancelInvitationKind,
 ]
 MESSAGE_KINDS: tuple[str, ...] = get_args(SystemMessageType)
 

@@ -16,11 +16,13 @@ from .models import (
     AddMembersKind,
     AuthArgs,
     AuthResult,
+    CancelInvitationKind,
     CreateRoomKind,
     DeclineKind,
     DismissRoomKind,
     Empty,
     HistoryPage,
+    InvitationCancelArgs,
     LeaveKind,
     MemberAddArgs,
     MemberPage,
@@ -35,7 +37,9 @@ from .models import (
     RoomListArgs,
     RoomMembersArgs,
     RoomMutationArgs,
+    RoomTransferArgs,
     RoomUpdateArgs,
+    TransferOwnerKind,
     UpdateMemberKind,
     UpdateRoomKind,
     User,
@@ -98,6 +102,17 @@ OPS: dict[str, OpSpec] = _by_name(
     op("room.history", RoomHistoryArgs, HistoryPage, "history", "room_read"),
     op("room.update", RoomUpdateArgs, Room, "update_room", "room_update", UpdateRoomKind),
     op("room.members", RoomMembersArgs, MemberPage, "list_members", "room_members"),
+    op(
+        "room.transfer", RoomTransferArgs, Room, "transfer_room", "room_transfer", TransferOwnerKind
+    ),
+    op(
+        "invitation.cancel",
+        InvitationCancelArgs,
+        Room,
+        "cancel_invitations",
+        "invitation_cancel",
+        CancelInvitationKind,
+    ),
     op("room.dismiss", RoomMutationArgs, Empty, "dismiss_room", "room_dismiss", DismissRoomKind),
 )
 

@@ -53,6 +53,14 @@ RULES: dict[str, Rule] = {
     "leave": Rule(frozenset({"admin", "member", "guest"}), on_self=True, outrank=False),
     # room.update (name, custom props): the owner or an admin (no target).
     "update_room": Rule(_STAFF, on_self=False, outrank=False),
+    # room.transfer: the owner only (checked with no target); a server call is unchecked.
+    "transfer": Rule(frozenset({"owner"}), on_self=False, outrank=False),
+    # invitation.cancel: owner and admins any invitation; the inviter their own ("self": the
+    # operator sent it), guests none.
+    "cancel_invitation": Rule(_STAFF, on_self=False, outrank=False),
+    "cancel_own_invitation": Rule(
+        frozenset({"owner", "admin", "member"}), on_self=True, outrank=False
+    ),
     # room.dismiss: the owner only (checked with no target); a server call is unchecked.
     "dismiss": Rule(frozenset({"owner"}), on_self=False, outrank=False),
 }

@@ -22,6 +22,7 @@ from .store.scripts import (
     Dismissed,
     Idempotency,
     InvitationAnswer,
+    InvitationCancel,
     MemberAdd,
     MemberRemove,
     MemberUpdate,
@@ -31,6 +32,7 @@ from .store.scripts import (
     RoomGet,
     RoomHistory,
     RoomMembers,
+    RoomTransfer,
     RoomUpdate,
 )
 
@@ -132,7 +134,9 @@ class Service:
                 raise RoomError(ErrorCode.USER_NOT_FOUND, f"user '{user}' does not exist")
         return [profiles[u] for u in users]
 
-    async def _on_target(self, app: str, call: MemberUpdate | MemberRemove) -> OpOutcome:
+    async def _on_target(
+        self, app: str, call: MemberUpdate | MemberRemove | RoomTransfer
+    ) -> OpOutcome:
         """Run an op on the member `call.user`. 100005 (the target's or the operator's)
         becomes 100007 if the target is no user at all: that outranks it (docs/protocol.md
         §7) and says nothing about the room."""
@@ -338,6 +342,25 @@ class Service:
             args.room, *who, name=args.name, custom=custom, reply=args.reply, idem=idem
         )
         return _result(await self.store.run(caller.app, call), args.room, args.reply)
+
+    async def transfer_room(
+        self, caller: Caller, args: models.RoomTransferArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
+        who = acting(caller, args)
+        call = RoomTransfer(args.room, *who, user=args.to, reply=args.reply, idem=idem)
+        return _result(await self._on_target(caller.app, call), args.room, args.reply)
+
+    async def cancel_invitations(
+        self, caller: Caller, args: models.InvitationCancelArgs, idem: Idempotency | None
+    ) -> dict[str, Any]:
+        """The invitations go in the script; the invitees' index entries after it (a
+        superset meanwhile, checked by room.list)."""
+        who = acting(caller, args)
+        invitees = list(dict.fromkeys(args.invitees))
+        call = InvitationCancel(args.room, *who, invitees=invitees, reply=args.reply, idem=idem)
+        outcome = await self.store.run(caller.app, call)
+        await self.store.unindex_users(caller.app, invitees, args.room)
+        return _result(outcome, args.room, args.reply)
 
     async def list_members(self, caller: Caller, args: models.RoomMembersArgs) -> dict[str, Any]:
         call = RoomMembers(

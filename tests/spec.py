@@ -89,4 +89,6 @@ MINIMAL_ARGS: dict[str, dict[str, Any]] = {
     "room.update": {"room": "demo-room", "name": "Demo"},  # name or custom
     "room.members": {"room": "demo-room"},
     "room.dismiss": {"room": "demo-room"},
+    "room.transfer": {"room": "demo-room", "to": "bob"},
+    "invitation.cancel": {"room": "demo-room", "invitees": ["dave"]},
 }

@@ -170,6 +170,18 @@ class RoomUpdate(RoomChange):
     custom: list[dict[str, str]] | None = None  # {name, json?}: json absent removes it
 
 
+@dataclass(slots=True, kw_only=True)
+class RoomTransfer(RoomChange):
+    script: ClassVar[str] = "room_transfer"
+    user: str  # the new owner
+
+
+@dataclass(slots=True, kw_only=True)
+class InvitationCancel(RoomChange):
+    script: ClassVar[str] = "invitation_cancel"
+    invitees: list[str]
+
+
 @dataclass(frozen=True)
 class Dismissed(OpOutcome):
     """room.dismiss's outcome: who was a member or invited (their room indexes to clean);
@@ -261,6 +273,8 @@ SCRIPTS: tuple[type[RoomScript[Any]], ...] = (
     MemberRemove,
     RoomDismiss,
     RoomUpdate,
+    RoomTransfer,
+    InvitationCancel,
     RoomGet,
     RoomMembers,
     RoomHistory,

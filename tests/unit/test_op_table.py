@@ -152,6 +152,10 @@ FLOW: list[tuple[str, dict[str, Any]]] = [
     ("room.history", {"room": "r"}),
     ("room.update", {"room": "r", "name": "R", "custom": {"topic": "t"}}),
     ("room.members", {"room": "r", "limit": 1}),
+    ("member.add", {"room": "r", "invitees": ["carol"], "invitation_required": True}),
+    ("invitation.cancel", {"room": "r", "invitees": ["carol"]}),
+    ("member.add", {"room": "r", "invitees": ["carol"]}),
+    ("room.transfer", {"room": "r", "to": "carol"}),
     ("room.dismiss", {"room": "r"}),  # last: the room is gone after it
 ]
 

@@ -40,6 +40,8 @@ OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
     "room.dismiss": ({"room"}, MUTATING),
     "room.update": ({"room"}, {"name", "custom"} | MUTATING),
     "room.members": ({"room"}, {"after", "limit", "operator"}),
+    "room.transfer": ({"room", "to"}, MUTATING),
+    "invitation.cancel": ({"room", "invitees"}, MUTATING),
 }
 
 # Every op but auth, room.get, room.list, room.history, room.members is rate limited (§8).

@@ -109,6 +109,33 @@ SPEC: dict[str, str] = {
         guest     -     -     -      -   |  -
         server    -     -     -      -   |  -
     """,
+    # room.transfer: the owner only; server. No target (see NO_TARGET).
+    "transfer": """
+                owner admin member guest | self
+        owner     -     -     -      -   |  -
+        admin     -     -     -      -   |  -
+        member    -     -     -      -   |  -
+        guest     -     -     -      -   |  -
+        server    -     -     -      -   |  -
+    """,
+    # invitation.cancel of anyone's invitation: the owner or an admin; server.
+    "cancel_invitation": """
+                owner admin member guest | self
+        owner     -     -     -      -   |  -
+        admin     -     -     -      -   |  -
+        member    -     -     -      -   |  -
+        guest     -     -     -      -   |  -
+        server    -     -     -      -   |  -
+    """,
+    # invitation.cancel of one's own invitation ("self": the operator sent it): not guests.
+    "cancel_own_invitation": """
+                owner admin member guest | self
+        owner     -     -     -      -   |  Y
+        admin     -     -     -      -   |  Y
+        member    -     -     -      -   |  Y
+        guest     -     -     -      -   |  .
+        server    -     -     -      -   |  -
+    """,
 }
 # fmt: on
 
@@ -117,6 +144,14 @@ NO_TARGET: dict[str, dict[str, bool]] = {
     "invite": {"owner": True, "admin": True, "member": True, "guest": False, "server": True},
     "dismiss": {"owner": True, "admin": False, "member": False, "guest": False, "server": True},
     "update_room": {"owner": True, "admin": True, "member": False, "guest": False, "server": True},
+    "transfer": {"owner": True, "admin": False, "member": False, "guest": False, "server": True},
+    "cancel_invitation": {
+        "owner": True,
+        "admin": True,
+        "member": False,
+        "guest": False,
+        "server": True,
+    },
 }
 
 
