@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ..support import Open, RawClient, update_args
+from ..support import Open, RawClient, update_args, ws_url
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -107,3 +107,40 @@ async def test_cancel_rules_atomicity_and_the_invitee(room: RawClient, open_as: 
     assert (await inv.call("room.list"))["rooms"] == []
     state = await adm.call("invitation.cancel", {"room": "r", "invitees": ["inv2"]})
     assert state["invitations"] == []
+
+
+async def test_transfer_races_on_two_nodes_keep_one_owner(two_hubs: Any) -> None:
+    """Transfers to B and to C racing B's demotion and promotion, from both nodes: exactly
+    one owner after every round, seqs gapless, every message to a member on each node."""
+    a, b = two_hubs
+    async with (
+        RawClient.connect(ws_url(a)) as s1,
+        RawClient.connect(ws_url(b)) as s2,
+        RawClient.connect(ws_url(a)) as w1,
+        RawClient.connect(ws_url(b)) as w2,
+    ):
+        await s1.auth("backend", server=True)
+        await s2.auth("backend", server=True)
+        for user in ["A", "B", "C", "W"]:
+            await s1.call("user.upsert", {"id": user})
+        await s1.call("room.create", {"room": "race", "owner": "A", "members": ["B", "C", "W"]})
+        await w1.auth("W")
+        await w2.auth("W")
+        for _ in range(25):
+            await asyncio.gather(
+                s1.request("room.transfer", {"room": "race", "to": "B"}),
+                s2.request("member.update", update_args("race", "B", {"role": "member"})),
+                s2.request("room.transfer", {"room": "race", "to": "C"}),
+                s1.request("member.update", update_args("race", "B", {"role": "admin"})),
+            )
+            state = await s1.call("room.get", {"room": "race"})
+            owners = [m["id"] for m in state["members"] if m["role"] == "owner"]
+            assert owners == [state["owner"]]
+        seq = state["seq"]
+        page = await s1.call("room.history", {"room": "race", "limit": 200})
+        assert [m["seq"] for m in page["messages"]] == list(range(1, seq + 1))
+        for watcher in (w1, w2):
+            got = []
+            while not got or got[-1] < seq:
+                got.append((await watcher.event())["seq"])
+            assert got == list(range(2, seq + 1)) or got == list(range(1, seq + 1))
