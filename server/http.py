@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("roomhub.http")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the Prometheus text format
+KEEP_ALIVE_SECONDS = 75  # how long an idle keep-alive connection stays open
 
 
 class ListenError(OSError):
@@ -198,6 +199,10 @@ class HttpSide:
             server_header=False,
             headers=[("server", f"roomhub/{__version__}")],
             timeout_graceful_shutdown=2,
+            # Longer than a backend's connection pool keeps an idle connection (httpx 5 s,
+            # aiohttp 15 s), so the server is not the side that closes one just as a POST is
+            # written on it (uvicorn's default is 5 s).
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(
