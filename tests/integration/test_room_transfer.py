@@ -144,3 +144,50 @@ async def test_transfer_races_on_two_nodes_keep_one_owner(two_hubs: Any) -> None
             while not got or got[-1] < seq:
                 got.append((await watcher.event())["seq"])
             assert got == list(range(2, seq + 1)) or got == list(range(1, seq + 1))
+
+
+async def test_owner_and_server_cancel_and_members_on_both_nodes_hear_it(two_hubs: Any) -> None:
+    """The owner, the server unchecked and the server as a member cancel; each cancel is one
+    cancelInvitation seen by a member on the other node and by the invitee, with an ack reply."""
+    a, b = two_hubs
+    async with (
+        RawClient.connect(ws_url(a)) as srv,
+        RawClient.connect(ws_url(a)) as own,
+        RawClient.connect(ws_url(b), "json") as mem,
+        RawClient.connect(ws_url(b)) as inv,
+    ):
+        await srv.auth("backend", server=True)
+        for user in ["own", "mem", "inv"]:
+            await srv.call("user.upsert", {"id": user})
+        await srv.call("room.create", {"room": "c", "owner": "own", "members": ["mem"]})
+        await own.auth("own")
+        await mem.auth("mem")
+        await inv.auth("inv")
+        invite = {"room": "c", "invitees": ["inv"], "invitation_required": True}
+        cancels = [
+            (own, {}),
+            (srv, {}),
+            (srv, {"operator": "mem"}),  # mem invited: checked as mem, their own invitation
+        ]
+        for canceller, extra in cancels:
+            await mem.call("member.add", invite)
+            ack = await canceller.call(
+                "invitation.cancel", {"room": "c", "invitees": ["inv"], "reply": "ack", **extra}
+            )
+            assert set(ack) == {"room", "seq"} and ack["room"] == "c"
+            for watcher in (mem, inv):
+                got = await watcher.events_until(ack["seq"], room="c")
+                assert [m["type"] for m in got[-2:]] == ["inviteMember", "cancelInvitation"]
+                assert got[-1]["targets"] == ["inv"]
+        assert (await srv.call("room.get", {"room": "c"}))["invitations"] == []
+        # As another member, who did not send the invitation: refused, checked as that member.
+        await srv.call("user.upsert", {"id": "mem2"})
+        await srv.call("member.add", {"room": "c", "invitees": ["mem2"]})
+        await mem.call("member.add", invite)
+        refused = await srv.fail(
+            "invitation.cancel", {"room": "c", "invitees": ["inv"], "operator": "mem2"}
+        )
+        assert refused["code"] == 100006
+        assert [i["user"] for i in (await srv.call("room.get", {"room": "c"}))["invitations"]] == [
+            "inv"
+        ]
