@@ -13,7 +13,6 @@ times and the reply's seq or error code. Nothing is decoded beyond the msgpack m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from multiprocessing.connection import Connection
 from time import monotonic
 from typing import Any
@@ -25,7 +24,7 @@ from roomhub.server.auth import mint_token
 from roomhub.server.workers import die_with_parent
 
 from . import pipe
-from .worker_http import HttpLoad
+from .worker_http import HttpLoad, drive_load
 from .worker_res import LoadSide
 from .wsclient import Session, WSClient, open_session
 
@@ -216,49 +215,33 @@ class Worker:
         saved = [c.on_reply for c in senders]
         for c, client in enumerate(senders):
             client.on_reply = on_reply(c)
-        started = monotonic()
-        last_report = started
+
+        def start() -> None:
+            for _ in range(window):
+                for c in range(len(senders)):
+                    send_one(c)
+
+        turn = [0]  # the sender connection of the next paced request, round robin
+
+        def paced_send() -> bool:
+            if state["outstanding"] >= cap:
+                return False
+            send_one(turn[0])
+            turn[0] = (turn[0] + 1) % len(senders)
+            return True
+
         try:
-            if rate is None:
-                for _ in range(window):
-                    for c in range(len(senders)):
-                        send_one(c)
-                while monotonic() - started < duration:
-                    await asyncio.sleep(0.05)
-                    if monotonic() - last_report > 0.5:
-                        last_report = monotonic()
-                        self.progress(
-                            {
-                                "sent": len(sent_t),
-                                "replies": state["replies"],
-                                "elapsed": last_report - started,
-                            }
-                        )
-            else:
-                c = 0
-                while True:
-                    now = monotonic()
-                    elapsed = now - started
-                    if elapsed >= duration:
-                        break
-                    due = int(elapsed * rate) + 1
-                    while len(sent_t) + state["shed"] < due:
-                        if state["outstanding"] >= cap:
-                            state["shed"] += 1
-                            continue
-                        send_one(c)
-                        c = (c + 1) % len(senders)
-                    if now - last_report > 0.5:
-                        last_report = now
-                        self.progress(
-                            {"sent": len(sent_t), "replies": state["replies"], "elapsed": elapsed}
-                        )
-                    await asyncio.sleep(0.001)
-            state["stop"] = True
-            if state["outstanding"] == 0 and not all_replied.done():
-                all_replied.set_result(None)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(all_replied, drain_timeout)
+            await drive_load(
+                rate=rate,
+                duration=duration,
+                drain_timeout=drain_timeout,
+                state=state,
+                sent=sent_t,
+                all_replied=all_replied,
+                progress=self.progress,
+                start=start,
+                paced_send=paced_send,
+            )
         finally:
             for client, handler in zip(senders, saved):
                 client.on_reply = handler

@@ -23,6 +23,54 @@ import orjson
 Reply = Callable[[int, bytes, float], None]  # status, body, receive time
 
 
+async def drive_load(
+    *,
+    rate: float | None,
+    duration: float,
+    drain_timeout: float,
+    state: dict[str, Any],
+    sent: list[float],
+    all_replied: asyncio.Future[None],
+    progress: Callable[[dict[str, Any]], None],
+    start: Callable[[], None],
+    paced_send: Callable[[], bool],
+) -> None:
+    """The load loop of both load sides (WebSocket and HTTP): closed (`start` fills every
+    connection, each reply sends the next) or paced at `rate`/s (`paced_send` sends one, or
+    returns False when nothing may be sent: that request is shed), for `duration`; then stop
+    and wait up to `drain_timeout` for the replies still owed. `state` holds outstanding,
+    replies, shed and stop, shared with the reply handlers."""
+    started = monotonic()
+    last_report = started
+    if rate is None:
+        start()
+        while monotonic() - started < duration:
+            await asyncio.sleep(0.05)
+            if monotonic() - last_report > 0.5:
+                last_report = monotonic()
+                elapsed = last_report - started
+                progress({"sent": len(sent), "replies": state["replies"], "elapsed": elapsed})
+    else:
+        while True:
+            now = monotonic()
+            elapsed = now - started
+            if elapsed >= duration:
+                break
+            due = int(elapsed * rate) + 1
+            while len(sent) + state["shed"] < due:
+                if not paced_send():
+                    state["shed"] += 1
+            if now - last_report > 0.5:
+                last_report = now
+                progress({"sent": len(sent), "replies": state["replies"], "elapsed": elapsed})
+            await asyncio.sleep(0.001)
+    state["stop"] = True
+    if state["outstanding"] == 0 and not all_replied.done():
+        all_replied.set_result(None)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(all_replied, drain_timeout)
+
+
 class HttpConnection(asyncio.Protocol):
     """One keep-alive connection; each complete reply goes to `on_reply`."""
 
@@ -178,47 +226,30 @@ class HttpLoad:
             return handle
 
         self.handlers = [on_reply(c) for c in range(len(conns))]
-        started = monotonic()
-        last_report = started
+
+        def start() -> None:
+            idle.clear()
+            for c in range(len(conns)):
+                send_one(c)
+
+        def paced_send() -> bool:
+            if not idle:
+                return False
+            send_one(idle.popleft())
+            return True
+
         try:
-            if rate is None:
-                idle.clear()
-                for c in range(len(conns)):
-                    send_one(c)
-                while monotonic() - started < duration:
-                    await asyncio.sleep(0.05)
-                    if monotonic() - last_report > 0.5:
-                        last_report = monotonic()
-                        self.progress(
-                            {
-                                "sent": len(sent_t),
-                                "replies": state["replies"],
-                                "elapsed": last_report - started,
-                            }
-                        )
-            else:
-                while True:
-                    now = monotonic()
-                    elapsed = now - started
-                    if elapsed >= duration:
-                        break
-                    due = int(elapsed * rate) + 1
-                    while len(sent_t) + state["shed"] < due:
-                        if not idle:
-                            state["shed"] += 1
-                            continue
-                        send_one(idle.popleft())
-                    if now - last_report > 0.5:
-                        last_report = now
-                        self.progress(
-                            {"sent": len(sent_t), "replies": state["replies"], "elapsed": elapsed}
-                        )
-                    await asyncio.sleep(0.001)
-            state["stop"] = True
-            if state["outstanding"] == 0 and not all_replied.done():
-                all_replied.set_result(None)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(all_replied, drain_timeout)
+            await drive_load(
+                rate=rate,
+                duration=duration,
+                drain_timeout=drain_timeout,
+                state=state,
+                sent=sent_t,
+                all_replied=all_replied,
+                progress=self.progress,
+                start=start,
+                paced_send=paced_send,
+            )
         finally:
             self.handlers = [lambda *_: None] * len(self.conns)
         return {
