@@ -92,7 +92,7 @@ class Hub:
 
     @property
     def http_port(self) -> int:
-        """The bound port of the HTTP side (health, readiness, metrics)."""
+        """The bound port of the HTTP side (health, readiness, metrics, the server API)."""
         assert self.http is not None
         return int(self.http.port)
 

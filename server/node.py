@@ -213,7 +213,7 @@ async def serve_forever(settings: Settings, ready: asyncio.Event | None = None) 
             "roomhub node %s listening on ws://%s:%d/ws", settings.node_id, settings.host, hub.port
         )
         assert hub.http is not None
-        log.info("HTTP side (health, readiness, metrics) on %s", hub.http.url)
+        log.info("HTTP side (health, readiness, metrics, server API /api/v1) on %s", hub.http.url)
         if ready is not None:
             ready.set()
         stop = asyncio.Event()
