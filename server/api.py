@@ -67,12 +67,25 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise RoomError(ErrorCode.MALFORMED_FRAME, f"the body is not JSON: {exc}") from None
 
 
+def http_status(error: RoomError) -> int:
+    """The HTTP status of an error: the table's, or 413 for a body over the cap."""
+    return TOO_LARGE if isinstance(error, TooLarge) else HTTP_STATUS[error.code]
+
+
+def retry_after(error: RoomError) -> int | None:
+    """The Retry-After of an error, in whole seconds rounded up (at least 1), if it has one."""
+    if error.retry_after_ms is None:
+        return None
+    return max(1, math.ceil(error.retry_after_ms / 1000))
+
+
 def error_response(error: RoomError) -> Response:
     """The WebSocket's error object under its HTTP status (Retry-After for 100009)."""
-    status = TOO_LARGE if isinstance(error, TooLarge) else HTTP_STATUS[error.code]
+    status = http_status(error)
     headers: dict[str, str] = {}
-    if error.retry_after_ms is not None:
-        headers["retry-after"] = str(max(1, math.ceil(error.retry_after_ms / 1000)))
+    seconds = retry_after(error)
+    if seconds is not None:
+        headers["retry-after"] = str(seconds)
     if error.code is ErrorCode.UNAUTHENTICATED:
         headers["www-authenticate"] = 'Bearer realm="roomhub"'
     return Response(orjson.dumps({"error": error.to_wire()}), status, headers, JSON)

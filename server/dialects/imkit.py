@@ -8,7 +8,6 @@ as the app's server (`base.server_caller`). Errors: HTTP status = RC, from HTTP_
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from roomhub.protocol.errors import HTTP_STATUS, ErrorCode, RoomError, invalid
+from roomhub.protocol.errors import ErrorCode, RoomError, invalid
 
+from ..api import http_status, retry_after
 from ..auth import mint_token
 from ..credentials import DialectKeys
-from .base import Caller, TooLarge, read_body, run_op, server_caller
+from .base import Caller, read_body, run_op, server_caller
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -52,7 +52,7 @@ def envelope(result: Any) -> Response:
 
 def error_response(error: RoomError) -> Response:
     """The error in IMKIT's envelope: RC = the HTTP status (413 for a too-large body)."""
-    status = 413 if isinstance(error, TooLarge) else HTTP_STATUS[error.code]
+    status = http_status(error)
     message = "Unauthorized" if error.code is ErrorCode.UNAUTHENTICATED else error.message
     detail: dict[str, Any] = {
         "code": ERROR_NAMES.get(error.code, error.code.reason),
@@ -62,8 +62,8 @@ def error_response(error: RoomError) -> Response:
     if error.field is not None:
         detail["field"] = error.field
     headers: dict[str, str] = {}
-    if error.retry_after_ms is not None:
-        retry = max(1, math.ceil(error.retry_after_ms / 1000))
+    retry = retry_after(error)
+    if retry is not None:
         detail["retryAfter"] = retry
         headers["retry-after"] = str(retry)
     body = {"RC": status, "RM": message, "error": detail}
