@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core import NotSet
 
-from roomhub.protocol.limits import IDEMPOTENCY_KEY_PATTERN
-from roomhub.protocol.models import USER_ID_PATTERN
+from roomhub.protocol.codec import to_json_value
+from roomhub.protocol.limits import IDEMPOTENCY_KEY_PATTERN, MAX_NESTING, PROP_VALUE_MAX_BYTES
+from roomhub.protocol.models import BUILTIN_PROPERTIES, USER_ID_PATTERN
 from roomhub.server.openapi import served_ops
 
 from ..support import APP, SECRET, free_port, token
@@ -170,12 +171,47 @@ def _token_rules(case: Any, server: bool, user: str | None = None) -> Any:
     return case
 
 
+# The custom props of a valid case: at most one set per case, so one room's examples stay under
+# the 32 props a member or a room holds; a value JSON Schema cannot bound (over 1 KiB, deeper
+# than 32, an int beyond 64 bits) becomes null (a removal, always valid).
+PROP_MAPS = {"member.update": "properties", "room.update": "custom"}
+SETS_PER_CASE = 1
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _within_prop_limits(op: str, body: dict[str, Any]) -> None:
+    props = body.get(PROP_MAPS.get(op, ""))
+    if not isinstance(props, dict):
+        return
+    sets = 0
+    for name, value in props.items():
+        if name in BUILTIN_PROPERTIES or value is None:
+            continue
+        try:  # orjson (the server's encoder) refuses ints beyond 64 bits, as the server does
+            fits = len(to_json_value(value)) <= PROP_VALUE_MAX_BYTES
+        except TypeError:
+            fits = False
+        fits = fits and _depth(value) <= MAX_NESTING
+        if fits and sets < SETS_PER_CASE:
+            sets += 1
+        else:
+            props[name] = None
+
+
 def _seeded(case: Any, room: str, picks: dict[str, Any], server: bool) -> Any:
     """A valid case that sometimes names the room and users that exist (else nearly every
     request would only meet 404), and has no 1.0 for an int: JSON Schema counts it as an
     integer, the protocol's ints are strict."""
     if isinstance(case.body, dict):
         case.body = _integral(case.body)
+        _within_prop_limits(case.operation.definition.raw["operationId"], case.body)
         for field, pick in picks.items():
             if pick is not None and field in case.body:
                 case.body[field] = room if field == "room" else pick
