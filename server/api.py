@@ -124,27 +124,17 @@ class ServerApi:
             try:
                 raw = await self._args(request, spec)  # 100013 outranks 100010 (§7)
                 caller = self._caller(request)
-                if spec.mutating:
-                    await hub.admit(caller)
             except RoomError as exc:
-                self._count(spec.name, exc.code, started)
+                hub.count(spec.name, exc.code, started)
                 return error_response(exc)
-            except Exception as exc:  # e.g. Redis away during the app ceiling
-                error = hub.internal(exc)
-                self._count(spec.name, error.code, started)
-                return error_response(error)
             try:
-                result = await hub.call(caller, spec, raw, started)  # counted by the hub
+                result = await hub.run(caller, spec, raw, started)  # counted by the hub
             except RoomError as exc:
                 return error_response(exc)
             return _result_response(result)
 
         endpoint.__name__ = spec.name
         return endpoint
-
-    def _count(self, op: str, code: ErrorCode, started: float) -> None:
-        if self.hub.metrics is not None:
-            self.hub.metrics.op_done(op, code, started)
 
     def _caller(self, request: Request) -> Caller:
         key = request.headers.get(KEY_HEADER)

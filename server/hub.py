@@ -302,6 +302,25 @@ class Hub:
         finally:
             conn.inflight.release()
 
+    async def run(
+        self, caller: Caller, spec: ops.OpSpec, raw_args: Any, started: float
+    ) -> dict[str, Any]:
+        """Admit (a mutating op) and `call` one op for a door with no connection of its own
+        (the server API, the dialects): every failure a counted RoomError."""
+        if spec.mutating:
+            try:
+                await self.admit(caller)
+            except Exception as exc:  # not a RoomError: e.g. Redis away during the ceiling
+                error = exc if isinstance(exc, RoomError) else self.internal(exc)
+                self.count(spec.name, error.code, started)
+                raise error from None
+        return await self.call(caller, spec, raw_args, started)
+
+    def count(self, op: str, code: ErrorCode, started: float) -> None:
+        """A request of `op` that failed before its op ran (auth, admission, framing)."""
+        if self.metrics is not None:
+            self.metrics.op_done(op, code, started)
+
     async def call(
         self, caller: Caller, spec: ops.OpSpec, raw_args: Any, started: float
     ) -> dict[str, Any]:

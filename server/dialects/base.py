@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 from roomhub.protocol import ops
-from roomhub.protocol.errors import RoomError
 from roomhub.protocol.limits import RESERVED_USER_PREFIX
 
 from ..api import TooLarge, read_json
@@ -30,28 +29,12 @@ __all__ = ["Caller", "TooLarge", "read_body", "request_id", "run_op", "server_ca
 async def run_op(hub: Hub, caller: Caller, op: str, args: Any) -> dict[str, Any]:
     """Run op `op` (a name of the op table) with `args` (a dict of its args, as the
     WebSocket's frame would carry them) as `caller`: a mutating op is admitted first through
-    `Hub.admit` (the user's and the app's ceilings, shared with the WebSocket, the server API
-    and every node), then `Hub.call` validates and runs it, counted in the metrics. The same
+    `Hub.run` (the user's and the app's ceilings, shared with the WebSocket, the server API
+    and every node), which then validates and runs it, counted in the metrics. The same
     rules, ceiling and metrics as a server-API call. Returns the op's result; raises only
     RoomError (anything else comes out as `Hub.internal`'s 100001)."""
     started = time.perf_counter()
-    try:
-        spec = ops.lookup(op)
-        if spec.mutating:
-            await hub.admit(caller)
-    except RoomError as exc:
-        _count(hub, op, exc, started)
-        raise
-    except Exception as exc:  # e.g. Redis away during the app ceiling
-        error = hub.internal(exc)
-        _count(hub, op, error, started)
-        raise error from None
-    return await hub.call(caller, spec, args, started)  # counted by the hub
-
-
-def _count(hub: Hub, op: str, error: RoomError, started: float) -> None:
-    if hub.metrics is not None and op in ops.OPS:  # an unknown name is no op's series
-        hub.metrics.op_done(op, error.code, started)
+    return await hub.run(caller, ops.lookup(op), args, started)
 
 
 async def read_body(hub: Hub, request: Request) -> Any:
