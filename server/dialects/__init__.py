@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import BaseRoute
 
 from ..credentials import DialectKeys
-from . import imkit
+from . import imkit, netease, tencent
 
 if TYPE_CHECKING:
     from ..hub import Hub
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 Router = Callable[["Hub", DialectKeys], list[BaseRoute]]
 
 # Each dialect's routes(hub, keys), in mount order (the dialects' paths do not overlap).
-ROUTERS: list[Router] = [imkit.routes]
+ROUTERS: list[Router] = [imkit.routes, tencent.routes, netease.routes]
 
 
 def routes(hub: Hub) -> list[BaseRoute]:
