@@ -6,8 +6,10 @@ docs' examples where they give one, sent as raw bytes."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ import pytest
 from roomhub.server.hub import Hub
 
 from ..conftest import HubFactory
-from ..support import APP, RawClient, ws_url
+from ..support import APP, RawClient, RedisProcess, ws_url
 from .test_dialect_imkit import API, API_KEY, CLIENT_KEYS, assert_error, ok, user_headers
 
 DIALECTS = {APP: {"imkit": {"api_key": API_KEY}}}
@@ -326,6 +328,32 @@ async def test_rate_limit_is_429_with_retry_after(start_hub: HubFactory) -> None
             and body["error"]["retryAfter"] == retry >= 1
         )
         assert body["error"]["roomhubCode"] == 100009
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    with RedisProcess() as server:
+        yield server
+
+
+async def test_a_hung_redis_is_503_in_the_envelope(
+    own_redis: RedisProcess, start_hub: HubFactory
+) -> None:
+    hub = await start_hub(redis=own_redis.url, redis_timeout=0.5, dialects=DIALECTS)
+    async with client_of(hub) as http:
+        ok(await http.post("/admin/clients", json={"_id": "aaa"}, headers=API))
+        os.kill(own_redis.proc.pid, signal.SIGSTOP)  # hung: the sockets stay open
+        try:
+            body = {"_id": "r", "invitee": "aaa", "cover": "c"}
+            replies = [
+                await http.post("/rooms/createAndJoin", json=body, headers=as_client("aaa")),
+                await http.get("/rooms/r/exists", headers=API),
+            ]
+        finally:
+            os.kill(own_redis.proc.pid, signal.SIGCONT)
+        for reply in replies:
+            error = assert_error(reply, 503)["error"]
+            assert (error["code"], error["roomhubCode"]) == ("INTERNAL", 100001)
 
 
 async def test_a_member_on_another_node_hears_every_change(
