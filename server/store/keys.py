@@ -52,6 +52,11 @@ def users_key(app: str) -> str:
     return f"rh:{{{app}}}:users"
 
 
+def nonce_key(app: str, vendor: str, digest: str) -> str:
+    """A vendor request's nonce seen (NetEase's `Nonce`, by its digest), in the app's slot."""
+    return f"rh:{{{app}}}:nonce:{vendor}:{digest}"
+
+
 def is_room_channel(channel: bytes) -> bool:
     """A room's events channel: it carries the room's hash tag, so it can be a shard channel."""
     return channel.endswith(b"}:events")

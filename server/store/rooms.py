@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import secrets
 import time
@@ -26,6 +27,7 @@ from .errors import ScriptError, is_unavailable
 from .keys import (
     EPOCH_KEY,
     idempotency_keys,
+    nonce_key,
     quota_key,
     rate_key,
     room_channel,
@@ -182,6 +184,16 @@ class Store:
     @_bounded
     async def user_known(self, app: str, user: str) -> bool:
         return bool(await self.redis.hexists(users_key(app), user))
+
+    # vendor nonces (docs/dialects.md) ---------------------------------------------------------
+
+    @_bounded
+    async def claim_nonce(self, app: str, vendor: str, nonce: str, ttl_ms: int) -> bool:
+        """True the first time `nonce` of `app`'s `vendor` requests is claimed within `ttl_ms`,
+        on any node (SET NX PX), False for a replay. Kept by digest: a nonce is any string."""
+        digest = hashlib.sha256(nonce.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        key = nonce_key(app, vendor, digest)
+        return bool(await self.redis.set(key, b"1", nx=True, px=max(1, ttl_ms)))
 
     # per-user quotas (fixed hourly windows) ---------------------------------------------------
 
