@@ -4,7 +4,9 @@ room and member paths at the root of the HTTP port, its headers, and its `{"RC",
 
 Auth: `IM-CLIENT-KEY` (the app key) with `IM-Authorization` (or the legacy `Authorization`) =
 a roomhub user JWT acts as that user; `IM-API-KEY` = the app's `[apps.X.imkit] api_key` acts
-as the app's server (`base.server_caller`). Errors: HTTP status = RC, from HTTP_STATUS."""
+as the app's server (`base.server_caller`), and as the `IM-CLIENT-ID` user (`operator`) where
+a call is about "me". Errors: HTTP status = RC, from HTTP_STATUS; what roomhub has no op for
+answers NOT_SUPPORTED (400)."""
 
 from __future__ import annotations
 
