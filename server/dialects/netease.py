@@ -92,8 +92,8 @@ FIELDS = {
     "custom.extension": "extension",
 }
 UNAPPLIED = (
-    " (the change may or may not have been applied: a retry with the same X-custom-traceid"
-    " is applied at most once)"
+    " (a change may have been applied: repeat the call with the same X-custom-traceid to"
+    " apply it at most once)"
 )
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +21,7 @@ import pytest
 from roomhub.server.hub import Hub
 
 from ..conftest import HubFactory
-from ..support import APP, RawClient, connect_backend, ws_url
+from ..support import APP, RawClient, RedisProcess, connect_backend, ws_url
 
 APP_KEY = "ne-appkey-0001"
 APP_SECRET = "ne-app-secret-0123456789abcdef"
@@ -424,6 +426,35 @@ async def test_rate_limit_is_416(start_hub: HubFactory) -> None:
                 break
         assert got is not None and got["code"] == 416, got
         assert got["data"]["roomhub_code"] == 100009 and got["data"]["retry_after_ms"] > 0
+
+
+async def test_a_redis_outage_is_500_and_the_probe_503(start_hub: HubFactory) -> None:
+    with RedisProcess() as own:
+        hub = await start_hub(
+            redis=own.url, redis_timeout=0.5, pubsub_probe_interval=0.2, dialects=DIALECTS
+        )
+        await seed_room(hub)
+        async with client(hub) as http:
+            path = f"/im/v2/chatrooms/{ROOM}"
+            ok(await http.get(path, headers=signed()))
+            os.kill(own.proc.pid, signal.SIGSTOP)  # hung: the sockets stay open
+            try:
+                got = refused(await http.get(path, headers=signed()), 500, "store unavailable")
+                assert "same X-custom-traceid" in got["msg"]
+                kick = {"room_id": int(ROOM)}
+                reply = await http.patch(
+                    "/im/v2.1/room_members/yx2/actions/kicked", json=kick, headers=signed()
+                )
+                refused(reply, 500)
+                for _ in range(50):
+                    probe = await http.get("/nimserver/health/liveness.action")
+                    if probe.status_code == 503:
+                        break
+                    await asyncio.sleep(0.1)
+                assert probe.status_code == 503 and probe.json()["code"] == 503
+            finally:
+                os.kill(own.proc.pid, signal.SIGCONT)
+            ok(await http.get(path, headers=signed()))
 
 
 async def test_a_traceid_retry_is_applied_once(ne_hub: Hub, http: httpx.AsyncClient) -> None:
