@@ -205,6 +205,14 @@ def _required(body: dict[str, Any], name: str, path: str) -> Any:
     return body[name]
 
 
+def _string(body: dict[str, Any], name: str, path: str) -> str:
+    """A required field whose op arg is optional (null would mean something else there)."""
+    value = _required(body, name, path)
+    if not isinstance(value, str):
+        raise bad(f"{path} must be a string")
+    return value
+
+
 def _room_props(info: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """The RoomInfo fields of `names` present in `info`, checked, as room custom props."""
     props: dict[str, Any] = {}
@@ -409,7 +417,7 @@ class Tencent:
         dismissed again (not admitted: it undoes an admitted op) and the error answered, so
         a refused create_room leaves no room."""
         info = _object(_required(call.body, "RoomInfo", "RoomInfo"), "RoomInfo")
-        room = _required(info, "RoomId", "RoomInfo.RoomId")
+        room = _string(info, "RoomId", "RoomInfo.RoomId")  # null: roomhub would pick an id
         args: dict[str, Any] = {
             "room": room,
             "name": _room_name(info) if "RoomName" in info else room,
@@ -521,7 +529,8 @@ class Tencent:
         args = {
             "room": _required(body, "RoomId", "RoomId"),
             "to": _required(body, "NewOwner_Account", "NewOwner_Account"),
-            "operator": _required(body, "From_Account", "From_Account"),
+            # null: an unchecked server call, which would skip the owner check
+            "operator": _string(body, "From_Account", "From_Account"),
             "reply": "ack",
         }
         await self._run(call, "room.transfer", args)

@@ -341,6 +341,7 @@ async def test_create_get_update_destroy_room(hub: Hub, tencent: Tencent) -> Non
     await tencent.fails("create_room", {"RoomInfo": unknown_owner}, 70107)
     for bad in (
         {"RoomName": "x"},
+        {"RoomId": None},
         {"RoomId": "conf 3"},
         {"RoomId": "conf-3", "RoomType": "Webinar"},
         {"RoomId": "conf-3", "CustomInfo": "k" * 501},
@@ -441,6 +442,8 @@ async def test_change_room_owner(hub: Hub, tencent: Tencent) -> None:
     await tencent.fails("change_room_owner", transfer("user6", "user5"), 100005)  # not a member
     await tencent.fails("change_room_owner", transfer("owner1", "user6"), 100005)
     await tencent.fails("change_room_owner", {"RoomId": "room-test", "From_Account": "x"}, 100002)
+    info = await tencent.fails("change_room_owner", transfer(None, "user5"), 100002)  # type: ignore[arg-type]
+    assert info == "From_Account must be a string"
     missing = {**transfer("owner1", "user4"), "RoomId": "gone"}
     await tencent.fails("change_room_owner", missing, 100004)
     await tencent.ok("change_room_owner", transfer("owner1", "user4"))
