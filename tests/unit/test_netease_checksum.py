@@ -1,17 +1,23 @@
 """The NetEase CheckSum (server/dialects/netease.py, study §3.2): the study's two computed
-vectors, either hex case, and the 5-minute CurTime window both ways."""
+vectors, either hex case, and the 5-minute CurTime window both ways; and the idempotency keys
+an X-custom-traceid becomes."""
 
 from __future__ import annotations
 
 import pytest
 
+from roomhub.protocol import ops
+from roomhub.protocol.limits import IDEMPOTENCY_KEY_PATTERN
 from roomhub.server.dialects.netease import (
     WINDOW_S,
+    Call,
     checksum,
     checksum_matches,
     nonce_ttl_ms,
+    trace_base,
     window_error,
 )
+from roomhub.server.service import Caller
 
 VECTORS = [
     ("abcdef123456", "1", "1451207708", "ebbdabfd10a4a45b8ebb702cdfec4510f9cba4fe"),
@@ -61,3 +67,24 @@ def test_a_nonce_is_kept_until_its_cur_time_leaves_the_window() -> None:
     # a CurTime 5 minutes ahead stays replayable for 10 minutes: kept at least that long
     assert nonce_ttl_ms(int(now) + WINDOW_S, now) >= 2 * WINDOW_S * 1000
     assert nonce_ttl_ms(int(now) - WINDOW_S, now) > 0
+
+
+def test_a_traceid_makes_valid_keys_per_call_and_op() -> None:
+    body = {"room_id": 1, "member_role": 0}
+    base = trace_base("t" * 500 + "é", "POST", "/nimserver/im/v2/room_members/a", "", body)
+    call = Call(Caller("app", "@netease", True), "POST /x", {}, {}, body, base)
+    for op in ops.OPS:
+        key = call.key(op)
+        assert key is not None and IDEMPOTENCY_KEY_PATTERN.fullmatch(key), key
+    # the /nimserver prefix and the body's layout do not matter; the call and traceid do
+    reordered = {"member_role": 0, "room_id": 1}
+    assert trace_base("t" * 500 + "é", "POST", "/im/v2/room_members/a", "", reordered) == base
+    assert trace_base("t", "POST", "/im/v2/room_members/b", "", body) != trace_base(
+        "t", "POST", "/im/v2/room_members/a", "", body
+    )
+    assert trace_base("t", "POST", "/im/v2/room_members/a", "", {"room_id": 2}) != trace_base(
+        "t", "POST", "/im/v2/room_members/a", "", body
+    )
+    assert trace_base("u", "POST", "/im/v2/room_members/a", "", body) != trace_base(
+        "t", "POST", "/im/v2/room_members/a", "", body
+    )
