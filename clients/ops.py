@@ -98,6 +98,7 @@ class RoomOps(Session):
         members: Iterable[str] = ...,
         owner: str | None = ...,
         *,
+        custom: Mapping[str, Any] | None = ...,
         reply: Literal["room"] = ...,
         operator: str | None = ...,
     ) -> Room: ...
@@ -110,6 +111,7 @@ class RoomOps(Session):
         members: Iterable[str] = ...,
         owner: str | None = ...,
         *,
+        custom: Mapping[str, Any] | None = ...,
         reply: Literal["ack"],
         operator: str | None = ...,
     ) -> Ack: ...
@@ -121,11 +123,13 @@ class RoomOps(Session):
         members: Iterable[str] = (),
         owner: str | None = None,
         *,
+        custom: Mapping[str, Any] | None = None,
         reply: Reply = "room",
         operator: str | None = None,
     ) -> Room | Ack:
         """Create a room (id generated when `room` is None). `owner` is for server tokens
-        only; a user owns the rooms they create. `members` join directly, without invitation."""
+        only; a user owns the rooms they create. `members` join directly, without invitation.
+        `custom`: the room's first custom properties, set in the same atomic step."""
         created = await self._mutate(
             "room.create",
             _args(
@@ -134,6 +138,7 @@ class RoomOps(Session):
                 type=None if type == "group" else type,
                 members=list(members) or None,
                 owner=owner,
+                custom=None if custom is None else dict(custom),
                 operator=operator,
             ),
             reply,

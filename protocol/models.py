@@ -129,12 +129,31 @@ class UserUpsertArgs(MutatingArgs):
     avatar: Avatar | None = None
 
 
+def _room_custom(removals: bool) -> Any:
+    """A room's custom props as a request names them: 1-32, names and values checked by
+    room_custom_changes (the rules of a member's custom props); the schema hints at it, and
+    at whether null (a removal) may be given."""
+    schema: dict[str, Any] = {"propertyNames": {"pattern": f"^{limits.PROP_NAME_PATTERN.pattern}$"}}
+    if not removals:
+        schema["additionalProperties"] = {"not": {"type": "null"}}
+    return Annotated[
+        dict[StrictStr, Any],
+        Field(min_length=1, max_length=limits.ROOM_PROPS_MAX, json_schema_extra=schema),
+    ]
+
+
+RoomCustom = _room_custom(removals=True)
+NewRoomCustom = _room_custom(removals=False)
+
+
 class RoomCreateArgs(MutatingArgs):
     room: Id | None = None
     name: RoomName = ""
     type: RoomType = "group"
     members: Annotated[list[UserId], Field(max_length=limits.INITIAL_MEMBERS_MAX)] = []
     owner: UserId | None = None
+    # the room's first custom props, set in the same atomic step (no null: nothing to remove)
+    custom: NewRoomCustom | None = None
 
 
 class RoomArgs(OpArgs):
@@ -192,19 +211,7 @@ class RoomUpdateArgs(MutatingArgs):
     room: Id
     name: RoomName | None = None
     # values checked by room_custom_changes (as member.update's custom props); null removes
-    custom: (
-        Annotated[
-            dict[StrictStr, Any],
-            Field(
-                min_length=1,
-                max_length=limits.ROOM_PROPS_MAX,
-                json_schema_extra={
-                    "propertyNames": {"pattern": f"^{limits.PROP_NAME_PATTERN.pattern}$"}
-                },
-            ),
-        ]
-        | None
-    ) = None
+    custom: RoomCustom | None = None
 
     @model_validator(mode="after")
     def _something_to_update(self) -> RoomUpdateArgs:
@@ -341,9 +348,15 @@ def custom_change(path: str, name: str, value: Any) -> PropertyChange:
     return PropertyChange(name=name, builtin=False, value=value, value_json=encoded)
 
 
-def room_custom_changes(custom: dict[str, Any]) -> list[PropertyChange]:
-    """Validate room.update `custom`; raise RoomError naming `custom.<name>`."""
-    return [custom_change(f"custom.{name}", name, value) for name, value in custom.items()]
+def room_custom_changes(custom: dict[str, Any], removals: bool = True) -> list[PropertyChange]:
+    """Validate room.update's (or, with removals=False, room.create's: null is refused)
+    `custom`; raise RoomError naming `custom.<name>`."""
+    changes = [custom_change(f"custom.{name}", name, value) for name, value in custom.items()]
+    if not removals:
+        for change in changes:
+            if change.value_json is None:
+                raise invalid(f"custom.{change.name}", "a new room has no property to remove")
+    return changes
 
 
 # --- objects in replies and events --------------------------------------------------------

@@ -177,6 +177,9 @@ class Service:
             room = derived_room_id(caller, args.idempotency_key)
         else:
             room = secrets.token_urlsafe(12)
+        custom = []
+        if args.custom is not None:
+            custom = _custom_params(models.room_custom_changes(args.custom, removals=False))
         members = list(dict.fromkeys([owner, *args.members]))
         if len(members) > 1:
             self._require_consent(caller, "create a room with members (invite them)")
@@ -198,6 +201,7 @@ class Service:
             name=args.name,
             type=args.type,
             members=profiles,
+            custom=custom,
             reply=args.reply,
             idem=idem,
         )
@@ -332,12 +336,7 @@ class Service:
         who = acting(caller, args)
         custom = None
         if args.custom is not None:
-            custom = []
-            for change in models.room_custom_changes(args.custom):
-                entry = {"name": change.name}
-                if change.value_json is not None:
-                    entry["json"] = change.value_json.decode()
-                custom.append(entry)
+            custom = _custom_params(models.room_custom_changes(args.custom))
         call = RoomUpdate(
             args.room, *who, name=args.name, custom=custom, reply=args.reply, idem=idem
         )
@@ -406,3 +405,14 @@ def derived_room_id(caller: Caller, key: str) -> str:
     """room.create without a room id but with a key: the same id on every retry."""
     digest = hashlib.sha256(f"{caller_id(caller)}|{key}".encode()).digest()
     return base64.urlsafe_b64encode(digest[:12]).decode()
+
+
+def _custom_params(changes: list[models.PropertyChange]) -> list[dict[str, str]]:
+    """Room custom props as the Lua scripts take them: {name, json}, no json = removed."""
+    params = []
+    for change in changes:
+        entry = {"name": change.name}
+        if change.value_json is not None:
+            entry["json"] = change.value_json.decode()
+        params.append(entry)
+    return params

@@ -127,6 +127,7 @@ class RoomCreate(RoomChange):
     name: str
     type: str
     members: list[dict[str, str]]  # profiles, owner first
+    custom: list[dict[str, str]]  # the first room custom props: {name, json}
 
 
 @dataclass(slots=True, kw_only=True)

@@ -173,8 +173,9 @@ def _token_rules(case: Any, server: bool, user: str | None = None) -> Any:
 
 # The custom props of a valid case: at most one set per case, so one room's examples stay under
 # the 32 props a member or a room holds; a value JSON Schema cannot bound (over 1 KiB, deeper
-# than 32, an int beyond 64 bits) becomes null (a removal, always valid).
-PROP_MAPS = {"member.update": "properties", "room.update": "custom"}
+# than 32, an int beyond 64 bits) becomes null (a removal, always valid), or 0 on a new room
+# (room.create: nothing to remove).
+PROP_MAPS = {"member.update": "properties", "room.update": "custom", "room.create": "custom"}
 SETS_PER_CASE = 1
 
 
@@ -192,14 +193,16 @@ def _within_prop_limits(op: str, body: dict[str, Any]) -> None:
         return
     sets = 0
     for name, value in props.items():
-        if name in BUILTIN_PROPERTIES or value is None:
+        if op != "room.create" and (name in BUILTIN_PROPERTIES or value is None):
             continue
         try:  # orjson (the server's encoder) refuses ints beyond 64 bits, as the server does
             fits = len(to_json_value(value)) <= PROP_VALUE_MAX_BYTES
         except TypeError:
             fits = False
         fits = fits and _depth(value) <= MAX_NESTING
-        if fits and sets < SETS_PER_CASE:
+        if op == "room.create":
+            props[name] = value if fits and value is not None else 0
+        elif fits and sets < SETS_PER_CASE:
             sets += 1
         else:
             props[name] = None

@@ -191,6 +191,36 @@ async def test_name_only_and_custom_only(open_as: Open, srv: RawClient) -> None:
     assert (room["name"], room["custom"]) == ("Só o nome", {"keep": True, "more": "x"})
 
 
+async def test_room_create_sets_the_first_custom_props_atomically(
+    open_as: Open, srv: RawClient
+) -> None:
+    """room.create `custom` (issue 13): the room is born with its props, readable by a member
+    at once, and later updates work on them; a bad one creates no room."""
+    await srv.call("user.upsert", {"id": "own"})
+    for custom, field in (
+        ({"gone": None}, "custom.gone"),  # nothing to remove on a new room
+        ({"1abc": 1}, "custom.1abc"),
+        ({"big": "x" * 1023}, "custom.big"),
+        ({f"p{i}": i for i in range(33)}, "custom"),
+        ({}, "custom"),
+    ):
+        args = {"room": "born", "owner": "own", "custom": custom}
+        error = await srv.fail("room.create", args)
+        assert (error["code"], error["field"]) == (100002, field), custom
+        assert (await srv.fail("room.get", {"room": "born"}))["code"] == 100004  # no room
+    created = await srv.call(
+        "room.create",
+        {"room": "born", "owner": "own", "custom": {"cover": "c.png", "tags": ["a", 1]}},
+    )
+    assert created["custom"] == {"cover": "c.png", "tags": ["a", 1]}
+    own = await open_as("own")
+    assert (await own.call("room.get", {"room": "born"}))["custom"] == created["custom"]
+    listed = await own.call("room.list", {})
+    assert [r["custom"] for r in listed["rooms"] if r["id"] == "born"] == [created["custom"]]
+    room = await own.call("room.update", update_room("born", custom={"cover": None, "n": 2}))
+    assert room["custom"] == {"tags": ["a", 1], "n": 2}
+
+
 # --- room.update: arguments and limits -----------------------------------------------------
 
 

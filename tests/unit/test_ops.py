@@ -21,7 +21,7 @@ MUTATING = {"reply", "operator", "idempotency_key"}
 OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
     "auth": ({"key", "token"}, {"resume"}),
     "user.upsert": ({"id"}, {"nickname", "avatar"} | MUTATING),
-    "room.create": (set(), {"room", "name", "type", "members", "owner"} | MUTATING),
+    "room.create": (set(), {"room", "name", "type", "members", "owner", "custom"} | MUTATING),
     "room.get": ({"room"}, {"operator"}),
     "room.list": (set(), {"operator"}),
     "member.add": (
