@@ -7,6 +7,7 @@ HTTP 200, as the vendor answers (its SDK-less backends read ErrorCode, not the s
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from roomhub.protocol import ops
 from roomhub.protocol.errors import ErrorCode, RoomError
 from roomhub.protocol.limits import utf8_len
+from roomhub.protocol.models import room_custom_changes
 
 from ..credentials import DialectKeys
 from . import usersig
@@ -30,6 +32,7 @@ from .base import Caller, TooLarge, read_body, request_id, run_op, server_caller
 if TYPE_CHECKING:
     from ..hub import Hub
 
+log = logging.getLogger("roomhub.tencent")
 DIALECT = "tencent"
 JSON = "application/json; charset=utf-8"
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]  # all answered in the envelope
@@ -432,8 +435,10 @@ class Tencent:
         if invitees not in (None, []):  # none to invite: no op
             add = {"room": room, "invitees": invitees, "invitation_required": True}
             then.append(("member.add", {**add, "reply": "ack"}))
-        for op, later in then:  # their args' shape checked before anything is done
+        for op, later in then:  # checked with the ops' own rules before anything is done
             ops.validate_args(ops.lookup(op), later)
+        if props:
+            room_custom_changes(props)  # the values' JSON rules, which the service checks
         await self._run(call, "room.create", args)
         try:
             for op, later in then:
@@ -448,8 +453,8 @@ class Tencent:
             await self.hub.call(
                 call.caller, ops.lookup("room.dismiss"), {"room": room}, time.perf_counter()
             )
-        except RoomError:
-            pass  # the original error is the answer; Hub.call counted and logged this one
+        except RoomError as exc:  # the original error is the answer
+            log.warning("tencent: room %s kept after its create_room failed: %s", room, exc)
 
     async def destroy_room(self, call: Call) -> None:
         """room.dismiss."""

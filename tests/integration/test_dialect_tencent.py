@@ -339,17 +339,21 @@ async def test_create_get_update_destroy_room(hub: Hub, tencent: Tencent) -> Non
     await tencent.fails("create_room", {"RoomInfo": {"RoomId": "conf-1"}}, 100003)
     unknown_owner = {"RoomId": "conf-3", "Owner_Account": "nobody"}
     await tencent.fails("create_room", {"RoomInfo": unknown_owner}, 70107)
-    for bad in (
-        {"RoomName": "x"},
-        {"RoomId": None},
-        {"RoomId": "conf 3"},
-        {"RoomId": "conf-3", "RoomType": "Webinar"},
-        {"RoomId": "conf-3", "CustomInfo": "k" * 501},
-        {"RoomId": "conf-3", "RoomName": "n" * 101},
-        {"RoomId": "conf-3", "IsVideoDisabled": "yes"},
-        {"RoomId": "conf-3", "MaxMemberCount": -1},
-    ):
-        await tencent.fails("create_room", {"RoomInfo": bad}, 100002)
+    async with RawClient.connect(ws_url(hub), "json") as ws:
+        await ws.auth("admin")  # the default owner: refused before any room is made
+        for bad in (
+            {"RoomName": "x"},
+            {"RoomId": None},
+            {"RoomId": "conf 3"},
+            {"RoomId": "conf-3", "RoomType": "Webinar"},
+            {"RoomId": "conf-3", "CustomInfo": "k" * 501},
+            {"RoomId": "conf-3", "CustomInfo": "\x01" * 200},  # 200 bytes, 1202 as JSON: > 1 KiB
+            {"RoomId": "conf-3", "RoomName": "n" * 101},
+            {"RoomId": "conf-3", "IsVideoDisabled": "yes"},
+            {"RoomId": "conf-3", "MaxMemberCount": -1},
+        ):
+            await tencent.fails("create_room", {"RoomInfo": bad}, 100002)
+        await ws.no_event()
     await tencent.fails("create_room", {"RoomId": "conf-3"}, 100002)  # no RoomInfo
     await tencent.fails("get_room_info", {"RoomId": "conf-3"}, 100004)
     # update_room_info
