@@ -23,7 +23,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from roomhub.protocol.errors import ErrorCode, RoomError, invalid
-from roomhub.protocol.models import room_custom_changes
 
 from ..api import http_status, retry_after
 from ..auth import mint_token
@@ -391,23 +390,18 @@ class Imkit:
         add: dict[str, Any] | None = None,
         names: dict[str, str] = CREATE_NAMES,
     ) -> dict[str, Any]:
-        """room.create, then room.update for the room fields kept as custom props, then
-        (createAndJoin's invitations) member.add. The props are checked first with the op's
-        own rules; if a later op still fails, the new room is dismissed again, so a failed
-        request leaves no room behind (unless Redis is gone for that too: logged)."""
+        """room.create, with the room fields kept as custom props (one atomic op), then for
+        createAndJoin's invitations a member.add: if that fails, the new room is dismissed
+        again, so a failed request leaves no room behind (unless Redis is gone for that too:
+        logged)."""
         try:
-            if props:
-                room_custom_changes(props)
-            room = await run_op(self.hub, caller, "room.create", args)
+            room = await run_op(self.hub, caller, "room.create", {**args, "custom": props or None})
         except RoomError as exc:
             raise _vendor_field(exc, names) from None
-        operator = {"operator": args["operator"]} if "operator" in args else {}
+        if add is None:
+            return render_room(room)
         try:
-            if props:
-                update = {"room": room["id"], "custom": props, **operator}
-                room = await self._soon(caller, "room.update", update)
-            if add is not None:
-                room = await self._soon(caller, "member.add", {"room": room["id"], **add})
+            room = await self._soon(caller, "member.add", {"room": room["id"], **add})
         except RoomError as exc:
             await self._undo_create(caller.app, room["id"])
             raise _vendor_field(exc, names) from None

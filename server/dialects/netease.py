@@ -464,15 +464,18 @@ class Netease:
         return str(ROOM_ID_MIN + int.from_bytes(digest[:8], "big") % span)
 
     async def create_room(self, call: Call) -> Any:
-        """POST /im/v2/chatrooms -> room.create (creator the owner, a new numeric id), then
-        room.update for announcement / live_url / extension (room custom props)."""
+        """POST /im/v2/chatrooms -> room.create (creator the owner, a new numeric id,
+        announcement / live_url / extension as the room's first custom props): one op."""
         body = call.body
         creator = account(body.get("creator"), "creator")
         name = body.get("room_name")
         if not isinstance(name, str) or not name:
             raise invalid("room_name", "room_name is required (a non-empty string)")
         custom = room_custom(body)
-        args = {"name": name, "owner": creator, "operator": creator, "reply": "ack"}
+        args: dict[str, Any] = {"name": name, "owner": creator, "operator": creator}
+        if custom:
+            args["custom"] = custom
+        args["reply"] = "ack"
         preflight("room.create", {**args, "room": "1"})
         for attempt in range(CREATE_ATTEMPTS):
             room = self._new_room_id(call, attempt)
@@ -482,9 +485,6 @@ class Netease:
             except RoomError as exc:
                 if exc.code is not ErrorCode.ROOM_EXISTS or attempt == CREATE_ATTEMPTS - 1:
                     raise
-        if custom:
-            update = {"room": room, "custom": custom, "operator": creator, "reply": "ack"}
-            await self._run(call, "room.update", update)
         return render_room({"id": room, "owner": creator, "name": name, "custom": custom})
 
     async def get_room(self, call: Call) -> Any:

@@ -23,7 +23,6 @@ from starlette.routing import BaseRoute, Route
 from roomhub.protocol import ops
 from roomhub.protocol.errors import ErrorCode, RoomError
 from roomhub.protocol.limits import utf8_len
-from roomhub.protocol.models import room_custom_changes
 
 from ..credentials import DialectKeys
 from . import usersig
@@ -288,6 +287,7 @@ class Tencent:
                     "room": "RoomInfo.RoomId",
                     "name": "RoomInfo.RoomName",
                     "owner": "RoomInfo.Owner_Account",
+                    "custom": "RoomInfo",
                     "invitees": "ScheduleInviteeList_Account",
                 },
             ),
@@ -414,11 +414,11 @@ class Tencent:
 
     async def create_room(self, call: Call) -> None:
         """room.create (RoomId, RoomName default RoomId, Owner_Account default the calling
-        admin, who must be a roomhub user like any owner); the other RoomInfo fields as room
-        custom props (room.update) and ScheduleInviteeList_Account as invitations
-        (member.add), each one more op after the create. If one of those fails, the room is
-        dismissed again (not admitted: it undoes an admitted op) and the error answered, so
-        a refused create_room leaves no room."""
+        admin, who must be a roomhub user like any owner), the other RoomInfo fields as the
+        room's first custom props in the same op; ScheduleInviteeList_Account as invitations
+        (member.add), one more op after the create. If that fails, the room is dismissed again
+        (not admitted: it undoes an admitted op) and the error answered, so a refused
+        create_room leaves no room."""
         info = _object(_required(call.body, "RoomInfo", "RoomInfo"), "RoomInfo")
         room = _string(info, "RoomId", "RoomInfo.RoomId")  # null: roomhub would pick an id
         args: dict[str, Any] = {
@@ -427,25 +427,22 @@ class Tencent:
             "owner": info.get("Owner_Account", call.identifier),
             "reply": "ack",
         }
-        then: list[tuple[str, dict[str, Any]]] = []
         props = _room_props(info, CREATE_PROPS)
         if props:
-            then.append(("room.update", {"room": room, "custom": props, "reply": "ack"}))
+            args["custom"] = props
         invitees = call.body.get("ScheduleInviteeList_Account")
+        invite: dict[str, Any] | None = None
         if invitees not in (None, []):  # none to invite: no op
-            add = {"room": room, "invitees": invitees, "invitation_required": True}
-            then.append(("member.add", {**add, "reply": "ack"}))
-        for op, later in then:  # checked with the ops' own rules before anything is done
-            ops.validate_args(ops.lookup(op), later)
-        if props:
-            room_custom_changes(props)  # the values' JSON rules, which the service checks
+            invite = {"room": room, "invitees": invitees, "invitation_required": True}
+            invite["reply"] = "ack"
+            ops.validate_args(ops.lookup("member.add"), invite)  # checked before the create
         await self._run(call, "room.create", args)
-        try:
-            for op, later in then:
-                await self._run(call, op, later)
-        except RoomError:
-            await self._undo_create(call, room)
-            raise
+        if invite is not None:
+            try:
+                await self._run(call, "member.add", invite)
+            except RoomError:
+                await self._undo_create(call, room)
+                raise
         return None
 
     async def _undo_create(self, call: Call, room: str) -> None:
