@@ -210,6 +210,7 @@ def _announce(settings: Settings) -> Settings:
         # The path this command was started by, so the hint works from a virtualenv too.
         prog = sys.argv[0] if os.path.basename(sys.argv[0]) == "roomhub" else "roomhub"
         print(f"  mint a token:  {prog} token --key {key} --secret {secret} --user alice", file=out)
+        print(f"  live console:  http://{'127.0.0.1' if (settings.http_host or settings.host) in ('0.0.0.0', '::') else settings.http_host or settings.host}:{settings.http_port}/console#key={key}&token={mint_token(secret, 'console', server=True, ttl=86400)}", file=out)  # noqa: E501 - the dev app's fresh server token (1 day), in the fragment: never sent in a request
     return settings
 
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import __version__, dialects
+from . import __version__, console, dialects
 from .api import ServerApi
 
 if TYPE_CHECKING:
@@ -153,6 +153,7 @@ def app(hub: Hub, side: HttpSide) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *ServerApi(hub).routes(),
+        *console.routes(hub),  # GET /console, the live room console (server/console/)
         *dialects.routes(hub),  # the vendors' paths (docs/dialects.md), after the server API
     ]
     return Starlette(routes=routes)
