@@ -58,13 +58,20 @@ def valid_host(host: str | None) -> str | None:
     return host if HOSTNAME.fullmatch(host) else None
 
 
+def request_host(header: str) -> str:
+    """The host of a Host header, without its port ("[::1]:8766" -> "::1")."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
 def ws_url(hub: Hub, request: Request) -> str:
     """The hub's WebSocket URL as a browser that reached this HTTP side should use it: the
     node's host, or, when it listens on every interface, the hostname the request came to
     (validated), on the node's WebSocket port."""
     host = hub.settings.host
     if host in ANY_HOST:
-        host = valid_host(request.url.hostname) or "127.0.0.1"
+        host = valid_host(request_host(request.headers.get("host", ""))) or "127.0.0.1"
     return f"ws://{_host_literal(host)}:{hub.port}/ws"
 
 

@@ -170,6 +170,8 @@ async function showRoom(id, { watch }) {
   $("room").hidden = false;
   $("room-title").textContent = room.name ? `${room.id} · ${room.name}` : room.id;
   $("room-meta").textContent = `${room.type} · owner ${room.owner} · seq ${room.seq}`;
+  const listed = $("rooms").querySelector(`li[data-room="${CSS.escape(id)}"] .seq`);
+  if (listed) listed.textContent = `#${room.seq}`;
   const custom = Object.entries(room.custom ?? {});
   $("room-custom").textContent = custom.length
     ? "custom: " + custom.map(([k, v]) => `${k}=${formatValue(v)}`).join(", ")
@@ -264,7 +266,7 @@ function onSystem(msg) {
     el("span", { class: "type" }, msg.type),
     el("span", { class: "sender" }, msg.sender),
     el("span", { class: "detail" }, describe(msg)),
-    el("time", {}, new Date(msg.time_ms).toLocaleTimeString()),
+    el("time", {}, new Date(msg.time_ms).toLocaleTimeString([], { hour12: false })),
   );
   $("feed").prepend(item);
   setTimeout(() => item.classList.remove("fresh"), 2500);

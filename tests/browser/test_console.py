@@ -184,3 +184,36 @@ async def test_csp_header_and_ws_url(node: Hub, browser: BrowserContext) -> None
             assert asset.status_code == 200, path
             assert asset.headers["content-security-policy"].startswith("default-src 'none'")
         assert (await http.get("/console/nothing.js")).status_code == 404
+
+
+def test_ws_url_on_every_interface_uses_the_validated_request_host() -> None:
+    """A node listening on 0.0.0.0 renders the hostname the browser came to, when it is a
+    plain host name or address, else loopback: nothing from a Host header reaches the page
+    or the CSP unchecked."""
+    from types import SimpleNamespace
+
+    from starlette.requests import Request as HttpRequest
+
+    from roomhub.server import console
+
+    hub = SimpleNamespace(settings=SimpleNamespace(host="0.0.0.0"), port=8765)
+
+    def seen_as(host: str) -> str:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/console",
+            "query_string": b"",
+            "headers": [(b"host", host.encode())],
+            "scheme": "http",
+            "server": ("10.0.0.5", 8766),
+        }
+        return console.ws_url(hub, HttpRequest(scope))  # type: ignore[arg-type]
+
+    assert seen_as("hub.example.com:8766") == "ws://hub.example.com:8765/ws"
+    assert seen_as("10.1.2.3:8766") == "ws://10.1.2.3:8765/ws"
+    assert seen_as("[::1]:8766") == "ws://[::1]:8765/ws"
+    assert seen_as("evil.com; script-src *") == "ws://127.0.0.1:8765/ws"
+    assert seen_as('x"><script>') == "ws://127.0.0.1:8765/ws"
+    hub.settings.host = "127.0.0.1"
+    assert seen_as("hub.example.com") == "ws://127.0.0.1:8765/ws"
