@@ -12,8 +12,10 @@ from urllib.parse import urldefrag
 import httpx
 from playwright.async_api import BrowserContext, Page, Request, expect
 
+from roomhub.bench.infra import free_port
 from roomhub.server.hub import Hub
 
+from ..conftest import HubFactory
 from ..support import APP, token
 from .conftest import http_base
 
@@ -217,3 +219,23 @@ def test_ws_url_on_every_interface_uses_the_validated_request_host() -> None:
     assert seen_as('x"><script>') == "ws://127.0.0.1:8765/ws"
     hub.settings.host = "127.0.0.1"
     assert seen_as("hub.example.com") == "ws://127.0.0.1:8765/ws"
+
+
+async def test_allowed_origins_must_name_the_console(
+    redis_url: str, start_hub: HubFactory, browser: BrowserContext
+) -> None:
+    """With --allowed-origin set, the console connects only if its own origin is listed."""
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    hub = await start_hub(redis=redis_url, http_port=port, allowed_origins=[origin])
+    page, _ = await signed_in(browser, hub, token("console", server=True))
+    await expect(page.locator("#rooms")).to_contain_text("no rooms")
+
+    other = await start_hub(redis=redis_url, allowed_origins=["https://chat.example.com"])
+    page = await browser.new_page()
+    await page.goto(f"{http_base(other)}/console")
+    await page.fill("#key", APP)
+    await page.fill("#token", token("console", server=True))
+    await page.click("#signin button[type=submit]")
+    await expect(page.locator("#error")).to_contain_text("cannot connect")
+    await expect(page.locator("#app")).to_be_hidden()
