@@ -1473,46 +1473,6 @@ var ExponentialBackoff = class {
   }
 };
 
-// src/errors.ts
-var ErrorCode = {
-  INTERNAL: 100001,
-  INVALID_ARGS: 100002,
-  ROOM_NOT_FOUND: 100004,
-  NOT_A_MEMBER: 100005,
-  FORBIDDEN: 100006,
-  UNKNOWN_USER: 100007,
-  RATE_LIMITED: 100009,
-  UNAUTHENTICATED: 100010,
-  UNKNOWN_OP: 100011,
-  MALFORMED_FRAME: 100013
-};
-var RoomError = class _RoomError extends Error {
-  constructor(code, reason, message, field, retryAfterMs) {
-    super(message);
-    this.name = "RoomError";
-    this.code = code;
-    this.reason = reason;
-    if (field !== void 0 && field !== null) this.field = field;
-    if (retryAfterMs !== void 0 && retryAfterMs !== null) this.retryAfterMs = retryAfterMs;
-  }
-  static fromWire(error) {
-    if (typeof error !== "object" || error === null) {
-      return new _RoomError(ErrorCode.INTERNAL, "INTERNAL", `malformed error reply: ${String(error)}`);
-    }
-    const e = error;
-    const code = typeof e.code === "number" ? e.code : ErrorCode.INTERNAL;
-    return new _RoomError(code, String(e.reason ?? "INTERNAL"), String(e.message ?? ""), e.field, e.retry_after_ms);
-  }
-};
-var ConnectionLost = class extends Error {
-  constructor(message, code, reason) {
-    super(message);
-    this.name = "ConnectionLost";
-    if (code !== void 0) this.code = code;
-    if (reason !== void 0) this.reason = reason;
-  }
-};
-
 // src/ops.generated.ts
 var OPS = {
   "user.upsert": {
@@ -1647,6 +1607,49 @@ var OPS = {
     args: { "after": "after", "prefix": "prefix", "limit": "limit" },
     serverOnly: true,
     mutating: false
+  }
+};
+var ErrorCode = {
+  INTERNAL: 100001,
+  INVALID_PARAMETER: 100002,
+  ROOM_EXISTS: 100003,
+  ROOM_NOT_FOUND: 100004,
+  NOT_A_MEMBER: 100005,
+  FORBIDDEN: 100006,
+  USER_NOT_FOUND: 100007,
+  NO_INVITATION: 100008,
+  RATE_LIMITED: 100009,
+  UNAUTHENTICATED: 100010,
+  UNKNOWN_OP: 100011,
+  ROOM_FULL: 100012,
+  MALFORMED_FRAME: 100013
+};
+
+// src/errors.ts
+var RoomError = class _RoomError extends Error {
+  constructor(code, reason, message, field, retryAfterMs) {
+    super(message);
+    this.name = "RoomError";
+    this.code = code;
+    this.reason = reason;
+    if (field !== void 0 && field !== null) this.field = field;
+    if (retryAfterMs !== void 0 && retryAfterMs !== null) this.retryAfterMs = retryAfterMs;
+  }
+  static fromWire(error) {
+    if (typeof error !== "object" || error === null) {
+      return new _RoomError(ErrorCode.INTERNAL, "INTERNAL", `malformed error reply: ${String(error)}`);
+    }
+    const e = error;
+    const code = typeof e.code === "number" ? e.code : ErrorCode.INTERNAL;
+    return new _RoomError(code, String(e.reason ?? "INTERNAL"), String(e.message ?? ""), e.field, e.retry_after_ms);
+  }
+};
+var ConnectionLost = class extends Error {
+  constructor(message, code, reason) {
+    super(message);
+    this.name = "ConnectionLost";
+    if (code !== void 0) this.code = code;
+    if (reason !== void 0) this.reason = reason;
   }
 };
 
@@ -1895,10 +1898,15 @@ var RoomClient = class _RoomClient {
     for (const w of waiters) w();
     this.emit("state", state);
   }
+  /** A new ConnectionLost (its own stack) for why the client is not open. */
+  fresh() {
+    const lost = this.lost ?? new ConnectionLost("not connected");
+    return new ConnectionLost(lost.message, lost.code, lost.reason);
+  }
   /** Resolves once the state is "open"; rejects with ConnectionLost once it is "closed". */
   async waitOpen() {
     while (this.currentState !== "open") {
-      if (this.currentState === "closed") throw this.lost ?? new ConnectionLost("closed");
+      if (this.currentState === "closed") throw this.fresh();
       await new Promise((r) => this.stateWaiters.push(r));
     }
   }
@@ -2159,7 +2167,7 @@ var RoomClient = class _RoomClient {
   // calls -------------------------------------------------------------------------------
   /** Any op by its wire name, with wire (snake_case) args; resolves to the wire's result. */
   async call(op, args = {}, onReply) {
-    if (this.currentState !== "open" || !this.ws) throw this.lost ?? new ConnectionLost("not connected");
+    if (this.currentState !== "open" || !this.ws) throw this.fresh();
     const spec = OPS[op];
     if (!spec?.mutating || this.opts.idempotency === false) return this.request(this.ws, op, args, onReply);
     const keyed = { idempotency_key: randomKey(), ...args };
@@ -2171,7 +2179,7 @@ var RoomClient = class _RoomClient {
     const storeBackoff = new ExponentialBackoff(0.1, Infinity, false);
     for (; ; ) {
       try {
-        if (this.currentState !== "open" || !this.ws) throw this.lost ?? new ConnectionLost("not connected");
+        if (this.currentState !== "open" || !this.ws) throw this.fresh();
         return await this.request(this.ws, op, args, onReply);
       } catch (error) {
         if (error instanceof ConnectionLost) {

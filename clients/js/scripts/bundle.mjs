@@ -3,9 +3,13 @@ import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+// `--outfile PATH`: build elsewhere (the bundle check of tests/integration/test_js_client.py).
+const at = process.argv.indexOf("--outfile");
+const outfile = at > 0 ? process.argv[at + 1] : here("../../../server/console/roomhub-client.js");
 await build({
   entryPoints: [here("../src/index.ts")],
-  outfile: here("../../../server/console/roomhub-client.js"),
+  outfile,
+  absWorkingDir: here(".."),
   bundle: true,
   format: "esm",
   platform: "browser",

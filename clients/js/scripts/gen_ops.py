@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from roomhub.protocol.errors import ErrorCode
 from roomhub.protocol.ops import OPS
 
 TARGET = Path(__file__).resolve().parent.parent / "src" / "ops.generated.ts"
@@ -65,8 +66,12 @@ def render() -> str:
         "} as const satisfies Record<string, OpInfo>;",
         "",
         "export type OpName = keyof typeof OPS;",
-        "export type OpMethodName = (typeof OPS)[OpName][\"method\"];",
         "",
+        "/** The error codes of docs/protocol.md §7 by name (RoomError.reason). */",
+        "export const ErrorCode = {",
+        *[f"  {code.name}: {int(code)}," for code in ErrorCode],
+        "} as const;",
+        'export type OpMethodName = (typeof OPS)[OpName]["method"];',
     ]
     return "\n".join(lines)
 

@@ -235,10 +235,16 @@ export class RoomClient {
     this.emit("state", state);
   }
 
+  /** A new ConnectionLost (its own stack) for why the client is not open. */
+  private fresh(): ConnectionLost {
+    const lost = this.lost ?? new ConnectionLost("not connected");
+    return new ConnectionLost(lost.message, lost.code, lost.reason);
+  }
+
   /** Resolves once the state is "open"; rejects with ConnectionLost once it is "closed". */
   async waitOpen(): Promise<void> {
     while (this.currentState !== "open") {
-      if (this.currentState === "closed") throw this.lost ?? new ConnectionLost("closed");
+      if (this.currentState === "closed") throw this.fresh();
       await new Promise<void>((r) => this.stateWaiters.push(r));
     }
   }
@@ -524,7 +530,7 @@ export class RoomClient {
 
   /** Any op by its wire name, with wire (snake_case) args; resolves to the wire's result. */
   async call(op: string, args: Frame = {}, onReply?: (frame: Frame) => void): Promise<unknown> {
-    if (this.currentState !== "open" || !this.ws) throw this.lost ?? new ConnectionLost("not connected");
+    if (this.currentState !== "open" || !this.ws) throw this.fresh();
     const spec = (OPS as Record<string, { mutating: boolean }>)[op];
     if (!spec?.mutating || this.opts.idempotency === false) return this.request(this.ws, op, args, onReply);
     const keyed: Frame = { idempotency_key: randomKey(), ...args };
@@ -537,7 +543,7 @@ export class RoomClient {
     const storeBackoff = new ExponentialBackoff(0.1, Infinity, false);
     for (;;) {
       try {
-        if (this.currentState !== "open" || !this.ws) throw this.lost ?? new ConnectionLost("not connected");
+        if (this.currentState !== "open" || !this.ws) throw this.fresh();
         return await this.request(this.ws, op, args, onReply);
       } catch (error) {
         if (error instanceof ConnectionLost) {

@@ -1,16 +1,6 @@
-/** The error codes of docs/protocol.md §7, by name (`RoomError.reason`). */
-export const ErrorCode = {
-  INTERNAL: 100001,
-  INVALID_ARGS: 100002,
-  ROOM_NOT_FOUND: 100004,
-  NOT_A_MEMBER: 100005,
-  FORBIDDEN: 100006,
-  UNKNOWN_USER: 100007,
-  RATE_LIMITED: 100009,
-  UNAUTHENTICATED: 100010,
-  UNKNOWN_OP: 100011,
-  MALFORMED_FRAME: 100013,
-} as const;
+import { ErrorCode } from "./ops.generated.js";
+
+export { ErrorCode };
 
 export interface WireError {
   code: number;

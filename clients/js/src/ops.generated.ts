@@ -151,4 +151,21 @@ export const OPS = {
 } as const satisfies Record<string, OpInfo>;
 
 export type OpName = keyof typeof OPS;
+
+/** The error codes of docs/protocol.md §7 by name (RoomError.reason). */
+export const ErrorCode = {
+  INTERNAL: 100001,
+  INVALID_PARAMETER: 100002,
+  ROOM_EXISTS: 100003,
+  ROOM_NOT_FOUND: 100004,
+  NOT_A_MEMBER: 100005,
+  FORBIDDEN: 100006,
+  USER_NOT_FOUND: 100007,
+  NO_INVITATION: 100008,
+  RATE_LIMITED: 100009,
+  UNAUTHENTICATED: 100010,
+  UNKNOWN_OP: 100011,
+  ROOM_FULL: 100012,
+  MALFORMED_FRAME: 100013,
+} as const;
 export type OpMethodName = (typeof OPS)[OpName]["method"];

@@ -77,14 +77,14 @@ export async function startRedis() {
 
 /** A hub on `port` (a free one if not given); `restart()` kills it and starts it again on the
  * same port and Redis. */
-export async function startHub(redisUrl, port) {
+export async function startHub(redisUrl, port, extra = []) {
   port ??= await freePort();
   const hub = { port, url: `ws://127.0.0.1:${port}/ws`, child: null };
   hub.start = async () => {
     hub.child = track(spawn(PYTHON, [
       "-m", "roomhub.server", "serve", "--host", "127.0.0.1", "--port", String(port), "--http-port", "0",
       "--redis", redisUrl, "--app", `${KEY}=${SECRET}`, "--rate-limit", "0", "--conn-rate-limit", "0",
-      "--user-rate-limit", "0", "--rooms-per-hour", "0", "--log-level", "WARNING",
+      "--user-rate-limit", "0", "--rooms-per-hour", "0", "--log-level", "WARNING", ...extra,
     ], { stdio: ["ignore", "pipe", "pipe"] }));
     await waitPort(port, hub.child, "hub");
   };
