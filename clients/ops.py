@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
-from roomhub.protocol.models import Ack, HistoryPage, MemberPage, Room, User
+from roomhub.protocol.models import Ack, HistoryPage, MemberPage, Room, RoomPage, User
 
 from .session import Session
 from .wire import args as _args
@@ -421,4 +421,29 @@ class RoomOps(Session):
                 limit=None if limit == 50 else limit,
                 operator=operator,
             ),
+        )
+
+    # following rooms from the server side (server tokens) --------------------------------
+
+    async def watch_room(self, room: str, after_seq: int | None = None) -> Room:
+        """Follow the room without being a member: the Room now; then every message of it
+        arrives as a member's would (`next_message`, `on_event`), after `after_seq` if given
+        (replayed first), else after the Room's seq. A reconnect watches it again from the
+        last message delivered. Ends with the room's dismissRoom."""
+        state = await self._model(Room, "room.watch", _args(room=room, after_seq=after_seq))
+        self._watched(room, state.seq if after_seq is None else after_seq)
+        return state
+
+    async def unwatch_room(self, room: str) -> None:
+        """Stop following the room (no message of it after this returns)."""
+        await self._call("room.unwatch", {"room": room})
+        self._unwatched(room)
+
+    async def app_rooms(
+        self, *, after: str | None = None, prefix: str | None = None, limit: int | None = None
+    ) -> RoomPage:
+        """One page of the app's rooms in id order (server tokens), without their members;
+        page on with `after=page.next` until it is None."""
+        return await self._model(
+            RoomPage, "app.rooms", _args(after=after, prefix=prefix or None, limit=limit)
         )

@@ -82,6 +82,7 @@ class Session:
         self._reader: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._resume = ResumeState(options.resume)
+        self._watching: set[str] = set()  # rooms followed with room.watch (server tokens)
         self.welcome: AuthResult | None = None
 
     # connecting --------------------------------------------------------------------------
@@ -138,6 +139,8 @@ class Session:
             )
             welcome = AuthResult.model_validate(await request)
             await self._adopt(welcome, first=first, left_out=left_out)
+            if not first:
+                await self._rewatch()
             if reader.done() or self._closing:  # (close() from a callback meanwhile)
                 raise ConnectionLost("connection closed while opening")
         except BaseException:
@@ -159,6 +162,32 @@ class Session:
         seqs = {room["id"]: room["seq"] for room in listed["rooms"]}
         for resync in self._resume.adopt(seqs, untracked, left_out, first=first):
             self._resynced(resync)
+
+    def _watched(self, room: str, seq: int) -> None:
+        """A room.watch answered the room at `seq`: its messages after it follow."""
+        self._watching.add(room)
+        if not self._resume.knows(room):
+            self._resume.floors[room] = seq
+
+    def _unwatched(self, room: str) -> None:
+        self._watching.discard(room)
+        self._resume.forget(room)
+
+    async def _rewatch(self) -> None:
+        """Watches do not outlive a connection: watch each room again after the last seq
+        delivered. A room that ended meanwhile (dismissRoom delivered, or 100004) is dropped."""
+        for room in list(self._watching):
+            after = self._resume.last_seqs.get(room)
+            if after is None:
+                self._watching.discard(room)  # it ended: its dismissRoom was delivered
+                continue
+            try:
+                await self._request("room.watch", args(room=room, after_seq=after))
+            except RoomError as exc:
+                if exc.code is not ErrorCode.ROOM_NOT_FOUND:
+                    raise
+                self._unwatched(room)
+                self._resynced(Resync(room=room, seq=0))
 
     async def _supervise(self) -> None:
         """With `reconnect`: after each drop, retry with backoff until OPEN again, or give up."""

@@ -30,6 +30,9 @@ INVITEES_MIN = 1
 INVITEES_MAX = 100
 INITIAL_MEMBERS_MAX = 100
 HISTORY_LIMIT_MAX = 200
+ROOMS_LIMIT_MAX = 500  # app.rooms
+ROOMS_LIMIT_DEFAULT = 100
+WATCHES_PER_CONNECTION_MAX = 1000  # room.watch: rooms one connection may watch at once
 HISTORY_LIMIT_DEFAULT = 50
 DIRECT_ROOM_MAX_MEMBERS = 2
 # The largest seq a request may name: exact in a double (Redis Lua numbers, JavaScript).

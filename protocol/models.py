@@ -55,6 +55,12 @@ def _check_id(value: str) -> str:
     return value
 
 
+def _check_prefix(value: str) -> str:
+    if value and not limits.ID_PATTERN.fullmatch(value):
+        raise ValueError("must be empty or 1-64 characters of [A-Za-z0-9_.@:-]")
+    return value
+
+
 def _check_user_id(value: str) -> str:
     if value.startswith(limits.RESERVED_USER_PREFIX):
         raise ValueError("user ids starting with '@' are reserved (e.g. '@server')")
@@ -70,6 +76,7 @@ def _check_idempotency_key(value: str) -> str:
 # A user id is an id that does not start with the reserved '@'.
 USER_ID_PATTERN = f"[A-Za-z0-9_.:-][A-Za-z0-9_.@:-]{{0,{limits.ID_MAX_BYTES - 1}}}"
 Id = Annotated[StrictStr, AfterValidator(_check_id), _schema(pattern=limits.ID_PATTERN.pattern)]
+ID_PREFIX_PATTERN = f"[A-Za-z0-9_.@:-]{{0,{limits.ID_MAX_BYTES}}}"
 UserId = Annotated[
     StrictStr,
     AfterValidator(_check_id),
@@ -238,6 +245,28 @@ class RoomMembersArgs(OpArgs):
     limit: Annotated[StrictInt, Field(ge=1, le=limits.MEMBERS_LIMIT_MAX)] = (
         limits.MEMBERS_LIMIT_DEFAULT
     )
+
+
+class RoomWatchArgs(_Args):
+    """room.watch: the room's system messages to this connection; after `after_seq` if given
+    (replayed from the history first), else after the room's seq in the reply."""
+
+    room: Id
+    after_seq: Seq | None = None
+
+
+class RoomUnwatchArgs(_Args):
+    room: Id
+
+
+class AppRoomsArgs(_Args):
+    """app.rooms: every room of the app by id; `prefix` keeps the ids that start with it."""
+
+    after: Id | None = None  # a room id: the page starts after it
+    prefix: Annotated[
+        StrictStr, AfterValidator(_check_prefix), _schema(pattern=ID_PREFIX_PATTERN)
+    ] = ""
+    limit: Annotated[StrictInt, Field(ge=1, le=limits.ROOMS_LIMIT_MAX)] = limits.ROOMS_LIMIT_DEFAULT
 
 
 class RoomHistoryArgs(OpArgs):
@@ -492,6 +521,14 @@ class RoomList(_Object):
     rooms: list[Room]
 
 
+class RoomPage(_Object):
+    """app.rooms: rooms ordered by id, without their members (as in room.list); `next` is the
+    `after` of the next page (None on the last)."""
+
+    rooms: list[Room]
+    next: str | None
+
+
 class Empty(_Object):
     """The result of invitation.decline, room.leave and room.dismiss with the default reply."""
 
@@ -507,6 +544,7 @@ __all__ = [
     "MEMBER_DEFAULTS",
     "PROFILE_DEFAULTS",
     "MESSAGE_KINDS",
+    "AppRoomsArgs",
     "MemberAddArgs",
     "MemberPage",
     "MemberTargetArgs",
@@ -523,6 +561,9 @@ __all__ = [
     "RoomListArgs",
     "RoomMembersArgs",
     "RoomMutationArgs",
+    "RoomPage",
+    "RoomUnwatchArgs",
+    "RoomWatchArgs",
     "RoomUpdateArgs",
     "ServerInfo",
     "SystemMessage",

@@ -14,6 +14,7 @@ from .errors import ErrorCode, RoomError, invalid
 from .models import (
     AcceptKind,
     AddMembersKind,
+    AppRoomsArgs,
     AuthArgs,
     AuthResult,
     CancelInvitationKind,
@@ -37,8 +38,11 @@ from .models import (
     RoomListArgs,
     RoomMembersArgs,
     RoomMutationArgs,
+    RoomPage,
     RoomTransferArgs,
+    RoomUnwatchArgs,
     RoomUpdateArgs,
+    RoomWatchArgs,
     TransferOwnerKind,
     UpdateMemberKind,
     UpdateRoomKind,
@@ -64,6 +68,9 @@ class OpSpec:
     # Counts against the rate limits (§8), takes `reply` and `idempotency_key`: its args
     # are MutatingArgs (an attribute, not a property: the hub reads it on every request).
     mutating: bool
+    # Starts or stops the room's messages to the caller's own connection (room.watch,
+    # room.unwatch): its handler is given the connection, which writes the reply first.
+    stream: bool = False
 
 
 def op(
@@ -75,11 +82,12 @@ def op(
     kinds: Any = None,
     *,
     server_only: bool = False,
+    stream: bool = False,
 ) -> OpSpec:
     """A row of the table; `kinds`: a Literal of the message kinds it emits."""
     emits = get_args(kinds) if kinds is not None else ()
     mutating = issubclass(args, models.MutatingArgs)
-    return OpSpec(name, args, result, method, script, emits, server_only, mutating)
+    return OpSpec(name, args, result, method, script, emits, server_only, mutating, stream)
 
 
 def _by_name(*specs: OpSpec) -> dict[str, OpSpec]:
@@ -114,6 +122,10 @@ OPS: dict[str, OpSpec] = _by_name(
         CancelInvitationKind,
     ),
     op("room.dismiss", RoomMutationArgs, Empty, "dismiss_room", "room_dismiss", DismissRoomKind),
+    # A server token follows a room live without being a member (the console, a backend).
+    op("room.watch", RoomWatchArgs, Room, "watch_room", "room_read", server_only=True, stream=True),
+    op("room.unwatch", RoomUnwatchArgs, Empty, "unwatch_room", server_only=True, stream=True),
+    op("app.rooms", AppRoomsArgs, RoomPage, "app_rooms", server_only=True),
 )
 
 

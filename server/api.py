@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from roomhub.protocol import ops
@@ -25,6 +26,7 @@ from roomhub.protocol.errors import HTTP_STATUS, ErrorCode, RoomError, invalid
 from . import __version__, openapi
 from .openapi import PREFIX, TOO_LARGE, op_path
 from .service import Caller
+from .sse import EventStream
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -107,7 +109,9 @@ class ServerApi:
         routes: list[BaseRoute] = [
             Route(op_path(spec.name), self._endpoint(spec), methods=["POST"])
             for spec in openapi.served_ops()
+            if not spec.stream
         ]
+        routes.append(Route(op_path(openapi.STREAMED), self.watch, methods=["POST"]))
         routes += [
             Route(f"{PREFIX}/openapi.json", self.openapi_json, methods=["GET"]),
             Route(f"{PREFIX}/docs", self.docs, methods=["GET"]),
@@ -135,6 +139,44 @@ class ServerApi:
 
         endpoint.__name__ = spec.name
         return endpoint
+
+    async def watch(self, request: Request) -> Response:
+        """room.watch as a stream of Server-Sent Events: the room, then its messages; a
+        Last-Event-ID (the last seq read) resumes after it, as `after_seq` does."""
+        hub, spec = self.hub, ops.OPS[openapi.STREAMED]
+        started = time.perf_counter()
+        try:
+            raw = await self._args(request, spec)
+            caller = self._caller(request)
+            last = request.headers.get("last-event-id")
+            if last is not None and isinstance(raw, dict):
+                if not last.isdigit():
+                    raise invalid("after_seq", "Last-Event-ID must be a seq")
+                raw = {**raw, "after_seq": int(last)}
+        except RoomError as exc:
+            hub.count(spec.name, exc.code, started)
+            return error_response(exc)
+        stream = EventStream(hub.settings.send_buffer_limit)
+        try:
+            room = await hub.run(caller, spec, raw, started, stream)
+        except RoomError as exc:
+            return error_response(exc)
+        stream.begin(room)
+        stream.release(room["id"])
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in stream.body():
+                    yield chunk
+            finally:
+                hub.fanout.unwatch(caller.app, room["id"], stream)
+
+        return StreamingResponse(
+            body(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+            background=BackgroundTask(hub.fanout.unwatch, caller.app, room["id"], stream),
+        )
 
     def _caller(self, request: Request) -> Caller:
         key = request.headers.get(KEY_HEADER)
@@ -167,6 +209,10 @@ class ServerApi:
         op = request.path_params["op"]
         if op == "auth":
             message = "auth is the WebSocket's handshake: send the token in Authorization"
+        elif op in ops.OPS and ops.OPS[op].stream:
+            message = (
+                f"{op} is the WebSocket's; over HTTP, a room.watch ends as its stream is closed"
+            )
         else:
             message = f"unknown op '{op}'"
         return error_response(RoomError(ErrorCode.UNKNOWN_OP, message))

@@ -13,6 +13,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from roomhub.protocol import codec, ops
 from roomhub.protocol.errors import CloseCode, ErrorCode, RoomError
@@ -22,6 +23,7 @@ from .auth import Authenticator
 from .connection import Connection, Flusher, close_code, connection_class, send_buffers
 from .delivery import ResumePlan
 from .delivery.fanout import Fanout
+from .delivery.inbox import Inbox
 from .handshake import (
     SUBPROTOCOLS,
     OpenCounts,
@@ -45,12 +47,12 @@ class Hub:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.service = Service(store, settings)
         # None with --metrics false: nothing is counted.
         self.metrics = Metrics(self._sample) if settings.metrics else None
         self.fanout = Fanout(
             store, settings.node_id, settings.pubsub_probe_interval, metrics=self.metrics
         )
+        self.service = Service(store, settings, self.fanout)
         self.auth = Authenticator(settings.apps)
         self.server: Server | None = None
         # The node's http.HttpSide (not imported: it imports this module), set by
@@ -149,6 +151,8 @@ class Hub:
             if caller is not None and not caller.server:
                 self.fanout.detach(caller.app, caller.user, conn)
                 self._release_user(caller)
+            elif caller is not None and conn.watching:
+                self.fanout.unwatch_all(caller.app, conn)
             if metrics is not None:
                 kind = "unauthenticated" if conn.caller is None else _kind(conn.caller)
                 metrics.connections_open.labels(encoding, kind).dec()
@@ -294,19 +298,35 @@ class Hub:
         caller = conn.caller
         assert caller is not None
         try:
-            result = await self.call(caller, spec, raw_args, started)
+            result = await self.call(caller, spec, raw_args, started, conn)
         except RoomError as exc:
             conn.error(re, exc)
         else:
             conn.reply(re, result)
+            if spec.stream:
+                self._started(conn, caller, raw_args["room"])
         finally:
             conn.inflight.release()
 
+    def _started(self, conn: Connection, caller: Caller, room: str) -> None:
+        """A room.watch's reply is written: its replay and live messages follow. A watch
+        that ended after its connection closed is undone (the close's cleanup ran first)."""
+        if conn.ws.state is not State.OPEN:
+            self.fanout.unwatch(caller.app, room, conn)
+            return
+        conn.release(room)
+
     async def run(
-        self, caller: Caller, spec: ops.OpSpec, raw_args: Any, started: float
+        self,
+        caller: Caller,
+        spec: ops.OpSpec,
+        raw_args: Any,
+        started: float,
+        stream: Inbox | None = None,
     ) -> dict[str, Any]:
         """Admit (a mutating op) and `call` one op for a door with no connection of its own
-        (the server API, the dialects): every failure a counted RoomError."""
+        (the server API, the dialects): every failure a counted RoomError. `stream`: what a
+        room.watch over HTTP writes to (server/sse.py)."""
         if spec.mutating:
             try:
                 await self.admit(caller)
@@ -314,7 +334,7 @@ class Hub:
                 error = exc if isinstance(exc, RoomError) else self.internal(exc)
                 self.count(spec.name, error.code, started)
                 raise error from None
-        return await self.call(caller, spec, raw_args, started)
+        return await self.call(caller, spec, raw_args, started, stream)
 
     def count(self, op: str, code: ErrorCode, started: float) -> None:
         """A request of `op` that failed before its op ran (auth, admission, framing)."""
@@ -322,13 +342,23 @@ class Hub:
             self.metrics.op_done(op, code, started)
 
     async def call(
-        self, caller: Caller, spec: ops.OpSpec, raw_args: Any, started: float
+        self,
+        caller: Caller,
+        spec: ops.OpSpec,
+        raw_args: Any,
+        started: float,
+        conn: Inbox | None = None,
     ) -> dict[str, Any]:
         """Validate and run one admitted op, counted: the one way in for both doors (the
-        WebSocket and the HTTP API). Every failure comes out as a RoomError."""
+        WebSocket and the HTTP API). Every failure comes out as a RoomError. `conn`: the
+        caller's connection, which a stream op (room.watch) starts or stops writing to."""
         code: ErrorCode | None = None
         try:
             args = ops.validate_args(spec, raw_args)
+            if spec.stream:
+                if conn is None:
+                    raise RoomError(ErrorCode.UNKNOWN_OP, f"{spec.name} needs a connection")
+                return await self._handlers[spec.name](caller, args, conn)
             return await self._handlers[spec.name](caller, args)
         except RoomError as exc:
             code = exc.code

@@ -26,9 +26,19 @@ def op_path(name: str) -> str:
     return f"{PREFIX}/{name}"
 
 
+# The one stream op served over HTTP: as Server-Sent Events (server/sse.py). Its stream's end
+# is the unwatch, so room.unwatch is the WebSocket's only.
+STREAMED = "room.watch"
+
+
 def served_ops() -> list[ops.OpSpec]:
-    """Every op of the table but auth, whose token travels in the Authorization header."""
-    return [spec for spec in ops.OPS.values() if spec.name != "auth"]
+    """Every op of the table but auth, whose token travels in the Authorization header, and
+    the stream ops other than room.watch."""
+    return [
+        spec
+        for spec in ops.OPS.values()
+        if spec.name != "auth" and (not spec.stream or spec.name == STREAMED)
+    ]
 
 
 def _error_statuses() -> dict[int, list[ErrorCode]]:
@@ -67,21 +77,24 @@ def _responses(spec: ops.OpSpec) -> dict[str, Any]:
     result: dict[str, Any] = {"$ref": SCHEMAS.format(model=spec.result.__name__)}
     if spec.mutating:  # reply "ack" answers an Ack instead
         result = {"anyOf": [result, {"$ref": SCHEMAS.format(model="Ack")}]}
-    responses: dict[str, Any] = {
-        "200": {
-            "description": "The op's result, exactly the WebSocket's.",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["result"],
-                        "properties": {"result": result},
-                        "additionalProperties": False,
-                    }
-                }
-            },
+    content = {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["result"],
+                "properties": {"result": result},
+                "additionalProperties": False,
+            }
         }
     }
+    description = "The op's result, exactly the WebSocket's."
+    if spec.stream:
+        content = {"text/event-stream": {"schema": {"type": "string"}}}
+        description = (
+            "Server-Sent Events: `room` (the Room), then `system` (id: the seq) and `resync`, "
+            "each event's data the WebSocket's event frame in JSON (docs/http.md)."
+        )
+    responses: dict[str, Any] = {"200": {"description": description, "content": content}}
     error_content = {"application/json": {"schema": {"$ref": SCHEMAS.format(model=ERROR_SCHEMA)}}}
     statuses = _error_statuses()
     statuses.setdefault(TOO_LARGE, [])

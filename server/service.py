@@ -4,6 +4,7 @@ outside the room's slot (users), and the per-user room index around each room sc
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
@@ -12,10 +13,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from roomhub.protocol import models, ops
+from roomhub.protocol import limits, models, ops
 from roomhub.protocol.errors import ErrorCode, RoomError, invalid
 from roomhub.protocol.roles import SERVER
 
+from .delivery.fanout import Fanout
+from .delivery.inbox import Inbox
 from .settings import Settings
 from .store import Store
 from .store.scripts import (
@@ -81,16 +84,17 @@ def _result(outcome: OpOutcome, room: str, reply: str, empty: bool = False) -> d
     return outcome.room
 
 
-Handler = Callable[[Caller, Any], Awaitable[dict[str, Any]]]
+Handler = Callable[..., Awaitable[dict[str, Any]]]  # (caller, args), and a stream op's conn
 
 
 class Service:
     """The ops' handlers, each the method the op table (protocol/ops.py) names, dispatched
     from the table."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, fanout: Fanout | None = None) -> None:
         self.store = store
         self.settings = settings
+        self.fanout = fanout  # the node's delivery, for room.watch (None: no connections)
         self._handlers = {
             spec.name: self._dispatch(spec) for spec in ops.OPS.values() if spec.method
         }
@@ -193,7 +197,7 @@ class Service:
                     f"user '{caller.user}' may create {quota} rooms per hour",
                     retry_after_ms=ends_in_ms,
                 )
-        await self.store.index_rooms(caller.app, members, room)
+        await self.store.index_rooms(caller.app, members, room, created=True)
         call = RoomCreate(
             room,
             who.sender,
@@ -326,8 +330,8 @@ class Service:
         who = acting(caller, args)
         call = RoomDismiss(args.room, *who, reply="ack", idem=idem)
         outcome = await self.store.run(caller.app, call)
-        if isinstance(outcome, Dismissed) and outcome.users:
-            await self.store.unindex_users(caller.app, outcome.users, args.room)
+        if isinstance(outcome, Dismissed):
+            await self.store.unindex_users(caller.app, outcome.users, args.room, dismissed=True)
         return _result(outcome, args.room, args.reply, empty=True)
 
     async def update_room(
@@ -377,11 +381,46 @@ class Service:
         entries, more = await self.store.run(caller.app, call)
         return {"messages": [orjson.loads(raw) for raw in entries], "more": more}
 
+    # following a room from the server side -----------------------------------------------
+
+    async def watch_room(
+        self, caller: Caller, args: models.RoomWatchArgs, conn: Inbox
+    ) -> dict[str, Any]:
+        """The room now (as room.get to the server); its messages follow on `conn`."""
+        assert self.fanout is not None
+        if len(conn.watching) >= limits.WATCHES_PER_CONNECTION_MAX and (
+            args.room not in conn.watching
+        ):
+            raise invalid(
+                "room",
+                f"a connection watches at most {limits.WATCHES_PER_CONNECTION_MAX} rooms",
+            )
+        return await self.fanout.watch(
+            caller.app,
+            args.room,
+            conn,
+            functools.partial(self.store.run, caller.app, RoomGet(args.room)),
+            args.after_seq,
+            self.settings.resume_max_messages,
+        )
+
+    async def unwatch_room(
+        self, caller: Caller, args: models.RoomUnwatchArgs, conn: Inbox
+    ) -> dict[str, Any]:
+        assert self.fanout is not None
+        self.fanout.unwatch(caller.app, args.room, conn)
+        return {}
+
+    async def app_rooms(self, caller: Caller, args: models.AppRoomsArgs) -> dict[str, Any]:
+        rooms, after = await self.store.app_rooms(caller.app, args.after, args.prefix, args.limit)
+        return {"rooms": rooms, "next": after}
+
 
 def _server_only(op: str, method: Any) -> Any:
     async def checked(caller: Caller, args: Any, *rest: Any) -> dict[str, Any]:
         if not caller.server:
-            acting(caller, args)  # `operator` on a user token: 100002 before 100006 (§7)
+            if isinstance(args, models.OpArgs):
+                acting(caller, args)  # `operator` on a user token: 100002 before 100006 (§7)
             raise RoomError(ErrorCode.FORBIDDEN, f"{op} needs a server token")
         return await method(caller, args, *rest)  # type: ignore[no-any-return]
 

@@ -91,4 +91,7 @@ MINIMAL_ARGS: dict[str, dict[str, Any]] = {
     "room.dismiss": {"room": "demo-room"},
     "room.transfer": {"room": "demo-room", "to": "bob"},
     "invitation.cancel": {"room": "demo-room", "invitees": ["dave"]},
+    "room.watch": {"room": "demo-room"},
+    "room.unwatch": {"room": "demo-room"},
+    "app.rooms": {},
 }

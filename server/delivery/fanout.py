@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from roomhub.protocol.errors import ErrorCode, RoomError
@@ -19,7 +19,7 @@ from ..store import Store, is_unavailable, room_channel, user_inbox
 from ..tasks import Background
 from .feed import Drained, Locals, RoomFeed
 from .inbox import Inbox
-from .message import Message, newer_room
+from .message import Message, newer_room, resync_frame
 from .resume import ResumePlan
 
 log = logging.getLogger("roomhub.fanout")
@@ -102,8 +102,80 @@ class Fanout:
             return
         self._release(user_inbox(app, user))
         for feed in [f for f in self.feeds.values() if f.app == app and user in f.members]:
-            if not self.local.has_any(app, feed.members):
+            if not self.local.wanted(feed):
                 self._forget(feed)
+
+    # watchers (room.watch) --------------------------------------------------------------------
+
+    async def watch(
+        self,
+        app: str,
+        room: str,
+        conn: Inbox,
+        read: Callable[[], Awaitable[dict[str, Any]]],
+        after_seq: int | None,
+        limit: int,
+    ) -> dict[str, Any]:
+        """Start writing every message of the room to `conn`; returns the room as `read`
+        reads it. Live messages wait in `conn` until the caller, having written the reply,
+        `release`s the room: then the replay from `after_seq` (or a `resync` when more than
+        `limit` messages, or ones the log no longer has, are missing) and the live ones
+        follow it, in order."""
+        if room in conn.watching:
+            return await read()  # watched already: the feed goes on as it was
+        key = (app, room)
+        conn.hold(room)
+        self.local.watchers.setdefault(key, set()).add(conn)
+        conn.watching.add(room)
+        try:
+            await self.follow(app, room)
+            snapshot = await read()
+            seq = snapshot["seq"]
+            replay: list[bytes] = []
+            if after_seq is not None and after_seq != seq:
+                replay = await self._replay(app, room, after_seq, seq, limit, conn)
+        except BaseException:
+            self.unwatch(app, room, conn)
+            raise
+        conn.ready(room, seq, replay)
+        return snapshot
+
+    async def _replay(
+        self, app: str, room: str, after_seq: int, seq: int, limit: int, conn: Inbox
+    ) -> list[bytes]:
+        """The frames of the room's messages after `after_seq` up to `seq`, or a `resync`."""
+        encoding = conn.encoding
+        if after_seq < seq <= after_seq + limit:
+            raws = await self.store.log_range(app, room, after_seq, seq)
+            messages = [Message(raw) for raw in raws]
+            if len(messages) == seq - after_seq and messages[0].seq == after_seq + 1:
+                return [message.frame(encoding) for message in messages]
+        return [resync_frame(room, seq, encoding)]
+
+    def unwatch(self, app: str, room: str, conn: Inbox) -> None:
+        """`conn` no longer gets the room's messages (nothing waiting for it is written)."""
+        conn.drop(room)
+        conn.watching.discard(room)
+        key = (app, room)
+        watchers = self.local.watchers.get(key)
+        if watchers is None or conn not in watchers:
+            return
+        watchers.discard(conn)
+        if not watchers:
+            del self.local.watchers[key]
+            feed = self.feeds.get(key)
+            if feed is not None and not feed.busy and not self.local.wanted(feed):
+                self._forget(feed)
+
+    def unwatch_all(self, app: str, conn: Inbox) -> None:
+        """A closed connection's watches end."""
+        for room in list(conn.watching):
+            self.unwatch(app, room, conn)
+
+    def _watch_ended(self, app: str, room: str) -> None:
+        """The room is gone (its dismissRoom, or `resync 0`, was written): its watches end."""
+        for conn in self.local.watchers.pop((app, room), ()):
+            conn.watching.discard(room)
 
     # feeds ----------------------------------------------------------------------------------
 
@@ -156,6 +228,7 @@ class Fanout:
             self._drain(feed)
             return
         self.local.resync(feed.app, feed.room, 0, told)
+        self._watch_ended(feed.app, feed.room)
         self._forget(feed)
 
     def _end(self, feed: RoomFeed) -> None:
@@ -166,6 +239,7 @@ class Fanout:
         ended[(feed.app, feed.room)] = feed.end
         while len(ended) > ENDED_KEPT:
             del ended[next(iter(ended))]
+        self._watch_ended(feed.app, feed.room)
         self._forget(feed)
 
     def _forget(self, feed: RoomFeed) -> None:
@@ -214,7 +288,7 @@ class Fanout:
             self._background.spawn(self._heal(feed, feed.gap_end()))
         elif outcome is _ENDED:
             self._end(feed)
-        elif outcome is _EMPTY and not self.local.has_any(feed.app, feed.members):
+        elif outcome is _EMPTY and not self.local.wanted(feed):
             self._forget(feed)
 
     async def _heal(self, feed: RoomFeed, upto: int | None = None) -> None:
@@ -265,6 +339,7 @@ class Fanout:
         if snapshot is None:
             members = self.local.connected(feed.app, feed.members)
             self.local.resync(feed.app, feed.room, 0, members)
+            self._watch_ended(feed.app, feed.room)
             self._forget(feed)
         else:
             self._restart(feed)  # a new room of the same id, behind the feed

@@ -21,11 +21,14 @@ class Locals:
     """This node's connections per (app, user). `generation` changes whenever they do, so
     feeds rebuild their cached recipients."""
 
-    __slots__ = ("conns", "generation")
+    __slots__ = ("conns", "generation", "watchers")
 
     def __init__(self) -> None:
         self.conns: dict[Key, set[Inbox]] = {}
         self.generation = 0
+        # (app, room) -> the connections watching the room (room.watch): written every
+        # message of it, members or not.
+        self.watchers: dict[Key, set[Inbox]] = {}
 
     def claim(self, app: str, user: str) -> bool:
         """Note the user as connected here; True the first time (subscribe their inbox)."""
@@ -61,11 +64,18 @@ class Locals:
             return any((app, user) in self.conns for user in users)
         return any(a == app and u in users for (a, u) in self.conns)
 
+    def wanted(self, feed: RoomFeed) -> bool:
+        """Whether anybody here still needs the room's feed: a watcher, or a member."""
+        return (feed.app, feed.room) in self.watchers or self.has_any(feed.app, feed.members)
+
     def resync(self, app: str, room: str, seq: int, users: Iterable[str]) -> None:
-        """Tell the users' connections to re-read the room, which is at `seq`."""
+        """Tell the users' connections, and the room's watchers, to re-read the room, which
+        is at `seq`."""
         for user in users:
             for conn in self.conns.get((app, user), ()):
                 conn.resync(room, seq)
+        for conn in self.watchers.get((app, room), ()):
+            conn.resync(room, seq)
 
 
 class Drained(enum.Enum):
@@ -186,6 +196,9 @@ class RoomFeed:
             if user not in members:
                 for conn in conns.get((self.app, user), ()):
                     conn.deliver(message)
+        if local.watchers:
+            for conn in local.watchers.get((self.app, self.room), ()):
+                conn.deliver(message)
         if kind in REMOVES:
             members.difference_update(message.targets)
             self._built_at = -1

@@ -18,7 +18,7 @@ class Inbox:
     """Until `open()`, messages wait (the client sees its auth reply first, and replayed
     messages before live ones); after it, a room's messages up to its floor are dropped."""
 
-    __slots__ = ("encoding", "floor", "opening")
+    __slots__ = ("_ready", "encoding", "floor", "held", "opening", "watching")
 
     def __init__(self, encoding: Encoding) -> None:
         self.encoding = encoding
@@ -28,6 +28,11 @@ class Inbox:
         # Per room, the seq this connection has been written (or told of) up to. This node's
         # feed may still be behind it (pub/sub lags the log): live messages up to it go.
         self.floor: dict[str, int] = {}
+        # Rooms being started by room.watch: their events wait until the reply (and any
+        # replay) is written, as the opening buffer does for auth.
+        self.held: dict[str, list[Message | int]] = {}
+        self.watching: set[str] = set()  # rooms this connection watches (server tokens)
+        self._ready: dict[str, tuple[int, list[bytes]]] = {}  # held rooms, read: (seq, replay)
 
     def write(self, framed: bytes) -> None:
         """Write one framed WebSocket frame (the subclass owns the socket)."""
@@ -37,6 +42,11 @@ class Inbox:
         if self.opening is not None:
             self.opening.append(message)
             return
+        if self.held:
+            waiting = self.held.get(message.room)
+            if waiting is not None:
+                waiting.append(message)
+                return
         if self.floor:
             floor = self.floor.get(message.room)
             if floor is not None:
@@ -49,7 +59,43 @@ class Inbox:
         if self.opening is not None:
             self.opening.append((room, seq))
             return
+        if self.held:
+            waiting = self.held.get(room)
+            if waiting is not None:
+                waiting.append(seq)
+                return
         self.write(resync_frame(room, seq, self.encoding))
+
+    def hold(self, room: str) -> None:
+        """The room's events wait (`release` writes them): its watch reply is on its way."""
+        self.held[room] = []
+
+    def ready(self, room: str, seq: int, replay: list[bytes]) -> None:
+        """The held room was read at `seq`: `release` writes `replay`, then what waited."""
+        self._ready[room] = (seq, replay)
+
+    def drop(self, room: str) -> None:
+        """The room is no longer watched: what waited for its reply is not written."""
+        self.held.pop(room, None)
+        self._ready.pop(room, None)
+
+    def release(self, room: str) -> None:
+        """The watch reply is written: write the replay, then what waited after the room's
+        seq, then live. A room that never got `ready` (its watch failed): what waited is
+        dropped."""
+        waiting = self.held.pop(room, [])
+        prepared = self._ready.pop(room, None)
+        if prepared is None:
+            return
+        seq, replay = prepared
+        for framed in replay:
+            self.write(framed)
+        self.floor[room] = seq  # a lagging feed's messages up to `seq` are in the reply
+        for item in waiting:
+            if isinstance(item, Message):
+                self.deliver(item)
+            else:
+                self.resync(room, item)
 
     def start_after(self, seqs: Iterable[tuple[str, int]]) -> None:
         """Start each room after its seq: a node whose feed lags must not hand this
@@ -70,4 +116,6 @@ class Inbox:
     def reset(self) -> None:
         """The opening failed (the client may send `auth` again): forget floors and events."""
         self.floor.clear()
+        self.held.clear()
+        self._ready.clear()
         self.opening = []

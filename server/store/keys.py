@@ -35,6 +35,11 @@ def user_rooms_key(app: str, user: str) -> str:
     return f"rh:{{{app}:{user}}}:rooms"
 
 
+def app_rooms_key(app: str) -> str:
+    """Every room of the app, by id (a sorted set of score 0, read by lex range)."""
+    return f"rh:{{{app}}}:rooms"
+
+
 def rate_key(app: str) -> str:
     return f"rh:{{{app}}}:rate"
 

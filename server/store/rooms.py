@@ -26,6 +26,7 @@ from . import lua
 from .errors import ScriptError, is_unavailable
 from .keys import (
     EPOCH_KEY,
+    app_rooms_key,
     idempotency_keys,
     nonce_key,
     quota_key,
@@ -215,10 +216,15 @@ class Store:
     # per-user room index (a superset of the truth; rooms are checked before use) -------------
 
     @_bounded
-    async def index_rooms(self, app: str, users: Iterable[str], room: str) -> None:
+    async def index_rooms(
+        self, app: str, users: Iterable[str], room: str, *, created: bool = False
+    ) -> None:
+        """`room` into the users' indexes, and into the app's when it is being `created`."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for user in users:
                 pipe.sadd(user_rooms_key(app, user), room)
+            if created:
+                pipe.zadd(app_rooms_key(app), {room: 0})
             await pipe.execute()
 
     @_bounded
@@ -226,12 +232,52 @@ class Store:
         await self.redis.srem(user_rooms_key(app, user), room)
 
     @_bounded
-    async def unindex_users(self, app: str, users: Iterable[str], room: str) -> None:
-        """`room` out of every one of `users`' indexes (a dismissed room), in one round trip."""
+    async def unindex_users(
+        self, app: str, users: Iterable[str], room: str, *, dismissed: bool = False
+    ) -> None:
+        """`room` out of every one of `users`' indexes, and out of the app's when it was
+        `dismissed`, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for user in users:
                 pipe.srem(user_rooms_key(app, user), room)
+            if dismissed:
+                pipe.zrem(app_rooms_key(app), room)
             await pipe.execute()
+
+    @_bounded
+    async def app_rooms(
+        self, app: str, after: str | None, prefix: str, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the app's rooms by id (after `after`, ids starting with `prefix`), as
+        Rooms without members, and the `after` of the next page. The index is a superset
+        (a room enters it before its script runs): entries of no room are dropped here."""
+        low = f"[{prefix}" if prefix else "-"
+        if after is not None and (not prefix or after >= prefix):
+            low = f"({after}"
+        high = b"[" + prefix.encode() + b"\xff" if prefix else b"+"  # ids are ASCII
+        key = app_rooms_key(app)
+        found = await self.redis.zrangebylex(key, low, high, start=0, num=limit + 1)
+        candidates = [room.decode() for room in found[:limit]]
+        if not candidates:
+            return [], None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room in candidates:
+                meta, _, invites, _ = room_keys(app, room)
+                pipe.hgetall(meta)
+                pipe.hgetall(invites)
+            replies = await pipe.execute()
+        rooms, stale = [], []
+        for index, room in enumerate(candidates):
+            meta, invites = replies[2 * index : 2 * index + 2]
+            if not meta:
+                stale.append(room)
+                continue
+            flat_meta = [x for kv in meta.items() for x in kv]
+            flat_invites = [x for kv in invites.items() for x in kv]
+            rooms.append(room_from_state(room, flat_meta, None, flat_invites))
+        if stale:
+            await self.redis.zrem(key, *stale)
+        return rooms, candidates[-1] if len(found) > limit else None
 
     @_bounded
     async def user_rooms(self, app: str, user: str) -> list[dict[str, Any]]:

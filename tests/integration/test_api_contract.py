@@ -42,6 +42,9 @@ UNLIMITED = [
     *("--user-rate-limit", "0", "--rooms-per-hour", "0"),
 ]
 OPS = [spec.name for spec in served_ops()]
+# Generated requests go to every op but room.watch, whose stream ends only with its room
+# (tests/integration/test_watch.py reads it).
+CALLED = [spec.name for spec in served_ops() if not spec.stream]
 # What a server token must name for an op: the user it acts as (server/service.py
 # acting_user), a new room's owner.
 MUST_NAME = {
@@ -243,12 +246,12 @@ def _run(hub: Hub, schemas: Any, op: str, mode: GenerationMode, server: bool) ->
 
 
 @pytest.mark.parametrize("mode", MODES, ids=str)
-@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("op", CALLED)
 def test_server_token(hub: Hub, schemas: Any, op: str, mode: GenerationMode) -> None:
     _run(hub, schemas, op, mode, server=True)
 
 
 @pytest.mark.parametrize("mode", MODES, ids=str)
-@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("op", CALLED)
 def test_user_token(hub: Hub, schemas: Any, op: str, mode: GenerationMode) -> None:
     _run(hub, schemas, op, mode, server=False)

@@ -112,15 +112,21 @@ async def test_server_only_ops_are_refused_to_users_from_the_table() -> None:
     service = Service(typing.cast(Any, None), Settings(port=0, apps={APP: SECRET}))
     user = Caller(APP, "alice")
     server_only = [spec for spec in OPS.values() if spec.server_only]
-    assert [spec.name for spec in server_only] == ["user.upsert"]
+    assert [spec.name for spec in server_only] == [
+        "user.upsert",
+        "room.watch",
+        "room.unwatch",
+        "app.rooms",
+    ]
     for spec in server_only:
         run = service.handler(spec.name)
         with pytest.raises(RoomError) as refused:
-            await run(user, validate_args(spec, MINIMAL_ARGS[spec.name]))
+            await run(user, validate_args(spec, MINIMAL_ARGS[spec.name]), *([None] * spec.stream))
         assert refused.value.code is ErrorCode.FORBIDDEN
-        # `operator` on a user token: 100002 before 100006 (docs/protocol.md §7)
-        with_operator = validate_args(spec, {**MINIMAL_ARGS[spec.name], "operator": "alice"})
+        # `operator` on a user token: 100002 before 100006 (docs/protocol.md §7); the ops
+        # that act as nobody take no operator at all
         with pytest.raises(RoomError) as invalid:
+            with_operator = validate_args(spec, {**MINIMAL_ARGS[spec.name], "operator": "alice"})
             await run(user, with_operator)
         assert (invalid.value.code, invalid.value.field) == (
             ErrorCode.INVALID_PARAMETER,
@@ -141,6 +147,8 @@ FLOW: list[tuple[str, dict[str, Any]]] = [
     ("user.upsert", {"id": "carol"}),
     ("room.create", {"room": "r", "owner": "alice", "members": ["bob"]}),
     ("room.get", {"room": "r"}),
+    ("room.watch", {"room": "r"}),
+    ("app.rooms", {"prefix": "r"}),
     ("room.list", {"operator": "alice"}),
     ("member.add", {"room": "r", "invitees": ["carol"], "invitation_required": True}),
     ("invitation.decline", {"room": "r", "operator": "carol"}),
@@ -156,6 +164,7 @@ FLOW: list[tuple[str, dict[str, Any]]] = [
     ("invitation.cancel", {"room": "r", "invitees": ["carol"]}),
     ("member.add", {"room": "r", "invitees": ["carol"]}),
     ("room.transfer", {"room": "r", "to": "carol"}),
+    ("room.unwatch", {"room": "r"}),
     ("room.dismiss", {"room": "r"}),  # last: the room is gone after it
 ]
 

@@ -42,10 +42,17 @@ OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
     "room.members": ({"room"}, {"after", "limit", "operator"}),
     "room.transfer": ({"room", "to"}, MUTATING),
     "invitation.cancel": ({"room", "invitees"}, MUTATING),
+    # additive ops of the server side: they act as nobody, so they take no `operator`
+    "room.watch": ({"room"}, {"after_seq"}),
+    "room.unwatch": ({"room"}, set()),
+    "app.rooms": (set(), {"after", "prefix", "limit"}),
 }
 
-# Every op but auth, room.get, room.list, room.history, room.members is rate limited (§8).
-READ_ONLY = {"auth", "room.get", "room.list", "room.history", "room.members"}
+# Every op but these reads is rate limited (§8).
+READ_ONLY = {
+    *("auth", "room.get", "room.list", "room.history", "room.members"),
+    *("room.watch", "room.unwatch", "app.rooms"),
+}
 
 
 def _invalid(op: str, args: Any) -> RoomError:
@@ -78,7 +85,7 @@ def test_op_args_match_the_protocol(op: str) -> None:
 @pytest.mark.parametrize("op", sorted(OP_ARGS))
 def test_mutating_flag(op: str) -> None:
     assert OPS[op].mutating is (op not in READ_ONLY)
-    assert OPS[op].server_only is (op == "user.upsert")
+    assert OPS[op].server_only is (op in ("user.upsert", "room.watch", "room.unwatch", "app.rooms"))
 
 
 @pytest.mark.parametrize("op", sorted(MINIMAL_ARGS))
