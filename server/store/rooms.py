@@ -260,24 +260,36 @@ class Store:
         candidates = [room.decode() for room in found[:limit]]
         if not candidates:
             return [], None
+        rooms, stale = await self._rooms_without_members(app, candidates)
+        if stale:
+            await self.redis.zrem(key, *stale)
+        return rooms, candidates[-1] if len(found) > limit else None
+
+    async def _rooms_without_members(
+        self, app: str, candidates: list[str], user: str | None = None
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The candidates of an index as Rooms without members, in one round trip, and the
+        stale ones: no such room, or (`user` given) one the user is neither in nor invited to."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for room in candidates:
-                meta, _, invites, _ = room_keys(app, room)
+                meta, members, invites, _ = room_keys(app, room)
                 pipe.hgetall(meta)
+                if user is not None:
+                    pipe.hexists(members, user)
                 pipe.hgetall(invites)
-            replies = await pipe.execute()
+            replies = iter(await pipe.execute())
         rooms, stale = [], []
-        for index, room in enumerate(candidates):
-            meta, invites = replies[2 * index : 2 * index + 2]
-            if not meta:
+        for room in candidates:
+            meta = next(replies)
+            is_member = next(replies) if user is not None else True
+            invites = next(replies)
+            if not meta or not (is_member or user is None or user.encode() in invites):
                 stale.append(room)
                 continue
             flat_meta = [x for kv in meta.items() for x in kv]
             flat_invites = [x for kv in invites.items() for x in kv]
             rooms.append(room_from_state(room, flat_meta, None, flat_invites))
-        if stale:
-            await self.redis.zrem(key, *stale)
-        return rooms, candidates[-1] if len(found) > limit else None
+        return rooms, stale
 
     @_bounded
     async def user_rooms(self, app: str, user: str) -> list[dict[str, Any]]:
@@ -287,22 +299,7 @@ class Store:
         )
         if not candidates:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for room in candidates:
-                meta, members, invites, _ = room_keys(app, room)
-                pipe.hgetall(meta)
-                pipe.hexists(members, user)
-                pipe.hgetall(invites)
-            replies = await pipe.execute()
-        rooms, stale = [], []
-        for index, room in enumerate(candidates):
-            meta, is_member, invites = replies[3 * index : 3 * index + 3]
-            if not meta or not (is_member or user.encode() in invites):
-                stale.append(room)
-                continue
-            flat_meta = [x for kv in meta.items() for x in kv]
-            flat_invites = [x for kv in invites.items() for x in kv]
-            rooms.append(room_from_state(room, flat_meta, None, flat_invites))
+        rooms, stale = await self._rooms_without_members(app, candidates, user)
         if stale:
             await self.redis.srem(user_rooms_key(app, user), *stale)
         return rooms
