@@ -13,6 +13,8 @@ from roomhub.protocol.codec import Encoding
 
 from .message import Message, resync_frame
 
+HELD = -1  # a room's `floor` while its watch reply is on its way (seqs are never negative)
+
 
 class Inbox:
     """Until `open()`, messages wait (the client sees its auth reply first, and replayed
@@ -42,14 +44,12 @@ class Inbox:
         if self.opening is not None:
             self.opening.append(message)
             return
-        if self.held:
-            waiting = self.held.get(message.room)
-            if waiting is not None:
-                waiting.append(message)
-                return
         if self.floor:
             floor = self.floor.get(message.room)
             if floor is not None:
+                if floor == HELD:
+                    self.held[message.room].append(message)
+                    return
                 if message.seq <= floor:
                     return
                 del self.floor[message.room]  # the feed caught up: in order from here on
@@ -67,8 +67,10 @@ class Inbox:
         self.write(resync_frame(room, seq, self.encoding))
 
     def hold(self, room: str) -> None:
-        """The room's events wait (`release` writes them): its watch reply is on its way."""
+        """The room's events wait (`release` writes them): its watch reply is on its way.
+        Marked in `floor`, which a delivery reads anyway: no cost to the rooms not held."""
         self.held[room] = []
+        self.floor[room] = HELD
 
     def ready(self, room: str, seq: int, replay: list[bytes]) -> None:
         """The held room was read at `seq`: `release` writes `replay`, then what waited."""
@@ -78,6 +80,8 @@ class Inbox:
         """The room is no longer watched: what waited for its reply is not written."""
         self.held.pop(room, None)
         self._ready.pop(room, None)
+        if self.floor.get(room) == HELD:
+            del self.floor[room]
 
     def release(self, room: str) -> None:
         """The watch reply is written: write the replay, then what waited after the room's
@@ -86,6 +90,8 @@ class Inbox:
         waiting = self.held.pop(room, [])
         prepared = self._ready.pop(room, None)
         if prepared is None:
+            if self.floor.get(room) == HELD:
+                del self.floor[room]
             return
         seq, replay = prepared
         for framed in replay:

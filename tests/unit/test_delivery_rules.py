@@ -118,6 +118,37 @@ def test_a_failed_opening_forgets_floors_and_waiting_events() -> None:
     assert client.seen == [3]
 
 
+def test_a_watched_room_waits_for_its_reply_then_the_replay_then_what_is_newer() -> None:
+    client = Client()
+    client.open()
+    client.hold("r")
+    for seq in (4, 5, 6):  # live while the watch reads the room (at seq 5) and its log
+        client.deliver(msg(seq))
+    client.resync("r", 5)
+    client.deliver(Message(orjson.dumps({**orjson.loads(msg(9).raw), "room": "other"})))
+    assert client.seen == [9]  # other rooms are not held
+    client.ready("r", 5, [msg(3).frame(Encoding.JSON), msg(4).frame(Encoding.JSON)])
+    client.release("r")  # the reply is written: the replay, then what waited after seq 5
+    assert client.seen == [9, 3, 4, 6, ("resync", "r", 5)]
+    client.deliver(msg(7))
+    assert client.seen[-1] == 7 and client.floor == {} and client.held == {}
+
+
+def test_a_failed_or_undone_watch_writes_nothing_of_what_waited() -> None:
+    client = Client()
+    client.open()
+    client.hold("r")
+    client.deliver(msg(2))
+    client.release("r")  # never ready: the watch failed
+    client.hold("s")
+    client.ready("s", 1, [msg(1).frame(Encoding.JSON)])
+    client.drop("s")  # unwatched before the reply went out
+    client.release("s")
+    assert client.seen == [] and client.floor == {} and client.held == {}
+    client.deliver(msg(3))
+    assert client.seen == [3]
+
+
 # the replay plan of a resume ----------------------------------------------------------------------
 
 
