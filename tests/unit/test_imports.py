@@ -176,12 +176,16 @@ BENCH_LAYERS = (
     ("harness", "results"),  # the orchestrator: processes, Bench; what scenarios return
     ("measure", "verify"),  # one measured run; the resilience comparison
     ("stall",),  # part 3 of the resilience scenario
-    ("scenarios", "probes", "resilience", "replicas", "deploy", "httpapi"),  # the scenarios
+    # the scenarios; deliverypath: the delivery rules in-process, its own command
+    ("scenarios", "probes", "resilience", "replicas", "deploy", "httpapi", "deliverypath"),
     ("report", "chart"),
     ("cli",),  # the registry of scenarios
     ("__main__",),
 )
-SCENARIOS = {"scenarios", "probes", "resilience", "replicas", "stall", "deploy", "httpapi"}
+SCENARIOS = {
+    *("scenarios", "probes", "resilience", "replicas", "stall", "deploy", "httpapi"),
+    "deliverypath",
+}
 
 
 def test_the_bench_is_layered(graph: grimp.ImportGraph) -> None:
