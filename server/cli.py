@@ -210,7 +210,14 @@ def _announce(settings: Settings) -> Settings:
         # The path this command was started by, so the hint works from a virtualenv too.
         prog = sys.argv[0] if os.path.basename(sys.argv[0]) == "roomhub" else "roomhub"
         print(f"  mint a token:  {prog} token --key {key} --secret {secret} --user alice", file=out)
-        print(f"  live console:  http://{'127.0.0.1' if (settings.http_host or settings.host) in ('0.0.0.0', '::') else settings.http_host or settings.host}:{settings.http_port}/console#key={key}&token={mint_token(secret, 'console', server=True, ttl=86400)}", file=out)  # noqa: E501 - the dev app's fresh server token (1 day), in the fragment: never sent in a request
+        host = settings.http_host or settings.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        host = f"[{host}]" if ":" in host else host
+        # The page reads the key and a server token from the fragment (#...), which is never
+        # sent in a request, and drops it at once: dev mode only, like the secret above.
+        console = mint_token(secret, "console", server=True, ttl=86400)
+        url = f"http://{host}:{settings.http_port}/console#key={key}&token={console}"
+        print(f"  live console:  {url}", file=out)
     return settings
 
 
