@@ -50,9 +50,10 @@ class TooLarge(RoomError):
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
-    """The request's JSON body ({} when empty), at most `max_bytes` like a WebSocket frame
-    (TooLarge past it, before reading it all); not JSON: 100013. Any JSON value: the caller
-    checks its shape. The one body reader of the server API and the dialects."""
+    """The request's JSON body ({} when it has no bytes at all), at most `max_bytes` like a
+    WebSocket frame (TooLarge past it, before reading it all); not JSON (whitespace alone
+    included): 100013. Any JSON value: the caller checks its shape. The one body reader of
+    the server API and the dialects."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise TooLarge(max_bytes)
@@ -61,7 +62,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         body += chunk
         if len(body) > max_bytes:
             raise TooLarge(max_bytes)
-    if not body.strip():
+    if not body:
         return {}
     try:
         return orjson.loads(body)

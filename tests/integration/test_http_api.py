@@ -268,6 +268,7 @@ async def test_malformed_and_oversized_bodies(
         b'"room"': (400, 100002),
         b"{}": (400, 100002),  # room.get needs `room`
         b"": (400, 100002),
+        b"\r\n": (400, 100013),  # whitespace alone is not an empty body: not JSON
         b"[" * 2000 + b"]" * 2000: (400, 100013),  # deeper than the decoder allows
         b'{"room": "' + b"x" * 5000 + b'"}': (413, 100013),
     }
