@@ -11,7 +11,15 @@ from typing import Any, Literal, Protocol, TypeVar, overload
 
 from pydantic import BaseModel
 
-from roomhub.protocol.models import Ack, HistoryPage, MemberPage, Room, RoomPage, User
+from roomhub.protocol.models import (
+    Ack,
+    HistoryPage,
+    MemberPage,
+    Room,
+    RoomPage,
+    RoomPresence,
+    User,
+)
 
 from .session import Session
 from .wire import args as _args
@@ -148,9 +156,17 @@ class RoomOps(Session):
             self._resume.created(room_id)
         return created
 
-    async def get_room(self, room: str, *, operator: str | None = None) -> Room:
-        """The complete room, with members and pending invitations."""
-        return await self._model(Room, "room.get", _args(room=room, operator=operator))
+    async def get_room(
+        self, room: str, *, operator: str | None = None, presence: bool = False
+    ) -> Room:
+        """The complete room, with members and pending invitations; `presence`: each member
+        with `online` set."""
+        args = _args(room=room, operator=operator, presence=presence or None)
+        return await self._model(Room, "room.get", args)
+
+    async def presence(self, room: str, *, operator: str | None = None) -> RoomPresence:
+        """The room's members online now (a connection open on any node), by id."""
+        return await self._model(RoomPresence, "room.presence", _args(room=room, operator=operator))
 
     async def list_rooms(self, *, operator: str | None = None) -> list[Room]:
         """The caller's rooms (member or invited), sorted by id, without `members`. A server

@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 from roomhub.protocol.backoff import ExponentialBackoff
 from roomhub.protocol.codec import Encoding
-from roomhub.protocol.models import SystemMessage
+from roomhub.protocol.models import PresenceEvent, SystemMessage
 
 from .backoff import Backoff
 from .resume import Resync
@@ -50,6 +50,9 @@ class ClientOptions:
       `roomhub.clients.client` ("Reconnecting").
     - `on_resync(Resync)`: called from the reader task for each `resync` (must not block).
     - `on_state(State)`: called on every state change (must not block).
+    - `presence`: ask for presence events (members of your rooms coming online and going
+      offline); each goes to `on_presence(PresenceEvent)`, called from the reader task (must
+      not block). `RoomClient.presence(room)` reads who is online now.
     - `on_event(SystemMessage | Resync)`: called from the reader task with every system and
       resync event as it comes off the wire, before de-duplication by seq (so a resume
       replay's repeats are seen too): for observing, tracing, measuring (must not block).
@@ -70,6 +73,8 @@ class ClientOptions:
     on_resync: Callable[[Resync], Any] | None = None
     on_state: Callable[[State], Any] | None = None
     on_event: Callable[[Event], Any] | None = None
+    presence: bool = False
+    on_presence: Callable[[PresenceEvent], Any] | None = None
     max_size: int | None = None
     idempotency: bool = True
     store_retries: int = 3

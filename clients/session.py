@@ -21,7 +21,7 @@ from websockets.typing import Subprotocol
 from roomhub.protocol.backoff import ExponentialBackoff
 from roomhub.protocol.codec import Encoding, encode
 from roomhub.protocol.errors import CloseCode, ErrorCode, RoomError
-from roomhub.protocol.models import AuthResult, SystemMessage
+from roomhub.protocol.models import AuthResult, PresenceEvent, SystemMessage
 from roomhub.protocol.ops import OPS
 
 from .options import ClientOptions
@@ -135,7 +135,14 @@ class Session:
         self._reader = reader
         try:
             request = self._request(
-                "auth", args(key=self.options.key, token=token, resume=resume), auth=True
+                "auth",
+                args(
+                    key=self.options.key,
+                    token=token,
+                    resume=resume,
+                    presence=self.options.presence or None,
+                ),
+                auth=True,
             )
             welcome = AuthResult.model_validate(await request)
             await self._adopt(welcome, first=first, left_out=left_out)
@@ -379,6 +386,8 @@ class Session:
             if self._on_event is not None:
                 self._observe(resync)
             self._resynced(resync)
+        elif event == "presence":
+            self._presence(PresenceEvent.model_validate(frame))
         elif event is not None:
             log.debug("roomhub: ignoring unknown event %r", event)
         else:
@@ -399,6 +408,15 @@ class Session:
             self._on_event(event)
         except Exception:  # the app's bug must not take the connection down
             log.exception("roomhub: on_event callback failed")
+
+    def _presence(self, event: PresenceEvent) -> None:
+        on_presence = self.options.on_presence
+        if on_presence is None:
+            return
+        try:
+            on_presence(event)
+        except Exception:  # the app's bug must not take the connection down
+            log.exception("roomhub: on_presence callback failed")
 
     def _deliver(self, message: SystemMessage) -> None:
         """Queue a system message unless it was delivered before (by seq, per room)."""

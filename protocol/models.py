@@ -128,6 +128,8 @@ class AuthArgs(_Args):
     key: StrictStr
     token: StrictStr
     resume: dict[Id, Seq] | None = None
+    # presence events of the members of the connection's rooms (an opt-in addition to v1)
+    presence: StrictBool = False
 
 
 class UserUpsertArgs(MutatingArgs):
@@ -165,6 +167,11 @@ class RoomCreateArgs(MutatingArgs):
 
 class RoomArgs(OpArgs):
     room: Id
+
+
+class RoomGetArgs(RoomArgs):
+    # each member with `online` (presence); an addition to v1
+    presence: StrictBool = False
 
 
 class RoomListArgs(OpArgs):
@@ -405,12 +412,15 @@ class Member(_Object):
     extension: str = ""
     props: dict[str, Any] = {}
     joined_ms: int = 0
+    online: bool | None = None  # room.get with `presence: true` only
 
 
 # What a member starts with besides role and profile; the store and the Lua scripts take their
 # defaults from here.
 MEMBER_DEFAULTS: dict[str, Any] = {
-    name: field.default for name, field in Member.model_fields.items() if not field.is_required()
+    name: field.default
+    for name, field in Member.model_fields.items()
+    if not field.is_required() and name != "online"  # read, never stored
 }
 
 
@@ -476,6 +486,17 @@ class SystemMessage(_Object):
     time_ms: int
 
 
+class PresenceEvent(_Object):
+    """`{"event": "presence", ...}` (auth `presence: true`): a member of `room` came online
+    (their first connection on any node) or went offline (their last one closed, or its node
+    died). Not part of the room's history; in order per user."""
+
+    room: str
+    user: str
+    online: bool
+    time_ms: int
+
+
 class User(_Object):
     id: str
     nickname: str = ""
@@ -517,6 +538,13 @@ class MemberPage(_Object):
     next: str | None
 
 
+class RoomPresence(_Object):
+    """room.presence: the members online now (a connection open on some node), by id."""
+
+    online: list[str]
+    count: int
+
+
 class RoomList(_Object):
     rooms: list[Room]
 
@@ -554,6 +582,7 @@ __all__ = [
     "PropertyChange",
     "Room",
     "RoomArgs",
+    "RoomGetArgs",
     "RoomCreateArgs",
     "RoomError",
     "RoomHistoryArgs",
@@ -562,6 +591,8 @@ __all__ = [
     "RoomMembersArgs",
     "RoomMutationArgs",
     "RoomPage",
+    "RoomPresence",
+    "PresenceEvent",
     "RoomUnwatchArgs",
     "RoomWatchArgs",
     "RoomUpdateArgs",

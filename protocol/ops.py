@@ -33,12 +33,14 @@ from .models import (
     Room,
     RoomArgs,
     RoomCreateArgs,
+    RoomGetArgs,
     RoomHistoryArgs,
     RoomList,
     RoomListArgs,
     RoomMembersArgs,
     RoomMutationArgs,
     RoomPage,
+    RoomPresence,
     RoomTransferArgs,
     RoomUnwatchArgs,
     RoomUpdateArgs,
@@ -99,7 +101,7 @@ OPS: dict[str, OpSpec] = _by_name(
     op("auth", AuthArgs, AuthResult, None),
     op("user.upsert", UserUpsertArgs, User, "upsert_user", "user_upsert", server_only=True),
     op("room.create", RoomCreateArgs, Room, "create_room", "room_create", CreateRoomKind),
-    op("room.get", RoomArgs, Room, "get_room", "room_read"),
+    op("room.get", RoomGetArgs, Room, "get_room", "room_read"),
     op("room.list", RoomListArgs, RoomList, "list_rooms"),
     op("member.add", MemberAddArgs, Room, "add_members", "member_add", AddMembersKind),
     op("invitation.accept", RoomMutationArgs, Room, "accept", "invitation_answer", AcceptKind),
@@ -126,6 +128,7 @@ OPS: dict[str, OpSpec] = _by_name(
     op("room.watch", RoomWatchArgs, Room, "watch_room", "room_read", server_only=True, stream=True),
     op("room.unwatch", RoomUnwatchArgs, Empty, "unwatch_room", server_only=True, stream=True),
     op("app.rooms", AppRoomsArgs, RoomPage, "app_rooms", server_only=True),
+    op("room.presence", RoomArgs, RoomPresence, "presence", "room_read"),
 )
 
 

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from roomhub.protocol import codec, ops
-from roomhub.protocol.errors import CloseCode, ErrorCode, RoomError
+from roomhub.protocol.errors import CloseCode, ErrorCode, RoomError, invalid
 
 from . import __version__
 from .auth import Authenticator
@@ -33,6 +33,7 @@ from .handshake import (
     select_subprotocol,
 )
 from .metrics import UNKNOWN_OP, Metrics
+from .presence import Presence
 from .ratelimit import SlidingWindow
 from .service import Caller, Service
 from .settings import Settings
@@ -49,8 +50,18 @@ class Hub:
         self.store = store
         # None with --metrics false: nothing is counted.
         self.metrics = Metrics(self._sample) if settings.metrics else None
+        # None with --presence false: nobody's presence is tracked here.
+        self.presence = (
+            Presence(store.presence, settings.node_id, settings.presence_heartbeat, self.metrics)
+            if settings.presence
+            else None
+        )
         self.fanout = Fanout(
-            store, settings.node_id, settings.pubsub_probe_interval, metrics=self.metrics
+            store,
+            settings.node_id,
+            settings.pubsub_probe_interval,
+            metrics=self.metrics,
+            presence=self.presence,
         )
         self.service = Service(store, settings, self.fanout)
         self.auth = Authenticator(settings.apps)
@@ -66,6 +77,8 @@ class Hub:
 
     async def start(self) -> Server:
         await self.fanout.start()
+        if self.presence is not None:
+            await self.presence.start()
         origins: Any = None
         if self.settings.allowed_origins:
             origins = [*self.settings.allowed_origins, None]  # None: non-browser clients
@@ -103,6 +116,9 @@ class Hub:
         total, largest = send_buffers(self.server.connections if self.server else ())
         metrics.send_buffer_bytes.set(total)
         metrics.send_buffer_max_bytes.set(largest)
+        if self.presence is not None:
+            metrics.presence_users.set(len(self.presence.written))
+            metrics.presence_pending.set(self.presence.pending)
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Stop accepting, close clients with 1001 (they reconnect elsewhere), and let the
@@ -113,6 +129,8 @@ class Hub:
             await self.server.wait_closed()
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=drain_timeout)
+        if self.presence is not None:
+            await self.presence.close()
         await self.fanout.close()
 
     # connection lifecycle -------------------------------------------------------------------
@@ -153,6 +171,9 @@ class Hub:
                 self._release_user(caller)
             elif caller is not None and conn.watching:
                 self.fanout.unwatch_all(caller.app, conn)
+            if conn.presence:
+                assert caller is not None
+                self.fanout.drop_presence(caller.app, conn)
             if metrics is not None:
                 kind = "unauthenticated" if conn.caller is None else _kind(conn.caller)
                 metrics.connections_open.labels(encoding, kind).dec()
@@ -202,6 +223,8 @@ class Hub:
                     caller = self.auth.verify(key, token)
                     # Good credentials: any other argument error is 100002 (docs/protocol.md §7).
                     args = ops.validate_args(ops.OPS["auth"], request.args)
+                    if args.presence and self.presence is None:
+                        raise invalid("presence", "presence is off on this hub (--presence)")
                     self._claim_user(caller)
                 except RoomError as exc:
                     conn.error(re, exc)
@@ -217,11 +240,15 @@ class Hub:
                     )
                     return None
                 try:
+                    if args.presence:
+                        await self.fanout.want_presence(caller.app, conn)
                     result, replay = await self._welcome(conn, caller, args.resume or {})
                 except Exception as exc:
                     if not caller.server:
                         self.fanout.detach(caller.app, caller.user, conn)
                         self._release_user(caller)
+                    self.fanout.drop_presence(caller.app, conn)
+                    conn.presence = False
                     conn.reset()
                     conn.error(re, self.internal(exc))
                     continue

@@ -145,6 +145,28 @@ class Metrics:
             [],
             "livemax",
         )
+        self.presence_changes = counter(
+            "roomhub_presence_changes",
+            "users this node made come online or go offline (change: online, offline; the"
+            " users of dead nodes it reaped included)",
+            ["change"],
+        )
+        self.presence_reaped = counter(
+            "roomhub_presence_reaped_nodes",
+            "dead node instances (missed heartbeats) whose users this node took offline",
+        )
+        self.presence_users = gauge(
+            "roomhub_presence_users",
+            "users this node holds online in Redis (sampled at scrape)",
+            [],
+            "livesum",
+        )
+        self.presence_pending = gauge(
+            "roomhub_presence_pending",
+            "users whose presence change this node has yet to write to Redis (sampled at scrape)",
+            [],
+            "livesum",
+        )
         # Per op, the children of a success: looked up once, not per request.
         self._ok = {
             name: (self.ops.labels(name, "ok"), self.op_seconds.labels(name)) for name in ops.OPS

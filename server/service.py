@@ -123,6 +123,10 @@ class Service:
 
         return run
 
+    def _require_presence(self) -> None:
+        if not self.settings.presence:
+            raise RoomError(ErrorCode.UNKNOWN_OP, "presence is off on this hub (--presence)")
+
     def _require_consent(self, caller: Caller, what: str) -> None:
         """With member_consent "invite", users invite; only the backend adds directly."""
         if self.settings.member_consent == "invite" and not caller.server:
@@ -214,9 +218,27 @@ class Service:
             await self.store.quota_count(caller.app, caller.user, "rooms")
         return _result(outcome, room, args.reply)
 
-    async def get_room(self, caller: Caller, args: models.RoomArgs) -> dict[str, Any]:
+    async def get_room(self, caller: Caller, args: models.RoomGetArgs) -> dict[str, Any]:
+        if args.presence:
+            self._require_presence()
         call = RoomGet(args.room, viewer=acting(caller, args).operator)
-        return await self.store.run(caller.app, call)
+        room: dict[str, Any] = await self.store.run(caller.app, call)
+        if args.presence:
+            ids = [member["id"] for member in room["members"]]
+            online = set(await self.store.presence.online(caller.app, ids))
+            for member in room["members"]:
+                member["online"] = member["id"] in online
+        return room
+
+    async def presence(self, caller: Caller, args: models.RoomArgs) -> dict[str, Any]:
+        """The members online now: the room as room.get reads it (the same permission
+        check), then their presence."""
+        self._require_presence()
+        call = RoomGet(args.room, viewer=acting(caller, args).operator)
+        room = await self.store.run(caller.app, call)
+        ids = sorted(member["id"] for member in room["members"])
+        online = await self.store.presence.online(caller.app, ids)
+        return {"online": online, "count": len(online)}
 
     async def list_rooms(self, caller: Caller, args: models.RoomListArgs) -> dict[str, Any]:
         user = acting_user(caller, args, "room.list")

@@ -160,6 +160,10 @@ class Settings(BaseSettings):
     """seconds to wait for the pong before close 1011"""
     pubsub_probe_interval: Seconds = 5.0
     """seconds between self-probes of the pub/sub connections"""
+    presence: Annotated[bool, Cli(metavar="BOOL")] = True
+    """track who is online (room.presence, presence events); false = off, on every node"""
+    presence_heartbeat: Seconds = 5.0
+    """seconds between presence heartbeats; a node that dies is offline within three"""
     redis_pool_size: AtLeast1 = 64
     """Redis connections for commands, per cluster node"""
     redis_timeout: Seconds = 5.0

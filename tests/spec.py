@@ -94,4 +94,5 @@ MINIMAL_ARGS: dict[str, dict[str, Any]] = {
     "room.watch": {"room": "demo-room"},
     "room.unwatch": {"room": "demo-room"},
     "app.rooms": {},
+    "room.presence": {"room": "demo-room"},
 }

@@ -76,9 +76,9 @@ class RedisProcess(RedisServer):
 
 
 @contextlib.contextmanager
-def serve_process(redis_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `python -m roomhub.server serve` node on `port`, rate limits off; killed at the
-    end if it is still running."""
+def serve_process(redis_url: str, port: int, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `python -m roomhub.server serve` node on `port`, rate limits off (more `flags`
+    after those); killed at the end if it is still running."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -97,6 +97,7 @@ def serve_process(redis_url: str, port: int) -> Iterator[subprocess.Popen[bytes]
             "0",
             "--conn-rate-limit",
             "0",
+            *flags,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1492,7 +1492,7 @@ var OPS = {
   "room.get": {
     op: "room.get",
     method: "getRoom",
-    args: { "operator": "operator", "room": "room" },
+    args: { "operator": "operator", "room": "room", "presence": "presence" },
     serverOnly: false,
     mutating: false
   },
@@ -1606,6 +1606,13 @@ var OPS = {
     method: "appRooms",
     args: { "after": "after", "prefix": "prefix", "limit": "limit" },
     serverOnly: true,
+    mutating: false
+  },
+  "room.presence": {
+    op: "room.presence",
+    method: "presence",
+    args: { "operator": "operator", "room": "room" },
+    serverOnly: false,
     mutating: false
   }
 };
@@ -1774,6 +1781,7 @@ var RoomClient = class _RoomClient {
       system: /* @__PURE__ */ new Set(),
       resync: /* @__PURE__ */ new Set(),
       snapshot: /* @__PURE__ */ new Set(),
+      presence: /* @__PURE__ */ new Set(),
       state: /* @__PURE__ */ new Set(),
       disconnect: /* @__PURE__ */ new Set()
     };
@@ -1953,6 +1961,7 @@ var RoomClient = class _RoomClient {
       const [resume, leftOut] = fitResume(resumeAll);
       const authArgs = { key: this.opts.key, token };
       if (Object.keys(resume).length > 0) authArgs.resume = resume;
+      if (this.opts.presence) authArgs.presence = true;
       const welcome = await this.request(ws, "auth", authArgs, (frame) => {
         if (frame.ok === true) this.resumeState.user = frame.result.user;
       });
@@ -2116,6 +2125,9 @@ var RoomClient = class _RoomClient {
       this.deliver(frame.message);
     } else if (event === "resync") {
       this.resynced({ room: frame.room, seq: frame.seq });
+    } else if (event === "presence") {
+      const { room, user, online, time_ms } = frame;
+      this.emit("presence", { room, user, online, time_ms });
     } else if (event === void 0 || event === null) {
       const re = frame.re;
       const p = this.pending.get(re);
@@ -2217,8 +2229,13 @@ var RoomClient = class _RoomClient {
     }
     return result;
   }
+  /** The room, members and invitations; `presence: true` sets each member's `online`. */
   getRoom(args) {
     return this.op("room.get", args);
+  }
+  /** The room's members online now (a connection open on any hub node). */
+  presence(args) {
+    return this.op("room.presence", args);
   }
   /** The caller's rooms (member or invited), without members. */
   listRooms(args = {}) {

@@ -13,13 +13,17 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import orjson
+
+from roomhub.protocol.codec import Encoding
 from roomhub.protocol.errors import ErrorCode, RoomError
 
 from ..store import Store, is_unavailable, room_channel, user_inbox
+from ..store.keys import presence_channel
 from ..tasks import Background
 from .feed import Drained, Locals, RoomFeed
 from .inbox import Inbox
-from .message import Message, newer_room, resync_frame
+from .message import Message, newer_room, presence_frame, resync_frame
 from .resume import ResumePlan
 
 log = logging.getLogger("roomhub.fanout")
@@ -34,10 +38,21 @@ class Fanout:
     the local connections (`Locals`) they deliver to."""
 
     def __init__(
-        self, store: Store, node: str, probe_interval: float = 5.0, metrics: Any = None
+        self,
+        store: Store,
+        node: str,
+        probe_interval: float = 5.0,
+        metrics: Any = None,
+        presence: Any = None,
     ) -> None:
         self.store = store
         self.metrics = metrics  # server.metrics.Metrics, or None: nothing counted
+        # server.presence.Presence, told of each user's first and last connection here.
+        self.presence = presence
+        # app -> this node's connections that asked for presence events, and the channels
+        # of those apps (subscribed while there is one).
+        self._presence_conns: dict[str, set[Inbox]] = {}
+        self._presence_channels: dict[bytes, str] = {}
         self.epoch = ""
         self.feeds: dict[tuple[str, str], RoomFeed] = {}
         self.local = Locals()
@@ -94,16 +109,67 @@ class Fanout:
         if self.local.claim(app, user):
             channel = user_inbox(app, user)
             self._channels[channel.encode()] = app
+            if self.presence is not None:
+                self.presence.connected(app, user)
             await self.subscriber.subscribe(channel)
         self.local.add(app, user, conn)
 
     def detach(self, app: str, user: str, conn: Inbox) -> None:
         if not self.local.discard(app, user, conn):
             return
+        if self.presence is not None:
+            self.presence.disconnected(app, user)
         self._release(user_inbox(app, user))
         for feed in [f for f in self.feeds.values() if f.app == app and user in f.members]:
             if not self.local.wanted(feed):
                 self._forget(feed)
+
+    # presence events ----------------------------------------------------------------------
+
+    async def want_presence(self, app: str, conn: Inbox) -> None:
+        """`conn` gets the presence events of the members of its rooms (and of the rooms it
+        watches) from now on."""
+        conn.presence = True
+        conns = self._presence_conns.setdefault(app, set())
+        conns.add(conn)
+        if len(conns) == 1:
+            channel = presence_channel(app)
+            self._presence_channels[channel.encode()] = app
+            await self.subscriber.subscribe(channel)
+
+    def drop_presence(self, app: str, conn: Inbox) -> None:
+        conns = self._presence_conns.get(app)
+        if conns is None or conn not in conns:
+            return
+        conns.discard(conn)
+        if not conns:
+            del self._presence_conns[app]
+            channel = presence_channel(app)
+            self._presence_channels.pop(channel.encode(), None)
+            self._background.spawn(self._unsubscribe_presence(channel))
+
+    async def _unsubscribe_presence(self, channel: str) -> None:
+        if channel.encode() not in self._presence_channels:
+            await self.subscriber.unsubscribe(channel)
+
+    def _on_presence(self, app: str, data: bytes) -> None:
+        """A user of `app` came online or went offline: an event per room of theirs followed
+        here, to the connections there that asked for presence events (but the user's own:
+        whether the first of them hears of its own arrival would be a race)."""
+        change = orjson.loads(data)
+        user = change["user"]
+        own = self.local.conns.get((app, user), ())  # nobody is told of themselves
+        for feed in [f for f in self.feeds.values() if f.app == app and user in f.members]:
+            frames: dict[Encoding, bytes] = {}
+            targets = [c for c in feed.member_conns(self.local) if c.presence and c not in own]
+            targets += [c for c in self.local.watchers.get((app, feed.room), ()) if c.presence]
+            for conn in targets:
+                framed = frames.get(conn.encoding)
+                if framed is None:
+                    framed = frames[conn.encoding] = presence_frame(
+                        feed.room, change, conn.encoding
+                    )
+                conn.notify(framed)
 
     # watchers (room.watch) --------------------------------------------------------------------
 
@@ -258,9 +324,13 @@ class Fanout:
         self._background.spawn(unsubscribe())
 
     def on_published(self, channel: bytes, data: bytes) -> None:
-        """A message on a room's channel or a user's inbox: into the room's feed."""
+        """A message on a room's channel or a user's inbox: into the room's feed (or a
+        presence change, on an app's presence channel)."""
         app = self._channels.get(channel)
         if app is None:
+            presence_app = self._presence_channels.get(channel)
+            if presence_app is not None:
+                self._on_presence(presence_app, data)
             return
         if self.metrics is not None:
             self.metrics.messages_received.inc()

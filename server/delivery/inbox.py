@@ -20,13 +20,13 @@ class Inbox:
     """Until `open()`, messages wait (the client sees its auth reply first, and replayed
     messages before live ones); after it, a room's messages up to its floor are dropped."""
 
-    __slots__ = ("_ready", "encoding", "floor", "held", "opening", "watching")
+    __slots__ = ("_ready", "encoding", "floor", "held", "opening", "presence", "watching")
 
     def __init__(self, encoding: Encoding) -> None:
         self.encoding = encoding
         # Events that arrived before the auth reply (and any resume replay) was written: a
-        # Message, or a (room, seq) resync.
-        self.opening: list[Message | tuple[str, int]] | None = []
+        # Message, a (room, seq) resync, or a framed presence event.
+        self.opening: list[Message | tuple[str, int] | bytes] | None = []
         # Per room, the seq this connection has been written (or told of) up to. This node's
         # feed may still be behind it (pub/sub lags the log): live messages up to it go.
         self.floor: dict[str, int] = {}
@@ -34,6 +34,7 @@ class Inbox:
         # replay) is written, as the opening buffer does for auth.
         self.held: dict[str, list[Message | int]] = {}
         self.watching: set[str] = set()  # rooms this connection watches (server tokens)
+        self.presence = False  # asked for presence events (auth `presence: true`)
         self._ready: dict[str, tuple[int, list[bytes]]] = {}  # held rooms, read: (seq, replay)
 
     def write(self, framed: bytes) -> None:
@@ -65,6 +66,14 @@ class Inbox:
                 waiting.append(seq)
                 return
         self.write(resync_frame(room, seq, self.encoding))
+
+    def notify(self, framed: bytes) -> None:
+        """An event outside any room's seq order (presence): written as it comes, after the
+        auth reply."""
+        if self.opening is not None:
+            self.opening.append(framed)
+            return
+        self.write(framed)
 
     def hold(self, room: str) -> None:
         """The room's events wait (`release` writes them): its watch reply is on its way.
@@ -116,6 +125,8 @@ class Inbox:
         for item in waiting:
             if isinstance(item, Message):
                 self.deliver(item)
+            elif isinstance(item, bytes):
+                self.write(item)
             else:
                 self.resync(*item)
 

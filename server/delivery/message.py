@@ -7,6 +7,7 @@ connection of that encoding is written the same bytes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -67,6 +68,13 @@ def resync_frame(room: str, seq: int, encoding: Encoding) -> bytes:
     """The framed `resync` event: re-read `room`, whose state is at `seq` (§9.2)."""
     payload = codec.encode({"event": "resync", "room": room, "seq": seq}, encoding)
     return wsframe.frame(payload, text=encoding is Encoding.JSON)
+
+
+def presence_frame(room: str, change: dict[str, Any], encoding: Encoding) -> bytes:
+    """The framed `presence` event of one room: `change` (user, online, time_ms) as the
+    app's presence channel carried it."""
+    event = {"event": "presence", "room": room, **change}
+    return wsframe.frame(codec.encode(event, encoding), text=encoding is Encoding.JSON)
 
 
 def walk_back(members: set[str], messages: Sequence[Message]) -> Iterator[Message]:

@@ -62,6 +62,28 @@ def nonce_key(app: str, vendor: str, digest: str) -> str:
     return f"rh:{{{app}}}:nonce:{vendor}:{digest}"
 
 
-def is_room_channel(channel: bytes) -> bool:
-    """A room's events channel: it carries the room's hash tag, so it can be a shard channel."""
-    return channel.endswith(b"}:events")
+def user_online_key(app: str, user: str) -> str:
+    """The node instances holding a connection of the user (presence), in the user's slot."""
+    return f"rh:{{{app}:{user}}}:online"
+
+
+def presence_channel(app: str) -> str:
+    """The app's presence changes: published by the presence scripts (classic pub/sub), or
+    by the node after them (a shard channel in the app's slot, on a sharded cluster)."""
+    return f"rh:{{{app}}}:presence"
+
+
+# The live node instances and those being reaped (presence), under one hash tag.
+PRESENCE_NODES_KEY = "rh:{presence}:nodes"
+PRESENCE_REAPING_KEY = "rh:{presence}:reaping"
+
+
+def node_users_key(instance: str) -> str:
+    """The (app, user) pairs a node instance registered online: what a reaper takes back."""
+    return f"rh:{{presence:{instance}}}:users"
+
+
+def is_shard_channel(channel: bytes) -> bool:
+    """A room's events channel or an app's presence channel: it carries its key's hash tag,
+    so it can be a shard channel."""
+    return channel.endswith((b"}:events", b"}:presence"))

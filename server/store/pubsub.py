@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from roomhub.protocol.backoff import ExponentialBackoff
 
 from ..tasks import Background
-from .keys import is_room_channel
+from .keys import is_shard_channel
 from .servers import Servers
 
 log = logging.getLogger("roomhub.store")
@@ -299,7 +299,7 @@ class Subscriber:
         placed: dict[_Link, list[bytes]] = {}
         for name in names:
             channel = name.encode()
-            if self.sharded and is_room_channel(channel):
+            if self.sharded and is_shard_channel(channel):
                 link = self._home.pop(channel, None)
                 if link is None:
                     continue
@@ -310,7 +310,7 @@ class Subscriber:
             await link.drop(channels)
 
     def _place(self, channel: bytes) -> _Link:
-        if not (self.sharded and is_room_channel(channel)):
+        if not (self.sharded and is_shard_channel(channel)):
             return self._classic
         link = self._home.get(channel)
         if link is None or link.closed:

@@ -38,6 +38,7 @@ from .keys import (
     users_key,
 )
 from .pipeline import _Pipeliner
+from .presence import PresenceStore, register_scripts
 from .pubsub import Subscriber
 from .scripts import (
     FIELDS,
@@ -106,6 +107,7 @@ class Store:
         }
         self._upsert = client.register_script(lua.script("user_upsert"))
         self._rate = client.register_script(lua.source("rate_limit"))
+        presence_scripts = register_scripts(client)
         # Changes wait for `min_replicas` replicas; reads and the rate window need not (a
         # rate window lost in a failover only lets a few more ops through).
         self._batcher = _Pipeliner(
@@ -115,10 +117,12 @@ class Store:
             replica_timeout=min_replicas_timeout,
             unreplicated=[
                 self._rate,
+                *presence_scripts.values(),
                 *(self._scripts[kind.script] for kind in SCRIPTS if not kind.change),
             ],
         )
         self._admissions = 0
+        self.presence = PresenceStore(client, self._batcher, presence_scripts)
 
     async def close(self) -> None:
         await self._batcher.aclose()
@@ -139,6 +143,7 @@ class Store:
             infos = replies.values() if "redis_version" not in replies else [replies]
             versions = [redis_version(str(info.get("redis_version", ""))) for info in infos]
             self._sharded = bool(versions) and min(versions) >= (7, 0)
+            self.presence.sharded = self._sharded
             oldest = ".".join(map(str, min(versions, default=())))
             log.info("Redis Cluster %s: %s pub/sub", oldest or "?", self.pubsub_mode)
         return self.pubsub_mode

@@ -103,6 +103,9 @@ def _script(room: str) -> list[tuple[str, dict[str, Any], str | None]]:
         ("room.create", {"room": room, "owner": "alice"}, None),  # 100003
         ("room.get", {"room": room}, None),
         ("room.get", {"room": "missing"}, None),  # 100004
+        ("room.get", {"room": room, "presence": True}, "bob"),
+        ("room.presence", {"room": room}, "alice"),
+        ("room.presence", {"room": room}, "carol"),  # 100005
         ("app.rooms", {"prefix": room, "limit": 5}, None),
         ("app.rooms", {"limit": 0}, None),  # 100002
         ("member.add", {"room": room, "invitees": ["carol"], "invitation_required": True}, None),
@@ -163,7 +166,7 @@ async def test_every_op_answers_over_http_exactly_what_the_websocket_answers(
     assert _stable(over_http) == _stable(over_ws)
     codes = [r["error"]["code"] for r in over_http if "error" in r]
     assert codes == [
-        *(100003, 100004, 100002, 100008, 100006, 100002, 100007, 100005, 100002),
+        *(100003, 100004, 100005, 100002, 100008, 100006, 100002, 100007, 100005, 100002),
         *(100005, 100006, 100008, 100006, 100004),
     ]
     # Every op but auth was run, so every op has a route generated from the table; the stream

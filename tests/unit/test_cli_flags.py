@@ -59,6 +59,7 @@ SAMPLES: dict[str, tuple[list[str], Any, str, Any]] = {
     "http_host": (["0.0.0.0"], "0.0.0.0", "10.0.0.2", "10.0.0.2"),
     "reuse_port": (["false"], False, "1", True),
     "metrics": (["true"], True, "0", False),
+    "presence": (["true"], True, "0", False),
     "redis": (["redis://a:6379/1"], "redis://a:6379/1", "redis://b:6379/2", "redis://b:6379/2"),
     "apps": (
         ["a=SECRET-1", "b=SECRET=2,3"],  # a secret is everything after the first "="

@@ -484,7 +484,13 @@ def test_property_change_is_frozen() -> None:
 
 def test_member_defaults() -> None:
     member = Member.model_validate({"id": "a", "role": "guest"})
-    assert member.model_dump() == {"id": "a", "role": "guest", **MEMBER_DEFAULTS, "joined_ms": 0}
+    assert member.model_dump() == {
+        "id": "a",
+        "role": "guest",
+        **MEMBER_DEFAULTS,
+        "joined_ms": 0,
+        "online": None,  # set only by room.get with `presence: true`
+    }
 
 
 def test_room_parses_a_reply() -> None:

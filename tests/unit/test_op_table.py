@@ -147,6 +147,7 @@ FLOW: list[tuple[str, dict[str, Any]]] = [
     ("user.upsert", {"id": "carol"}),
     ("room.create", {"room": "r", "owner": "alice", "members": ["bob"]}),
     ("room.get", {"room": "r"}),
+    ("room.presence", {"room": "r"}),
     ("room.watch", {"room": "r"}),
     ("app.rooms", {"prefix": "r"}),
     ("room.list", {"operator": "alice"}),

@@ -19,10 +19,10 @@ from ..spec import ERROR_REASONS, MINIMAL_ARGS
 # and `reply` (every mutating op; user.upsert accepts and ignores it).
 MUTATING = {"reply", "operator", "idempotency_key"}
 OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
-    "auth": ({"key", "token"}, {"resume"}),
+    "auth": ({"key", "token"}, {"resume", "presence"}),
     "user.upsert": ({"id"}, {"nickname", "avatar"} | MUTATING),
     "room.create": (set(), {"room", "name", "type", "members", "owner", "custom"} | MUTATING),
-    "room.get": ({"room"}, {"operator"}),
+    "room.get": ({"room"}, {"operator", "presence"}),
     "room.list": (set(), {"operator"}),
     "member.add": (
         {"room", "invitees"},
@@ -46,12 +46,14 @@ OP_ARGS: dict[str, tuple[set[str], set[str]]] = {
     "room.watch": ({"room"}, {"after_seq"}),
     "room.unwatch": ({"room"}, set()),
     "app.rooms": (set(), {"after", "prefix", "limit"}),
+    # presence (an addition): who of the room's members is online
+    "room.presence": ({"room"}, {"operator"}),
 }
 
 # Every op but these reads is rate limited (§8).
 READ_ONLY = {
     *("auth", "room.get", "room.list", "room.history", "room.members"),
-    *("room.watch", "room.unwatch", "app.rooms"),
+    *("room.watch", "room.unwatch", "app.rooms", "room.presence"),
 }
 
 

@@ -34,6 +34,9 @@ export interface ConnectOptions {
   storeRetries?: number;
   /** bound on the first connection (handshake + auth), ms; default 10000 */
   connectTimeoutMs?: number;
+  /** ask for `presence` events (members of your rooms coming online, going offline), on
+   * every connection; default false */
+  presence?: boolean;
 }
 
 export interface ResyncEvent extends Resync {}
@@ -46,6 +49,8 @@ export interface Events {
   system: (message: T.SystemMessage) => void;
   resync: (event: ResyncEvent) => void;
   snapshot: (event: SnapshotEvent) => void;
+  /** a member of one of your rooms came online or went offline (option `presence`) */
+  presence: (event: T.PresenceEvent) => void;
   state: (state: T.State) => void;
   /** why a connection ended (each drop, and the final close) */
   disconnect: (lost: ConnectionLost) => void;
@@ -117,7 +122,8 @@ export class RoomClient {
   private readonly resumeState: ResumeState;
   private readonly watched = new Set<string>();
   private readonly listeners: { [K in keyof Events]: Set<Events[K]> } = {
-    system: new Set(), resync: new Set(), snapshot: new Set(), state: new Set(), disconnect: new Set(),
+    system: new Set(), resync: new Set(), snapshot: new Set(), presence: new Set(), state: new Set(),
+    disconnect: new Set(),
   };
   private ctor: WebSocketConstructor | null = null;
   private ws: WebSocket | null = null;
@@ -296,6 +302,7 @@ export class RoomClient {
       const [resume, leftOut] = fitResume(resumeAll);
       const authArgs: Frame = { key: this.opts.key, token };
       if (Object.keys(resume).length > 0) authArgs.resume = resume;
+      if (this.opts.presence) authArgs.presence = true;
       const welcome = (await this.request(ws, "auth", authArgs, (frame) => {
         // known before the replayed messages that follow the auth reply are read
         if (frame.ok === true) this.resumeState.user = (frame.result as T.AuthResult).user;
@@ -471,6 +478,9 @@ export class RoomClient {
       this.deliver(frame.message as T.SystemMessage);
     } else if (event === "resync") {
       this.resynced({ room: frame.room as string, seq: frame.seq as number });
+    } else if (event === "presence") {
+      const { room, user, online, time_ms } = frame as unknown as T.PresenceEvent;
+      this.emit("presence", { room, user, online, time_ms });
     } else if (event === undefined || event === null) {
       const re = frame.re as number;
       const p = this.pending.get(re);
@@ -586,8 +596,14 @@ export class RoomClient {
     return result as T.RoomOrAck<A>;
   }
 
-  getRoom(args: T.RoomArgs): Promise<T.Room> {
+  /** The room, members and invitations; `presence: true` sets each member's `online`. */
+  getRoom(args: T.GetRoomArgs): Promise<T.Room> {
     return this.op("room.get", args) as Promise<T.Room>;
+  }
+
+  /** The room's members online now (a connection open on any hub node). */
+  presence(args: T.RoomArgs): Promise<T.RoomPresence> {
+    return this.op("room.presence", args) as Promise<T.RoomPresence>;
   }
 
   /** The caller's rooms (member or invited), without members. */

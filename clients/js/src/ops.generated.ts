@@ -32,7 +32,7 @@ export const OPS = {
   "room.get": {
     op: "room.get",
     method: "getRoom",
-    args: { "operator": "operator", "room": "room" },
+    args: { "operator": "operator", "room": "room", "presence": "presence" },
     serverOnly: false,
     mutating: false,
   },
@@ -146,6 +146,13 @@ export const OPS = {
     method: "appRooms",
     args: { "after": "after", "prefix": "prefix", "limit": "limit" },
     serverOnly: true,
+    mutating: false,
+  },
+  "room.presence": {
+    op: "room.presence",
+    method: "presence",
+    args: { "operator": "operator", "room": "room" },
+    serverOnly: false,
     mutating: false,
   },
 } as const satisfies Record<string, OpInfo>;

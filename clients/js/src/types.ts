@@ -12,6 +12,8 @@ export interface Member {
   extension: string;
   props: Record<string, unknown>;
   joined_ms: number;
+  /** only from getRoom with `presence: true`: a connection open on any hub node now */
+  online?: boolean;
 }
 
 export interface Invitation {
@@ -79,6 +81,21 @@ export interface RoomPage {
   next: string | null;
 }
 
+/** room.presence: the members online now, sorted by id */
+export interface RoomPresence {
+  online: string[];
+  count: number;
+}
+
+/** A `presence` event (connect option `presence: true`): a member of `room` came online or
+ * went offline. Not part of the room's history; in order per user. */
+export interface PresenceEvent {
+  room: string;
+  user: string;
+  online: boolean;
+  time_ms: number;
+}
+
 export interface AuthResult {
   user: string;
   rooms: string[];
@@ -107,6 +124,7 @@ export interface CreateRoomArgs extends WithReply {
   custom?: Record<string, unknown>;
 }
 export interface RoomArgs extends Common { room: string }
+export interface GetRoomArgs extends RoomArgs { presence?: boolean }
 export interface ListRoomsArgs extends Common {}
 export interface AddMembersArgs extends WithReply {
   room: string; invitees: string[]; invitationRequired?: boolean; systemMessage?: boolean;
