@@ -2,8 +2,8 @@
 
 A user is online while their online set (`rh:{app:user}:online`) names at least one node
 instance; its first entry in and last entry out publish the change on the app's presence
-channel, atomically (presence_join.lua, presence_leave.lua). Each instance lists the users
-it registered (`rh:{presence:<instance>}:users`) and renews its deadline by heartbeat
+channel, in the same script (presence_change.lua; on a sharded cluster, by the node right
+after it). Each instance lists the users it registered (`rh:{presence:<instance>}:users`) and renews its deadline by heartbeat
 (presence_beat.lua); an instance past its deadline died without closing, and the node that
 claims it takes its users out (`reap`). Soft state: none of it waits for replicas.
 """
@@ -35,8 +35,7 @@ def _entry(app: str, user: str) -> bytes:
 
 def register_scripts(client: Any) -> dict[str, Any]:
     return {
-        name: client.register_script(lua.source(f"presence_{name}"))
-        for name in ("join", "leave", "beat")
+        name: client.register_script(lua.source(f"presence_{name}")) for name in ("change", "beat")
     }
 
 
@@ -56,38 +55,37 @@ class PresenceStore:
         if not users:
             return []
         await self.redis.sadd(node_users_key(instance), *(_entry(a, u) for a, u in users))
-        return await self._each("join", instance, users)
+        return await self._each(True, instance, users)
 
     async def leave(self, instance: str, users: Iterable[User]) -> list[User]:
         """`instance` holds `users` no more; the ones that went offline (last anywhere)."""
         users = list(users)
         if not users:
             return []
-        went = await self._each("leave", instance, users)
+        went = await self._each(False, instance, users)
         await self.redis.srem(node_users_key(instance), *(_entry(a, u) for a, u in users))
         return went
 
-    async def _each(self, name: str, instance: str, users: list[User]) -> list[User]:
-        """Run the join or leave script for each user; the ones whose presence changed. The
+    async def _each(self, joining: bool, instance: str, users: list[User]) -> list[User]:
+        """Join or leave for each user; the ones whose presence changed. The
         script publishes each change, unless the app's channel is a shard channel (not in the
         user's slot): then it is published here, in the order the scripts ran."""
-        script = self.scripts[name]
+        script = self.scripts["change"]
         publish = "" if self.sharded else "PUBLISH"
         replies = await asyncio.gather(
             *(
                 self.batcher.submit(
                     script,
                     [user_online_key(app, user)],
-                    [instance, presence_channel(app), user, publish],
+                    [instance, presence_channel(app), user, publish, "1" if joining else "0"],
                 )
                 for app, user in users
             )
         )
         changed = [(pair, int(at)) for pair, at in zip(users, replies) if int(at)]
         if self.sharded:
-            online = name == "join"
             for (app, user), at in changed:
-                change = {"user": user, "online": online, "time_ms": at}
+                change = {"user": user, "online": joining, "time_ms": at}
                 await self.redis.spublish(presence_channel(app), orjson.dumps(change))
         return [pair for pair, _ in changed]
 
@@ -114,7 +112,7 @@ class PresenceStore:
             if not raws:
                 break
             users = [tuple(orjson.loads(raw)) for raw in raws]
-            went += len(await self._each("leave", instance, users))  # type: ignore[arg-type]
+            went += len(await self._each(False, instance, users))  # type: ignore[arg-type]
             await self.redis.srem(key, *raws)
             taken += len(raws)
         await self.redis.zrem(PRESENCE_REAPING_KEY, instance)
