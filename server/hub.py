@@ -244,17 +244,25 @@ class Hub:
                         await self.fanout.want_presence(caller.app, conn)
                     result, replay = await self._welcome(conn, caller, args.resume or {})
                 except Exception as exc:
-                    if not caller.server:
-                        self.fanout.detach(caller.app, caller.user, conn)
-                        self._release_user(caller)
-                    self.fanout.drop_presence(caller.app, conn)
-                    conn.presence = False
-                    conn.reset()
+                    self._undo_welcome(conn, caller)
                     conn.error(re, self.internal(exc))
                     continue
+                except BaseException:  # the auth deadline passed meanwhile: nothing may stay
+                    self._undo_welcome(conn, caller)
+                    raise
                 conn.reply(re, result)
                 conn.open(replay)
                 return caller
+
+    def _undo_welcome(self, conn: Connection, caller: Caller) -> None:
+        """A welcome that failed or ran out of time: the connection holds nothing (no local
+        delivery, no per-user count, no presence), so it may authenticate again."""
+        if not caller.server:
+            self.fanout.detach(caller.app, caller.user, conn)
+            self._release_user(caller)
+        self.fanout.drop_presence(caller.app, conn)
+        conn.presence = False
+        conn.reset()
 
     async def _welcome(
         self, conn: Connection, caller: Caller, resume: dict[str, int]

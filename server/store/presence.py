@@ -3,9 +3,10 @@
 A user is online while their online set (`rh:{app:user}:online`) names at least one node
 instance; its first entry in and last entry out publish the change on the app's presence
 channel, in the same script (presence_change.lua; on a sharded cluster, by the node right
-after it). Each instance lists the users it registered (`rh:{presence:<instance>}:users`) and renews its deadline by heartbeat
-(presence_beat.lua); an instance past its deadline died without closing, and the node that
-claims it takes its users out (`reap`). Soft state: none of it waits for replicas.
+after it). Each instance lists the users it registered (`rh:{presence:<instance>}:users`)
+and renews its deadline by heartbeat (presence_beat.lua); an instance past its deadline died
+without closing, and the node that claims it takes its users out (`reap`). Soft state: none
+of it waits for replicas.
 """
 
 from __future__ import annotations

@@ -312,3 +312,33 @@ async def test_the_python_client_reads_presence_and_gets_its_events(
         event = await asyncio.wait_for(events.get(), 5)
         assert isinstance(event, PresenceEvent)
         assert (event.room, event.user, event.online) == ("r", "alice", False)
+
+
+async def test_an_auth_whose_deadline_passes_during_its_welcome_leaves_nothing_behind(
+    start_hub: HubFactory, redis_url: str
+) -> None:
+    hub = await start_hub(redis=redis_url, auth_timeout=0.5, max_connections_per_user=1)
+    admin = aioredis.from_url(redis_url)
+    try:
+        async with RawClient.connect(ws_url(hub)) as alice:
+            await admin.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # welcome stalls
+            request = asyncio.ensure_future(
+                alice.request("auth", {"key": APP, "token": token("alice")})
+            )
+            code, _ = await alice.closed(timeout=5)
+            assert code == 4401  # the deadline passed while the hub registered alice
+            request.cancel()
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        # nothing of that connection stays: no local delivery, no per-user count, not online
+        assert (APP, "alice") not in hub.fanout.local.conns
+        await settled(hub)
+        assert not hub.presence.wanted and not hub.presence.written
+        async with user(hub, "alice"):  # her one connection allowed was given back
+            pass
+        async with user(hub, "bob") as bob:
+            async with connect_backend(ws_url(hub)) as backend:
+                await create_room(backend, "r", "bob", ["alice"])
+            assert await online(bob, "r") == ["bob"]
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
