@@ -33,6 +33,8 @@ SCENARIOS: dict[str, Callable[[Bench], Awaitable[Any]]] = {
     "fanout": scenarios.fanout,
     "idempotency": probes.idempotency,
     "connections": scenarios.connections,
+    "presence": scenarios.presence,
+    "churn": scenarios.churn,
     "nodes": scenarios.nodes,
     "resilience": resilience.run,
     "hostile": probes.hostile,
@@ -183,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"chart: {png}")
     print(f"results: {path}")
+    # A scenario that raised, or one whose correctness checks failed (`failed_checks`: e.g.
+    # presence not exact after the churn): a figure of a wrong result is no figure.
     failed = [
         name
         for name, section in results.items()
-        if isinstance(section, dict) and "error" in section
+        if isinstance(section, dict) and ("error" in section or section.get("failed_checks"))
     ]
     return 1 if failed else 0

@@ -145,9 +145,11 @@ class Bench:
         redis_url: str | None = None,
         ports: list[int] | None = None,
         env: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> list[infra.HubProcess]:
         """Start `count` hub nodes (on the bench's Redis unless `redis_url`; on `ports`, e.g.
-        to restart a node on its port; with `env`, e.g. ROOMHUB_* settings) and wait for them."""
+        to restart a node on its port; with `env`, e.g. ROOMHUB_* settings; with `args`, more
+        `serve` flags) and wait for them."""
         hubs = [
             infra.HubProcess(
                 redis_url or self.redis_url,
@@ -158,6 +160,7 @@ class Bench:
                 name=f"hub{len(self.hubs) + i}-{self.tag}",
                 port=ports[i] if ports else None,
                 env=env,
+                args=args,
             )
             for i in range(count)
         ]
@@ -255,7 +258,9 @@ class Bench:
         targets: list[list[tuple[str, int, str, bool]]],
         concurrency: int = 32,
         what: str = "connections",
+        presence: bool = False,
     ) -> dict[str, Any]:
+        """Connect and authenticate every target (`presence`: with `presence: true`)."""
         counts = [0] * len(procs)
         total = sum(len(t) for t in targets)
 
@@ -276,6 +281,7 @@ class Bench:
                     key=self.app,
                     secret=self.secret,
                     concurrency=concurrency,
+                    presence=presence,
                 )
                 for i, (proc, t) in enumerate(zip(procs, targets))
                 if t

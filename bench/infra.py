@@ -368,6 +368,7 @@ class HubProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         workers: int = 1,
+        args: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.name = name
@@ -405,6 +406,7 @@ class HubProcess:
         ]
         if workers > 1:  # the ports are shared: fixed ones (a later flag wins)
             self.args += ["--workers", str(workers), "--http-port", str(free_port())]
+        self.args += args or []  # more `serve` flags, e.g. --presence false (a later flag wins)
         self.proc = subprocess.Popen(
             self.args,
             stdout=self.log,

@@ -73,6 +73,27 @@ class Plan:
     http_rounds: int = 3
     http_rate: int = 200
     http_duration: float = 5.0
+    # presence (scenarios.py): the `connections` run (same size) with presence off and on, each
+    # on a fresh hub, alternating over the rounds; the users in rooms of this many members
+    presence_room_members: int = 100
+    presence_rounds: int = 3
+    # churn: users connecting and disconnecting in a loop over 2 nodes, observers following
+    churn_users: int = 1000
+    churn_room_members: int = 100  # every observer is a member of every room besides
+    churn_observers: int = 4
+    churn_duration: float = 30.0
+    churn_hold: float = 1.0  # mean seconds a connection stays open (uniform 0..2x)
+    churn_gap: float = 1.0  # mean seconds before the user connects again (uniform 0..2x)
+    churn_second_every: int = 4  # every n-th user churns a second connection too (0: none)
+    churn_abort_every: int = 4  # every n-th disconnect of a load process is a TCP abort
+    churn_procs: int = 2
+    churn_concurrency: int = 16  # handshakes in flight per load process
+    churn_settle: float = 15.0  # seconds for presence to become exact after the churn
+    # then, on a third node with --auth-timeout churn_late_deadline, users whose auth is sent
+    # around that deadline (spread over -20..+10 ms) and whose connection then closes: none
+    # may stay online (0: not done)
+    churn_late_auths: int = 200
+    churn_late_deadline: float = 0.5
 
     @classmethod
     def quick(cls) -> Plan:
@@ -90,7 +111,9 @@ class Plan:
             idempotency_rounds=1, flood_seconds=1.0, stall_ping=0.5, resume_messages=200,
             resume_clients=5, workers_config=(2, 10), metrics_configs=((2, 10), (1, 20)),
             metrics_rounds=1, http_config=(2, 5), http_connections=4, http_rounds=1,
-            http_duration=1.0,
+            http_duration=1.0, presence_room_members=10, presence_rounds=1, churn_users=100,
+            churn_room_members=25, churn_observers=2, churn_duration=3.0, churn_hold=0.3,
+            churn_gap=0.3, churn_settle=10.0, churn_late_auths=50,
         )  # fmt: skip
 
 

@@ -260,6 +260,9 @@ def table(report: dict[str, Any]) -> str:
     for name, section in results.items():
         if isinstance(section, dict) and "error" in section:
             lines.append(f"{name}: FAILED: {section['error'].splitlines()[-1]}")
+        elif isinstance(section, dict):
+            for check in section.get("failed_checks") or []:
+                lines.append(f"{name}: FAILED CHECK: {check}")
     lines.append("floors (from the issue):")
     for f in report["floors"]:
         state = {True: "met", False: "NOT MET", None: "n/a"}[f["met"]]
@@ -295,6 +298,55 @@ def connections_lines(c: dict[str, Any]) -> list[str]:
         f"{c['hub_cpu_us_per_connection']} us each); hub RSS "
         f"{c['hub_rss_before_bytes'] / 2**20:.1f} -> {c['hub_rss_after_bytes'] / 2**20:.1f} "
         f"MiB = {c['hub_kib_per_connection']} KiB per connection"
+    ]
+
+
+def presence_lines(p: dict[str, Any]) -> list[str]:
+    def each(key: str) -> str:
+        return (
+            ", ".join(_n(v, 1) for v in p[f"{key}_off"])
+            + " -> "
+            + ", ".join(_n(v, 1) for v in p[f"{key}_on"])
+        )
+
+    return [
+        f"presence off -> on, {p['connections']:,} idle connections in {p['rooms']} rooms of "
+        f"{p['room_members']} (fresh hub each, alternating, {p['rounds']} rounds; ratios: "
+        "on / off of the medians):",
+        f"  connections/s {each('connections_per_s')} (ratio {p['connect_rate_ratio']}); hub "
+        f"KiB/connection {each('kib_per_connection')} (ratio {p['rss_ratio']}); hub "
+        f"us/connection {each('hub_cpu_us_per_connection')} (ratio {p['cpu_ratio']}); target "
+        f"within 20%: {_yes(p['within_20pct'])}",
+        "  presence events received (on): "
+        + ", ".join(_n(r["presence_events_received"]) for r in p["runs"] if r["presence"])
+        + "; room.presence = connected: "
+        + _yes(all(r["online_exact"] for r in p["runs"] if r["presence"])),
+    ]
+
+
+def churn_lines(c: dict[str, Any]) -> list[str]:
+    return [
+        f"churn: {c['users']:,} users ({c['users_with_two_connections']} with two connections) "
+        f"over {c['nodes']} nodes for {c['duration_s']} s, {c['observers']} observers:",
+        f"  {_n(c['connects_per_s'])} connects/s, {_n(c['disconnects_per_s'])} disconnects/s "
+        f"({c['aborts']} of {c['disconnects']:,} aborts), connect failures "
+        f"{c['connect_failures']}; auth p50/p99 {_pair(c['auth_latency_ms'])} ms",
+        f"  presence events {_n(c['presence_events_per_s'])}/s to the observers "
+        f"({_n(c['presence_events_per_s_per_observer'])}/s each)",
+        f"  at the end {c['connected_at_end']} connected, room.presence {c['online_at_end']} "
+        f"online: exact {_yes(c['online_set_exact'])} (after {c['settled_after_s']} s); Redis "
+        f"online sets exact {_yes(c['redis_online_sets_exact'])}; observers' views exact "
+        f"{_yes(c['observers_exact'])}",
+        *(
+            [
+                f"  {c['late_auths']} auths around a node's auth deadline "
+                f"({c['late_auth_deadline_s']} s; {c['late_auths_answered']} answered), every "
+                f"connection closed: {c['late_auths_online_after_close']} users still online "
+                f"{c['late_auth_users_online'][:5] if c['late_auths_online_after_close'] else ''}"
+            ]
+            if c["late_auths"]
+            else []
+        ),
     ]
 
 
@@ -480,6 +532,8 @@ def resilience_lines(res: dict[str, Any]) -> list[str]:
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("ceiling", "admitted", ceiling_lines),
     ("connections", "connections", connections_lines),
+    ("presence", "connect_rate_ratio", presence_lines),
+    ("churn", "online_set_exact", churn_lines),
     ("resilience", "redis_restart", resilience_lines),
     ("idempotency", "runs", idempotency_lines),
     ("hostile", "ping_flood", hostile_lines),

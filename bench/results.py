@@ -235,6 +235,97 @@ class Connections:
     waited_for_quiet_s: float
 
 
+# --- presence, churn --------------------------------------------------------------------------
+
+
+@dataclass
+class PresenceRun:
+    """One `connections` run of the presence scenario, on a fresh hub."""
+
+    presence: bool  # hub --presence true and auth with presence: true, or --presence false
+    round: int
+    figures: Connections = field(metadata=INLINE)
+    presence_events_received: int  # by the connections, while they connected and idled
+    online_counted: int | None  # room.presence summed over the rooms, after the idle (on)
+    online_exact: bool | None  # online_counted == connections (on); None when off
+    other_cpu_cores: float  # used by programs the bench did not start, while connecting
+
+
+@dataclass
+class PresenceCost:
+    connections: int
+    room_members: int
+    rooms: int
+    rounds: int
+    runs: list[PresenceRun]  # off, on, then on, off, ... (the order flipped each round)
+    connections_per_s_off: list[float]
+    connections_per_s_on: list[float]
+    connect_rate_ratio: float  # median on / median off
+    kib_per_connection_off: list[float]
+    kib_per_connection_on: list[float]
+    rss_ratio: float  # median on / median off
+    hub_cpu_us_per_connection_off: list[float]
+    hub_cpu_us_per_connection_on: list[float]
+    cpu_ratio: float
+    within_20pct: bool  # connect rate >= 0.8 x off and RSS per connection <= 1.2 x off
+    failed_checks: list[str]  # correctness, not speed: non-empty fails the bench (exit 1)
+
+
+@dataclass
+class ObserverView:
+    user: str
+    node: str
+    events: int
+    events_during_churn: int
+    view_exact: bool  # what its events say is online = the users connected at the end
+    missing: list[str]  # connected at the end, offline in its view (first 10)
+    extra: list[str]  # online in its view, not connected at the end (first 10)
+
+
+@dataclass
+class OnlineMismatch:
+    user: str
+    connected_on: list[str]  # the nodes where it holds a connection at the end
+    redis_online_on: list[str]  # the nodes its online set in Redis names
+    in_room_presence: bool
+
+
+@dataclass
+class Churn:
+    nodes: int
+    users: int
+    users_with_two_connections: int
+    rooms: int
+    observers: int
+    duration_s: float
+    connects: int
+    disconnects: int
+    aborts: int  # of the disconnects, TCP aborts without a close frame
+    connect_failures: int
+    connect_errors: list[str]
+    connects_per_s: float
+    disconnects_per_s: float
+    auth_latency_ms: Latency  # connect + auth reply, per connection
+    presence_events: int  # received by all observers, during the churn and after it
+    presence_events_per_s: float  # received by all observers during the churn
+    presence_events_per_s_per_observer: float
+    connected_at_end: int  # users with a connection open when the churn stopped
+    online_at_end: int  # room.presence (observers not counted), once settled
+    settled_after_s: float | None  # churn stopped -> room.presence exact (None: never)
+    online_set_exact: bool  # room.presence = the users connected at the end
+    redis_online_sets_exact: bool  # each user's online set names exactly its nodes
+    live_node_instances: int  # in Redis' presence node set (2: one per hub)
+    observers_exact: bool  # every observer's view from its events = the connected users
+    observer_views: list[ObserverView]
+    mismatches: list[OnlineMismatch]  # the first 20 users whose presence is wrong
+    late_auths: int  # users whose auth was sent around the auth deadline of a third node
+    late_auth_deadline_s: float
+    late_auths_answered: int  # of them, auth replied ok (the others: closed 4401)
+    late_auths_online_after_close: int  # online once every one of their connections closed
+    late_auth_users_online: list[str]  # the first 10 of those
+    failed_checks: list[str]  # non-empty fails the bench (exit 1)
+
+
 # --- resilience -------------------------------------------------------------------------------
 
 

@@ -2,8 +2,9 @@
 
 The orchestrator drives each load process over a multiprocessing pipe with small commands
 (`connect`, `reset`, `count`, `collect`, `send`, `call`, `disconnect`, `res`, `http`,
-`close`), in the protocol of `pipe.py`. `res` commands go to the resilience scenario's load
-side (`worker_res.LoadSide`), `http` ones to the server API's (`worker_http.HttpLoad`).
+`presence`, `close`), in the protocol of `pipe.py`. `res` commands go to the resilience
+scenario's load side (`worker_res.LoadSide`), `http` ones to the server API's
+(`worker_http.HttpLoad`), `presence` ones to the churn scenario's (`ChurnLoad`, below).
 
 Receivers record, for every system message, per room and seq: how many of this process's
 connections got it and when the last of them did. Senders record, per op, the send and reply
@@ -13,6 +14,7 @@ times and the reply's seq or error code. Nothing is decoded beyond the msgpack m
 from __future__ import annotations
 
 import asyncio
+import random
 from multiprocessing.connection import Connection
 from time import monotonic
 from typing import Any
@@ -41,6 +43,8 @@ class Worker:
         self.sink: dict[bytes, list[Any]] = {}
         self.res: LoadSide | None = None  # the resilience scenario's load side, made on first use
         self.http: HttpLoad | None = None  # the http scenario's, likewise
+        self.churn: ChurnLoad | None = None  # the churn scenario's, likewise
+        self.presence_events = 0  # presence events the receivers got (connected with presence)
 
     def progress(self, info: dict[str, Any]) -> None:
         pipe.progress(self.conn, info)
@@ -56,9 +60,12 @@ class Worker:
         key: str,
         secret: str,
         concurrency: int = 32,
+        presence: bool = False,
     ) -> dict[str, Any]:
-        """Open and authenticate one connection per (host, port, user, server) target."""
+        """Open and authenticate one connection per (host, port, user, server) target;
+        `presence`: with `presence: true`, the events they get counted in `presence_events`."""
         started = monotonic()
+        on_event = self._count_presence if presence else None
         gate = asyncio.Semaphore(concurrency)
         done = failed = 0
         errors: list[str] = []
@@ -70,7 +77,9 @@ class Worker:
                 backoff = ExponentialBackoff(0.2, 1.0)
                 for attempt in range(CONNECT_ATTEMPTS):
                     try:
-                        session = await open_session(host, port, key, token)
+                        session = await open_session(
+                            host, port, key, token, on_event, presence=presence
+                        )
                     except Exception as exc:
                         if attempt == CONNECT_ATTEMPTS - 1:
                             failed += 1
@@ -104,6 +113,10 @@ class Worker:
             "finished_at": monotonic(),
         }
 
+    def _count_presence(self, frame: dict[str, Any], _t: float) -> None:
+        if frame.get("event") == "presence":
+            self.presence_events += 1
+
     async def cmd_reset(self) -> dict[str, Any]:
         """Start recording what the receivers get (from scratch)."""
         self.sink = {}
@@ -115,6 +128,7 @@ class Worker:
         return {
             "events": sum(rec[0] for rec in self.sink.values()),
             "open": sum(1 for c in self.receivers if c.open),
+            "presence_events": self.presence_events,
         }
 
     async def cmd_collect(self) -> dict[str, Any]:
@@ -277,7 +291,15 @@ class Worker:
             self.http = HttpLoad(self.progress)
         return await getattr(self.http, action)(**args)
 
+    async def cmd_presence(self, action: str, **args: Any) -> Any:
+        """A command of the churn scenario's load side (`ChurnLoad`)."""
+        if self.churn is None:
+            self.churn = ChurnLoad(self.progress)
+        return await getattr(self.churn, action)(**args)
+
     async def cmd_close(self) -> dict[str, Any]:
+        if self.churn is not None:
+            await self.churn.close()
         if self.res is not None:
             await self.res.close()
         if self.http is not None:
@@ -288,6 +310,176 @@ class Worker:
             session.client.close()
         await asyncio.sleep(0.05)
         return {}
+
+
+class ChurnLoad:
+    """The churn scenario's load side: users connecting and disconnecting in a loop (`churn`,
+    then `state`: who holds which connection now), and observers that follow presence events
+    (`observe`, then `views`: what each observer believes is online)."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.slots: list[tuple[str, int, WSClient] | None] = []  # user, port, open client
+        self.observers: list[Session] = []
+        self.seen: list[dict[tuple[str, str], bool]] = []  # per observer: (room, user) -> online
+        self.event_times: list[list[float]] = []  # per observer: when each event came
+
+    async def churn(
+        self,
+        slots: list[tuple[str, list[int]]],
+        host: str,
+        key: str,
+        secret: str,
+        duration: float,
+        hold: float,
+        gap: float,
+        concurrency: int,
+        abort_every: int,
+        seed: int,
+    ) -> dict[str, Any]:
+        """Each slot (a user and the ports it takes turns on) connects, stays `hold` s on
+        average (uniform 0..2x), disconnects (a close frame; every `abort_every`-th time a
+        TCP abort without one), waits `gap` s on average, and again, for `duration` s; at
+        most `concurrency` handshakes in flight. At the end each slot stays as it is: open
+        in a hold, closed in a gap (a handshake under way is finished)."""
+        rng = random.Random(seed)
+        gate = asyncio.Semaphore(concurrency)
+        started = monotonic()
+        stop_at = started + duration
+        self.slots = [None] * len(slots)
+        tally = {"connects": 0, "disconnects": 0, "aborts": 0, "failed": 0}
+        auth_s: list[float] = []
+        errors: list[str] = []
+        tokens = {user: mint_token(secret, user) for user, _ in slots}
+
+        async def nap(seconds: float) -> bool:
+            """Sleep `seconds`, or until the end; False if the end came first."""
+            left = stop_at - monotonic()
+            await asyncio.sleep(max(0.0, min(seconds, left)))
+            return seconds < left
+
+        async def run(index: int, user: str, ports: list[int]) -> None:
+            turn = 0
+            if not await nap(rng.uniform(0, 2 * gap)):  # not all at once
+                return
+            while monotonic() < stop_at:
+                port = ports[turn % len(ports)]
+                turn += 1
+                async with gate:
+                    if monotonic() >= stop_at:
+                        return
+                    t = monotonic()
+                    try:
+                        session = await open_session(host, port, key, tokens[user])
+                    except Exception as exc:
+                        tally["failed"] += 1
+                        if len(errors) < 5:
+                            errors.append(f"{user}: {exc!r}")
+                        session = None
+                if session is None:
+                    if not await nap(gap):
+                        return
+                    continue
+                auth_s.append(monotonic() - t)
+                tally["connects"] += 1
+                client = session.client
+                self.slots[index] = (user, port, client)
+                if not await nap(rng.uniform(0, 2 * hold)):
+                    return  # the end: it stays connected
+                self.slots[index] = None
+                tally["disconnects"] += 1
+                if abort_every and tally["disconnects"] % abort_every == 0 and client.transport:
+                    tally["aborts"] += 1
+                    client.transport.abort()
+                else:
+                    client.close()
+                if not await nap(rng.uniform(0, 2 * gap)):
+                    return  # the end: it stays disconnected
+
+        async def report() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                self.progress({**tally, "open": sum(1 for s in self.slots if s is not None)})
+
+        reporter = asyncio.create_task(report())
+        try:
+            await asyncio.gather(*(run(i, user, ports) for i, (user, ports) in enumerate(slots)))
+        finally:
+            reporter.cancel()
+        return {
+            **tally,
+            "errors": errors,
+            "auth_s": auth_s,
+            "started_at": started,
+            "finished_at": monotonic(),
+        }
+
+    async def state(self) -> dict[str, list[int]]:
+        """Each user with a connection open now -> the ports of its open connections."""
+        held: dict[str, list[int]] = {}
+        for slot in self.slots:
+            if slot is not None and slot[2].open:
+                held.setdefault(slot[0], []).append(slot[1])
+        return held
+
+    async def observe(
+        self,
+        targets: list[tuple[str, int, str]],
+        key: str,
+        secret: str,
+        rooms: list[str],
+        users: list[str],
+    ) -> dict[str, Any]:
+        """Connect each observer (host, port, user) with `presence: true`, then read
+        `room.presence` of every room: its view of `users`, which the events then update."""
+        watched = set(users)
+
+        def follow(index: int) -> Any:
+            seen, times = self.seen[index], self.event_times[index]
+
+            def on_event(frame: dict[str, Any], t: float) -> None:
+                if frame.get("event") != "presence":
+                    return
+                times.append(t)
+                if frame["user"] in watched:
+                    seen[(frame["room"], frame["user"])] = bool(frame["online"])
+
+            return on_event
+
+        for index, (host, port, user) in enumerate(targets):
+            self.seen.append({})
+            self.event_times.append([])
+            token = mint_token(secret, user)
+            session = await open_session(host, port, key, token, follow(index), presence=True)
+            self.observers.append(session)
+        for index, session in enumerate(self.observers):
+            for room in rooms:
+                result = await session.call("room.presence", {"room": room})
+                for user in result["online"]:
+                    if user in watched:
+                        self.seen[index].setdefault((room, user), True)
+        return {"observers": len(self.observers)}
+
+    async def views(self, since: float, until: float) -> list[dict[str, Any]]:
+        """Per observer: the users of `users` it believes online, the events it got, and
+        how many of them came between `since` and `until` (monotonic)."""
+        return [
+            {
+                "online": sorted({user for (_, user), on in seen.items() if on}),
+                "events": len(times),
+                "events_in_window": sum(1 for t in times if since <= t <= until),
+                "open": session.client.open,
+            }
+            for session, seen, times in zip(self.observers, self.seen, self.event_times)
+        ]
+
+    async def close(self) -> None:
+        for slot in self.slots:
+            if slot is not None:
+                slot[2].close()
+        for session in self.observers:
+            session.client.close()
+        self.slots, self.observers = [], []
 
 
 def main(conn: Connection) -> None:

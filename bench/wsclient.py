@@ -341,12 +341,17 @@ async def open_session(
     token: str,
     on_event: Callable[[dict[str, Any], float], None] | None = None,
     timeout: float = 30,
+    presence: bool = False,
 ) -> Session:
-    """Connect and authenticate; raises if `auth` fails."""
+    """Connect and authenticate (`presence`: asking for presence events); raises if `auth`
+    fails."""
     client = await asyncio.wait_for(connect(host, port, on_event=on_event), timeout)
     session = Session(client)
+    args: dict[str, Any] = {"key": key, "token": token}
+    if presence:
+        args["presence"] = True
     try:
-        await session.call("auth", {"key": key, "token": token}, timeout)
+        await session.call("auth", args, timeout)
     except BaseException:
         client.close()
         raise

@@ -111,6 +111,67 @@ CONNECTIONS = {
     "nofile_limit": int,
 }
 OPT_NUM = (int, float, type(None))
+PRESENCE_RUN = {
+    **CONNECTIONS,
+    "presence": bool,
+    "round": int,
+    "presence_events_received": int,
+    "online_counted": (int, type(None)),
+    "online_exact": (bool, type(None)),
+    "other_cpu_cores": NUM,
+}
+PRESENCE = {
+    "connections": int,
+    "room_members": int,
+    "rooms": int,
+    "rounds": int,
+    "runs": list,
+    "connections_per_s_off": list,
+    "connections_per_s_on": list,
+    "connect_rate_ratio": NUM,
+    "kib_per_connection_off": list,
+    "kib_per_connection_on": list,
+    "rss_ratio": NUM,
+    "hub_cpu_us_per_connection_off": list,
+    "hub_cpu_us_per_connection_on": list,
+    "cpu_ratio": NUM,
+    "within_20pct": bool,
+    "failed_checks": list,
+}
+CHURN = {
+    "nodes": int,
+    "users": int,
+    "users_with_two_connections": int,
+    "rooms": int,
+    "observers": int,
+    "duration_s": NUM,
+    "connects": int,
+    "disconnects": int,
+    "aborts": int,
+    "connect_failures": int,
+    "connect_errors": list,
+    "connects_per_s": NUM,
+    "disconnects_per_s": NUM,
+    "auth_latency_ms": LATENCY,
+    "presence_events": int,
+    "presence_events_per_s": NUM,
+    "presence_events_per_s_per_observer": NUM,
+    "connected_at_end": int,
+    "online_at_end": int,
+    "settled_after_s": OPT_NUM,
+    "online_set_exact": bool,
+    "redis_online_sets_exact": bool,
+    "live_node_instances": int,
+    "observers_exact": bool,
+    "observer_views": list,
+    "mismatches": list,
+    "late_auths": int,
+    "late_auth_deadline_s": NUM,
+    "late_auths_answered": int,
+    "late_auths_online_after_close": int,
+    "late_auth_users_online": list,
+    "failed_checks": list,
+}
 RES_MEMBER = {
     "user": str,
     "received": int,
@@ -395,6 +456,46 @@ def test_quick_bench_correctness_checks_hold(
         if not run["stalled_dropped"]:  # it kept everything: reading again, it gets it all
             assert run["stalled_received_when_reading_again"] == run["acknowledged"], run
         assert run["stalled_received_in_order"] is True
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_presence_is_exact(quick_report: tuple[dict[str, Any], str, Path]) -> None:
+    """The presence scenarios, tiny: idle connections with presence off and on (events flow,
+    room.presence counts every connection), and the churn over 2 nodes, after which
+    room.presence, Redis's online sets and every observer's events all say who is connected,
+    and users whose auth met the auth deadline are not left online."""
+    data, stdout, _ = quick_report
+    results = data["results"]
+    presence = results["presence"]
+    check(presence, PRESENCE, "presence")
+    assert presence["failed_checks"] == []
+    rounds = data["plan"]["presence_rounds"]
+    order = [on for r in range(rounds) for on in ((False, True) if r % 2 == 0 else (True, False))]
+    assert [r["presence"] for r in presence["runs"]] == order  # alternating, off first
+    for run in presence["runs"]:
+        check(run, PRESENCE_RUN, f"presence[{run['presence']}]")
+        assert run["connections"] == run["still_open_after_idle"] == data["plan"]["connections"]
+        if run["presence"]:
+            assert run["online_exact"] is True and run["presence_events_received"] > 0, run
+        else:
+            assert run["online_counted"] is None and run["presence_events_received"] == 0, run
+    assert "presence off -> on" in stdout
+
+    churn = results["churn"]
+    check(churn, CHURN, "churn")
+    assert churn["failed_checks"] == [], churn["failed_checks"]
+    assert churn["connects"] > 0 and churn["disconnects"] > 0 and churn["aborts"] > 0
+    assert churn["connect_failures"] == 0, churn["connect_errors"]
+    assert churn["online_set_exact"] is True and churn["mismatches"] == []
+    assert churn["online_at_end"] == churn["connected_at_end"]
+    assert churn["redis_online_sets_exact"] is True and churn["live_node_instances"] == 2
+    assert churn["observers_exact"] is True and churn["presence_events"] > 0
+    assert len(churn["observer_views"]) == churn["observers"]
+    assert all(view["view_exact"] for view in churn["observer_views"])
+    # auths sent around a node's auth deadline, then closed: nobody may stay online
+    assert churn["late_auths"] == data["plan"]["churn_late_auths"] > 0
+    assert churn["late_auths_online_after_close"] == 0, churn["late_auth_users_online"]
+    assert "churn: " in stdout and "FAILED CHECK" not in stdout
 
 
 @pytest.mark.timeout(240)
